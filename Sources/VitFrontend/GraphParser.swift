@@ -1,0 +1,281 @@
+import VitIR
+
+/// Recursive-descent parser from tokens to `GraphSyntax`. The grammar is in
+/// docs/graph-format.md; every error says what was expected and what was found, where.
+struct GraphParser {
+  private var tokens: [Token]
+  private var position = 0
+
+  init(tokens: [Token]) { self.tokens = tokens }
+
+  private var current: Token { tokens[position] }
+
+  private mutating func advance() { if position < tokens.count - 1 { position += 1 } }
+
+  private func isSymbol(_ symbol: String) -> Bool { current.kind == .symbol(symbol) }
+
+  private func isKeyword(_ word: String) -> Bool { current.kind == .identifier(word) }
+
+  private mutating func expectSymbol(_ symbol: String, _ context: String) throws(GraphError) {
+    guard isSymbol(symbol) else {
+      throw .expected("'\(symbol)' \(context)", found: current.quoted, at: current.location)
+    }
+    advance()
+  }
+
+  private mutating func expectKeyword(_ word: String, _ context: String) throws(GraphError) {
+    guard isKeyword(word) else {
+      throw .expected("'\(word)' \(context)", found: current.quoted, at: current.location)
+    }
+    advance()
+  }
+
+  private mutating func identifier(_ what: String) throws(GraphError) -> (String, SourceLocation) {
+    guard case .identifier(let name) = current.kind else {
+      throw .expected(what, found: current.quoted, at: current.location)
+    }
+    let location = current.location
+    advance()
+    return (name, location)
+  }
+
+  private mutating func integer(_ what: String) throws(GraphError) -> Int {
+    guard case .integer(let value) = current.kind else {
+      throw .expected(what, found: current.quoted, at: current.location)
+    }
+    advance()
+    return value
+  }
+
+  /// `graph NAME(INPUT: TYPE, …) -> TYPE { STATEMENT* }`
+  mutating func parseFile() throws(GraphError) -> GraphSyntax {
+    try expectKeyword("graph", "at the start of the file")
+    let (name, _) = try identifier("the graph's name after 'graph'")
+    try expectSymbol("(", "after the graph's name")
+    var inputs: [GraphSyntax.Input] = []
+    repeat {
+      if !inputs.isEmpty { advance() }
+      let (inputName, location) = try identifier("an input name")
+      try expectSymbol(":", "after the input name '\(inputName)'")
+      inputs.append(.init(name: inputName, type: try type(), location: location))
+    } while isSymbol(",")
+    try expectSymbol(")", "after the graph's inputs")
+    try expectSymbol("->", "before the graph's output type")
+    let outputType = try type()
+    try expectSymbol("{", "to open the graph's body")
+    let body = try statements(insideBlock: false)
+    let end = current.location
+    try expectSymbol("}", "to close the graph's body")
+    guard current.kind == .endOfFile else {
+      throw .expected("end of file after the graph", found: current.quoted, at: current.location)
+    }
+    return GraphSyntax(name: name, inputs: inputs, outputType: outputType, body: body, end: end)
+  }
+
+  /// `f32[3,224,224]` or `f32[n<=197,384]`.
+  mutating func type() throws(GraphError) -> TensorType {
+    let (name, location) = try identifier("a type such as 'f32[197,384]'")
+    guard let dtype = DType(rawValue: name) else {
+      throw .expected(
+        "an element type (\(DType.allCases.map(\.rawValue).joined(separator: ", ")))",
+        found: "'\(name)'", at: location)
+    }
+    try expectSymbol("[", "after the element type")
+    var dims: [Dim] = []
+    repeat {
+      if !dims.isEmpty { advance() }
+      switch current.kind {
+      case .integer(let value) where value > 0:
+        dims.append(.fixed(value))
+        advance()
+      case .identifier(let symbol):
+        advance()
+        try expectSymbol("<=", "and a bound after the dynamic dimension '\(symbol)'")
+        let bound = try integer("the bound of '\(symbol)'")
+        guard bound > 0 else {
+          throw .expected("a positive bound", found: "'\(bound)'", at: current.location)
+        }
+        dims.append(.dynamic(symbol: symbol, bound: bound))
+      default:
+        throw .expected("a positive dimension or 'n<=BOUND'", found: current.quoted, at: current.location)
+      }
+    } while isSymbol(",")
+    try expectSymbol("]", "after the dimensions")
+    return TensorType(dims, dtype: dtype)
+  }
+
+  private mutating func statements(insideBlock: Bool) throws(GraphError) -> [Statement] {
+    var body: [Statement] = []
+    while !isSymbol("}") && current.kind != .endOfFile {
+      body.append(try statement(insideBlock: insideBlock))
+    }
+    return body
+  }
+
+  private mutating func statement(insideBlock: Bool) throws(GraphError) -> Statement {
+    let start = current.location
+    if isKeyword("param") {
+      advance()
+      var names: [(name: String, location: SourceLocation)] = []
+      repeat {
+        if !names.isEmpty { advance() }
+        guard case .parameter(let name) = current.kind else {
+          throw .expected("a parameter name such as '@norm.weight'", found: current.quoted, at: current.location)
+        }
+        names.append((name, current.location))
+        advance()
+      } while isSymbol(",")
+      try expectSymbol(":", "and a type after the parameter name")
+      return .parameters(names, try type())
+    }
+    if isKeyword("block") {
+      if insideBlock { throw .nestedBlock(at: start) }
+      advance()
+      var variable: String? = nil
+      let range: Range<Int>
+      if case .integer(let index) = current.kind {
+        advance()
+        range = index..<(index + 1)
+      } else {
+        let (name, _) = try identifier("a block variable or a block number after 'block'")
+        variable = name
+        try expectKeyword("in", "after the block variable")
+        let lower = try integer("the first block number")
+        try expectSymbol("..<", "in the block range")
+        let upper = try integer("the end of the block range")
+        guard lower >= 0, upper > lower else {
+          throw .badBlockRange(lower: lower, upper: upper, at: start)
+        }
+        range = lower..<upper
+      }
+      try expectSymbol("{", "to open the block")
+      let body = try statements(insideBlock: true)
+      try expectSymbol("}", "to close the block")
+      return .block(variable: variable, range: range, body: body, at: start)
+    }
+    if isKeyword("return") {
+      advance()
+      return .output(try expression(), at: start)
+    }
+    var targets: [Target] = []
+    repeat {
+      if !targets.isEmpty { advance() }
+      let (name, location) = try identifier("a statement ('param', 'block', 'return' or NAME = …)")
+      var declared: TensorType? = nil
+      if isSymbol(":") {
+        advance()
+        declared = try type()
+      }
+      targets.append(Target(name: name, type: declared, location: location))
+    } while isSymbol(",")
+    try expectSymbol("=", "after '\(targets.map(\.name).joined(separator: ", "))'")
+    return .assign(targets, try expression())
+  }
+
+  /// expression := term ('+' term)*
+  mutating func expression() throws(GraphError) -> Expression {
+    var left = try term()
+    while isSymbol("+") {
+      let at = current.location
+      advance()
+      left = .add(left, try term(), at: at)
+    }
+    return left
+  }
+
+  /// term := primary ('*' NUMBER)*
+  private mutating func term() throws(GraphError) -> Expression {
+    var left = try primary()
+    while isSymbol("*") {
+      let at = current.location
+      advance()
+      let factor: Double
+      switch current.kind {
+      case .real(let value): factor = value
+      case .integer(let value): factor = Double(value)
+      default:
+        throw .expected("a number after '*' (only scaling by a constant is written with '*')", found: current.quoted, at: current.location)
+      }
+      advance()
+      left = .scale(left, factor, at: at)
+    }
+    return left
+  }
+
+  /// primary := NAME | @PARAM | NAME '(' arguments ')' | '(' expression ')'
+  private mutating func primary() throws(GraphError) -> Expression {
+    let at = current.location
+    switch current.kind {
+    case .parameter(let name):
+      advance()
+      return .parameter(name, at: at)
+    case .identifier(let name):
+      advance()
+      guard isSymbol("(") else { return .value(name, at: at) }
+      advance()
+      var operands: [Expression] = []
+      var attributes: [AttributeSyntax] = []
+      while !isSymbol(")") {
+        if !operands.isEmpty || !attributes.isEmpty {
+          try expectSymbol(",", "or ')' between the arguments of '\(name)'")
+        }
+        if case .identifier(let attribute) = current.kind, tokens[position + 1].kind == .symbol("=") {
+          let attributeAt = current.location
+          advance()
+          advance()
+          if attributes.contains(where: { $0.name == attribute }) {
+            throw .duplicateAttribute(attribute, at: attributeAt)
+          }
+          attributes.append(AttributeSyntax(name: attribute, value: try attributeValue(), location: attributeAt))
+        } else {
+          if !attributes.isEmpty {
+            throw .expected("an attribute 'name=value' (operands come first)", found: current.quoted, at: current.location)
+          }
+          operands.append(try expression())
+        }
+      }
+      advance()
+      return .call(name, operands: operands, attributes: attributes, at: at)
+    case .symbol("("):
+      advance()
+      let inner = try expression()
+      try expectSymbol(")", "to close the parenthesis")
+      return inner
+    default:
+      throw .expected("a value, '@parameter' or a call", found: current.quoted, at: at)
+    }
+  }
+
+  /// `12`, `-1e-6`, `0.125` or `[1,384]`.
+  private mutating func attributeValue() throws(GraphError) -> Attribute {
+    var sign = 1
+    if isSymbol("-") {
+      sign = -1
+      advance()
+    }
+    switch current.kind {
+    case .integer(let value):
+      advance()
+      return .int(sign * value)
+    case .real(let value):
+      advance()
+      return .real(Double(sign) * value)
+    case .symbol("[") where sign == 1:
+      advance()
+      var values: [Int] = []
+      while !isSymbol("]") {
+        if !values.isEmpty { try expectSymbol(",", "or ']' in the list") }
+        var itemSign = 1
+        if isSymbol("-") {
+          itemSign = -1
+          advance()
+        }
+        values.append(itemSign * (try integer("an integer in the list")))
+      }
+      advance()
+      return .ints(values)
+    default:
+      throw .expected("an attribute value (a number or a list such as [1,384])", found: current.quoted, at: current.location)
+    }
+  }
+}

@@ -1,0 +1,197 @@
+/// Result types of each op kind from its operand types and attributes. The rules are the ones
+/// documented on `OpKind`; this is the only place that knows them, so the graph builder, the
+/// verifier and every pass agree.
+public enum ShapeInference {
+  /// Checks an op against its kind's signature and returns the types of its results.
+  public static func resultTypes(
+    _ kind: OpKind, operands: [TensorType], attributes: [String: Attribute], resultCount: Int,
+    at location: SourceLocation?
+  ) throws(IRError) -> [TensorType] {
+    let signature = kind.signature
+    guard signature.operandRange.contains(operands.count) else {
+      throw .operandCount(
+        kind, expected: signature.operandRange, found: operands.count, at: location)
+    }
+    if let expected = signature.results, expected != resultCount {
+      throw .resultCount(
+        kind, expected: expected == 1 ? "one value" : "\(expected) values", found: resultCount,
+        at: location)
+    }
+    for name in attributes.keys.sorted() where !signature.attributes.contains(where: { $0.name == name }) {
+      throw .unknownAttribute(kind, name, at: location)
+    }
+    for (name, attributeKind) in signature.attributes {
+      guard let value = attributes[name] else { throw .missingAttribute(kind, name, at: location) }
+      switch (attributeKind, value) {
+      case (.int, .int), (.real, .real), (.ints, .ints): break
+      case (.int, _): throw .attributeKind(kind, name, expected: "an integer", found: value, at: location)
+      case (.real, _): throw .attributeKind(kind, name, expected: "a number", found: value, at: location)
+      case (.ints, _):
+        throw .attributeKind(kind, name, expected: "a list of integers", found: value, at: location)
+      }
+    }
+    let rule = Rule(kind: kind, operands: operands, attributes: attributes, location: location)
+    return try rule.infer(resultCount: resultCount)
+  }
+}
+
+/// One inference; helpers throw errors that name the operand.
+private struct Rule {
+  let kind: OpKind
+  let operands: [TensorType]
+  let attributes: [String: Attribute]
+  let location: SourceLocation?
+
+  func operandName(_ index: Int) -> String { kind.signature.operands[index] }
+
+  func mismatch(_ index: Int, _ expected: String) -> IRError {
+    .operandType(kind, operand: operandName(index), found: operands[index], expected: expected, at: location)
+  }
+
+  func rank(_ index: Int, _ expected: Int) throws(IRError) -> [Dim] {
+    let dims = operands[index].dims
+    if dims.count != expected { throw mismatch(index, "a rank-\(expected) tensor") }
+    return dims
+  }
+
+  func staticShape(_ index: Int) throws(IRError) -> [Int] {
+    guard let shape = operands[index].fixedShape else {
+      throw .dynamicUnsupported(kind, operand: operandName(index), found: operands[index], at: location)
+    }
+    return shape
+  }
+
+  func int(_ name: String) -> Int {
+    if case .int(let value)? = attributes[name] { return value }
+    preconditionFailure("signature checked")
+  }
+
+  func positive(_ name: String) throws(IRError) -> Int {
+    let value = int(name)
+    if value <= 0 {
+      throw .attributeValue(kind, name, found: .int(value), expected: "a positive integer", at: location)
+    }
+    return value
+  }
+
+  func infer(resultCount: Int) throws(IRError) -> [TensorType] {
+    switch kind {
+    case .patchEmbed:
+      let image = try staticShape(0)
+      let weight = try staticShape(1)
+      let patch = try positive("patch")
+      guard image.count == 3 else { throw mismatch(0, "an image f32[channels,height,width]") }
+      guard image[1] % patch == 0, image[2] % patch == 0 else {
+        throw mismatch(0, "height and width divisible by the patch size \(patch)")
+      }
+      let expectedWeight = "f32[C,\(image[0]),\(patch),\(patch)]"
+      guard weight.count == 4, weight[1] == image[0], weight[2] == patch, weight[3] == patch else {
+        throw mismatch(1, expectedWeight)
+      }
+      let width = weight[0]
+      guard operands[2].dims == [.fixed(width)] else { throw mismatch(2, "f32[\(width)]") }
+      return [TensorType(fixed: [(image[1] / patch) * (image[2] / patch), width])]
+
+    case .reshape:
+      let shape = try staticShape(0)
+      guard case .ints(let target)? = attributes["shape"] else { preconditionFailure() }
+      if target.contains(where: { $0 <= 0 }) || target.reduce(1, *) != shape.reduce(1, *) {
+        throw .attributeValue(
+          kind, "shape", found: .ints(target),
+          expected: "positive dims with \(shape.reduce(1, *)) elements, like \(operands[0])",
+          at: location)
+      }
+      return [TensorType(fixed: target)]
+
+    case .concat:
+      let a = try rank(0, 2)
+      let b = try rank(1, 2)
+      let rowsA = try staticShape(0)[0]
+      let rowsB = try staticShape(1)[0]
+      guard a[1] == b[1] else { throw mismatch(1, "rows of width \(a[1]) like '\(operandName(0))'") }
+      return [TensorType([.fixed(rowsA + rowsB), a[1]])]
+
+    case .add:
+      guard operands[0] == operands[1] else { throw mismatch(1, "\(operands[0]) like 'a'") }
+      return [operands[0]]
+
+    case .scale, .gelu:
+      return [operands[0]]
+
+    case .softmax:
+      guard operands[0].rank >= 1 else { throw mismatch(0, "a tensor of rank 1 or more") }
+      return [operands[0]]
+
+    case .layernorm:
+      guard let width = operands[0].dims.last else { throw mismatch(0, "a tensor of rank 1 or more") }
+      guard !width.isDynamic else {
+        throw .dynamicUnsupported(kind, operand: "x", found: operands[0], at: location)
+      }
+      let parameter = TensorType([width])
+      if operands[1] != parameter { throw mismatch(1, "\(parameter), the width of 'x'") }
+      if operands[2] != parameter { throw mismatch(2, "\(parameter), the width of 'x'") }
+      if case .real(let eps)? = attributes["eps"], !(eps > 0) {
+        throw .attributeValue(kind, "eps", found: .real(eps), expected: "a positive number", at: location)
+      }
+      return [operands[0]]
+
+    case .linear:
+      guard let inWidth = operands[0].dims.last, !inWidth.isDynamic else {
+        throw mismatch(0, "a tensor whose last dimension is static")
+      }
+      let weight = try rank(1, 2)
+      guard let outWidth = weight[0].fixedValue, weight[1] == inWidth else {
+        throw mismatch(1, "f32[out,\(inWidth)], as 'x' has width \(inWidth)")
+      }
+      if operands.count == 3, operands[2].dims != [.fixed(outWidth)] {
+        throw mismatch(2, "f32[\(outWidth)], the output width of 'weight'")
+      }
+      return [TensorType(operands[0].dims.dropLast() + [.fixed(outWidth)])]
+
+    case .splitHeads:
+      let x = try rank(0, 2)
+      let heads = try positive("heads")
+      guard resultCount >= 1 else {
+        throw .resultCount(kind, expected: "one value or more", found: resultCount, at: location)
+      }
+      guard let width = x[1].fixedValue, width % (resultCount * heads) == 0 else {
+        throw mismatch(0, "a static width divisible by \(resultCount) parts × \(heads) heads")
+      }
+      let headWidth = width / (resultCount * heads)
+      return Array(repeating: TensorType([.fixed(heads), x[0], .fixed(headWidth)]), count: resultCount)
+
+    case .transpose:
+      guard operands[0].rank >= 2 else { throw mismatch(0, "a tensor of rank 2 or more") }
+      var dims = operands[0].dims
+      dims.swapAt(dims.count - 1, dims.count - 2)
+      return [TensorType(dims)]
+
+    case .matmul:
+      let a = operands[0].dims
+      let b = operands[1].dims
+      guard a.count >= 2 else { throw mismatch(0, "a tensor of rank 2 or more") }
+      guard b.count == a.count, b.dropLast(2) == a.dropLast(2), b[b.count - 2] == a[a.count - 1]
+      else {
+        let batch = a.dropLast(2).map { "\($0)," }.joined()
+        throw mismatch(1, "f32[\(batch)\(a[a.count - 1]),m] to multiply \(operands[0])")
+      }
+      return [TensorType(a.dropLast() + [b[b.count - 1]])]
+
+    case .mergeHeads:
+      let x = try rank(0, 3)
+      guard let heads = x[0].fixedValue, let headWidth = x[2].fixedValue else {
+        throw mismatch(0, "f32[heads,n,d] with static heads and d")
+      }
+      return [TensorType([x[1], .fixed(heads * headWidth)])]
+
+    case .row:
+      let x = try rank(0, 2)
+      let index = int("index")
+      guard index >= 0, index < x[0].bound, x[0].isDynamic == false || index == 0 else {
+        throw .attributeValue(
+          kind, "index", found: .int(index), expected: "a row of \(operands[0])", at: location)
+      }
+      return [TensorType([x[1]])]
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import VitIR
+
+/// The two ways the papers count multiply-adds (SEMANTICS.md §7). Both count one
+/// multiply-add as one "FLOP".
+public enum FlopConvention: String, Sendable, CaseIterable {
+  /// fvcore `FlopCountAnalysis` (DeiT, DynamicViT): linear, matmul and conv MACs, LayerNorm 5
+  /// per element; softmax, GELU, add and scaling are not counted.
+  case fvcore
+  /// torchprofile `profile_macs` (EViT, BAT): the same MACs, LayerNorm 1 per element, and 1
+  /// per output element of an elementwise multiply (the attention scaling).
+  case torchprofile
+}
+
+/// Multiply-adds and parameters of a graph, per block.
+public struct FlopReport: Sendable {
+  /// One row per stretch of ops: the stem (block nil), each block, the head (block nil).
+  public struct Row: Sendable, Equatable {
+    /// Display name: "stem", "block 3", "head".
+    public var name: String
+    public var block: Int?
+    /// Tokens the stretch runs on at most (the first dim of its widest op input), 0 if none.
+    public var tokens: Int
+    public var macs: Int
+  }
+
+  public var rows: [Row]
+  public var convention: FlopConvention
+  public var parameters: Int
+
+  public var totalMACs: Int { rows.reduce(0) { $0 + $1.macs } }
+}
+
+/// Counts multiply-adds of a graph by the rules of one convention, with every dynamic
+/// dimension at its bound (an upper bound; AS-ViT averages over images in the pruning issue).
+public enum FlopCounter {
+  /// MACs of one op.
+  public static func macs(of op: Op, in graph: Graph, convention: FlopConvention) -> Int {
+    func bounds(_ id: ValueID) -> [Int] { graph.type(of: id).dims.map(\.bound) }
+    func elements(_ id: ValueID) -> Int { bounds(id).reduce(1, *) }
+    switch op.kind {
+    case .linear:
+      // fvcore and torchprofile: prod(input shape) × out_features.
+      return elements(op.operands[0]) * bounds(op.operands[1])[0]
+    case .matmul:
+      // prod(first operand) × last dim of the second.
+      return elements(op.operands[0]) * bounds(op.operands[1]).last!
+    case .patchEmbed:
+      // conv: prod(weight shape) × prod(output spatial) (batch 1).
+      return elements(op.operands[1]) * bounds(op.results[0])[0]
+    case .layernorm:
+      return (convention == .fvcore ? 5 : 1) * elements(op.operands[0])
+    case .scale:
+      return convention == .torchprofile ? elements(op.results[0]) : 0
+    case .reshape, .concat, .add, .gelu, .softmax, .splitHeads, .transpose, .mergeHeads, .row:
+      return 0
+    }
+  }
+
+  public static func report(_ graph: Graph, convention: FlopConvention) -> FlopReport {
+    var rows: [FlopReport.Row] = []
+    var seenBlock = false
+    for op in graph.ops {
+      let name: String
+      if let block = op.block {
+        name = "block \(block)"
+        seenBlock = true
+      } else {
+        name = seenBlock ? "head" : "stem"
+      }
+      if rows.last?.name != name {
+        rows.append(FlopReport.Row(name: name, block: op.block, tokens: 0, macs: 0))
+      }
+      rows[rows.count - 1].macs += macs(of: op, in: graph, convention: convention)
+      if op.kind == .linear || op.kind == .layernorm,
+        let first = graph.type(of: op.operands[0]).dims.first, graph.type(of: op.operands[0]).rank == 2
+      {
+        rows[rows.count - 1].tokens = max(rows[rows.count - 1].tokens, first.bound)
+      }
+    }
+    return FlopReport(rows: rows, convention: convention, parameters: graph.parameterCount)
+  }
+}

@@ -1,0 +1,128 @@
+import Testing
+
+@testable import VitIR
+
+@Suite struct ShapeInferenceTests {
+  func infer(_ kind: OpKind, _ operands: [TensorType], _ attributes: [String: Attribute] = [:], results: Int = 1) throws -> [TensorType] {
+    try ShapeInference.resultTypes(kind, operands: operands, attributes: attributes, resultCount: results, at: nil)
+  }
+
+  let n = Dim.dynamic(symbol: "n", bound: 197)
+
+  @Test func attentionShapesFollowTheTokenDim() throws {
+    let qkv = TensorType([n, .fixed(1152)])
+    let parts = try infer(.splitHeads, [qkv], ["heads": .int(6)], results: 3)
+    #expect(parts == Array(repeating: TensorType([.fixed(6), n, .fixed(64)]), count: 3))
+    let kT = try infer(.transpose, [parts[1]])[0]
+    #expect(kT == TensorType([.fixed(6), .fixed(64), n]))
+    let scores = try infer(.matmul, [parts[0], kT])[0]
+    #expect(scores == TensorType([.fixed(6), n, n]))
+    let context = try infer(.matmul, [scores, parts[2]])[0]
+    #expect(try infer(.mergeHeads, [context])[0] == TensorType([n, .fixed(384)]))
+    #expect(try infer(.row, [TensorType([n, .fixed(384)])], ["index": .int(0)])[0] == TensorType(fixed: [384]))
+  }
+
+  @Test func patchEmbedCountsPatchesRowMajor() throws {
+    let out = try infer(
+      .patchEmbed, [TensorType(fixed: [3, 64, 48]), TensorType(fixed: [96, 3, 8, 8]), TensorType(fixed: [96])],
+      ["patch": .int(8)])
+    #expect(out == [TensorType(fixed: [48, 96])])
+  }
+
+  @Test func mismatchesAreErrors() {
+    #expect(throws: IRError.self) {
+      try infer(.add, [TensorType(fixed: [2, 3]), TensorType(fixed: [3, 2])])
+    }
+    #expect(throws: IRError.self) {
+      try infer(.reshape, [TensorType(fixed: [1, 1, 384])], ["shape": .ints([1, 385])])
+    }
+    #expect(throws: IRError.self) {
+      try infer(.splitHeads, [TensorType(fixed: [197, 100])], ["heads": .int(6)], results: 3)
+    }
+    #expect(throws: IRError.self) {
+      try infer(.matmul, [TensorType(fixed: [2, 4, 5]), TensorType(fixed: [2, 4, 5])])
+    }
+    #expect(throws: IRError.self) {
+      try infer(.concat, [TensorType([n, .fixed(4)]), TensorType(fixed: [1, 4])])
+    }
+    #expect(throws: IRError.self) {
+      try infer(.layernorm, [TensorType(fixed: [4, 8]), TensorType(fixed: [8]), TensorType(fixed: [8])], ["eps": .real(-1)])
+    }
+  }
+
+  @Test func dynamicTypesBindConcreteShapes() {
+    let type = TensorType([.fixed(6), n, n])
+    var symbols: [String: Int] = [:]
+    #expect(type.bind([6, 50, 50], into: &symbols))
+    #expect(symbols == ["n": 50])
+    var again: [String: Int] = [:]
+    #expect(!type.bind([6, 50, 51], into: &again))
+    var tooMany: [String: Int] = [:]
+    #expect(!type.bind([6, 198, 198], into: &tooMany))
+    #expect(type.boundCount == 6 * 197 * 197)
+    #expect(type.description == "f32[6,n<=197,n<=197]")
+  }
+}
+
+@Suite struct GraphTests {
+  @Test func builderNamesValuesUniquelyAndVerifies() throws {
+    var graph = Graph(name: "g", outputType: TensorType(fixed: [4]))
+    let x = graph.addInput(name: "x", type: TensorType(fixed: [4]))
+    let a = try graph.append(.gelu, [x], resultNames: ["x"], block: 0)[0]
+    let b = try graph.append(.scale, [a], attributes: ["factor": .real(2)], resultNames: ["x"], block: 1)[0]
+    graph.output = b
+    #expect(graph[a].name == "x.1")
+    #expect(graph[b].name == "x.2")
+    try Verifier.check(graph)
+    #expect(
+      Printer.print(graph) == """
+        graph g(x: f32[4]) -> f32[4] {
+          block 0 {
+            x.1: f32[4] = gelu(x)
+          }
+          block 1 {
+            x.2: f32[4] = scale(x.1, factor=2.0)
+          }
+          return x.2
+        }
+
+        """)
+  }
+
+  @Test func verifierRejectsBlocksOutOfOrderAndMissingOutput() throws {
+    var graph = Graph(name: "g", outputType: TensorType(fixed: [4]))
+    let x = graph.addInput(name: "x", type: TensorType(fixed: [4]))
+    let a = try graph.append(.gelu, [x], block: 3)[0]
+    #expect(throws: IRError.invalidGraph("the graph has no defined output")) { try Verifier.check(graph) }
+    let b = try graph.append(.gelu, [a], block: 2)[0]
+    graph.output = b
+    #expect(throws: IRError.self) { try Verifier.check(graph) }
+  }
+
+  @Test func parametersAreStaticAndUnique() throws {
+    var graph = Graph(name: "g", outputType: TensorType(fixed: [4]))
+    try graph.addParameter(name: "w", type: TensorType(fixed: [4]))
+    #expect(throws: IRError.self) { try graph.addParameter(name: "w", type: TensorType(fixed: [4])) }
+    #expect(throws: IRError.self) {
+      try graph.addParameter(name: "d", type: TensorType([.dynamic(symbol: "n", bound: 3)]))
+    }
+    #expect(graph.parameterCount == 4)
+  }
+}
+
+@Suite struct TraceTests {
+  @Test func jsonHasTheDocumentedShape() {
+    let trace = Trace(
+      method: "dyvit:0.7", stages: [.init(block: 3, tokens: 3, patches: [[5], [0, 7]])],
+      logits: [1.5, -0.1, 3.14159274, .infinity])
+    #expect(
+      trace.json() == """
+        {"method": "dyvit:0.7", "stages": [
+          {"block": 3, "tokens": 3, "patches": [[5],[0,7]]}
+        ],
+         "logits": [1.5, -0.100000001, 3.14159274, "inf"]}
+
+        """)
+    #expect(Trace(method: "none", stages: [], logits: [2]).json() == "{\"method\": \"none\", \"stages\": [],\n \"logits\": [2]}\n")
+  }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import VitFrontend
+import VitIR
+import VitPasses
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+
+@Suite struct FlopCountTests {
+  /// SEMANTICS.md §7.1 and §7.2: fvcore for DeiT-T/S/B, torchprofile for DeiT-S.
+  @Test(arguments: [
+    ("deit-t.graph", 1_258_411_200, nil),
+    ("deit-s.graph", 4_608_338_304, 4_603_567_752),
+    ("deit-b.graph", 17_582_740_224, nil),
+  ] as [(String, Int, Int?)])
+  func samplesMatchThePapers(file: String, fvcore: Int, torchprofile: Int?) throws {
+    let graph = try GraphLoader.load(path: repositoryRoot.appendingPathComponent("samples/\(file)").path)
+    #expect(FlopCounter.report(graph, convention: .fvcore).totalMACs == fvcore)
+    if let torchprofile {
+      #expect(FlopCounter.report(graph, convention: .torchprofile).totalMACs == torchprofile)
+    }
+  }
+
+  /// The per-block split follows the closed form of §7.1: 12NC² + 2N²C + 10NC per block.
+  @Test func perBlockRowsFollowTheClosedForm() throws {
+    let graph = try GraphLoader.load(path: repositoryRoot.appendingPathComponent("samples/deit-s.graph").path)
+    let report = FlopCounter.report(graph, convention: .fvcore)
+    let (n, c) = (197, 384)
+    #expect(report.rows.map(\.name) == ["stem"] + (0..<12).map { "block \($0)" } + ["head"])
+    #expect(report.rows[0].macs == 196 * c * 768)
+    for row in report.rows[1...12] {
+      #expect(row.macs == 12 * n * c * c + 2 * n * n * c + 10 * n * c)
+      #expect(row.tokens == 197)
+    }
+    #expect(report.rows[13].macs == 5 * n * c + c * 1000)
+    #expect(report.parameters == 22_050_664)
+  }
+
+  /// A dynamic token count is counted at its bound.
+  @Test func dynamicDimsCountAtTheirBound() throws {
+    let source = """
+      graph g(x: f32[n<=10,4]) -> f32[n<=10,3] {
+        param @w: f32[3,4]
+        y = linear(x, @w)
+        return y
+      }
+      """
+    let graph = try GraphLoader.parse(source, file: "g.graph")
+    #expect(FlopCounter.report(graph, convention: .fvcore).totalMACs == 10 * 4 * 3)
+  }
+}
