@@ -1,0 +1,125 @@
+import Foundation
+import VitIR
+
+/// Errors a caller can make when running the interpreter (the graph itself was verified).
+public enum InterpreterError: Error, Equatable, CustomStringConvertible {
+  /// The number of input tensors differs from the graph's inputs.
+  case inputCount(expected: Int, found: Int)
+  /// An input's concrete shape is not an instance of the input's type.
+  case inputShape(name: String, expected: TensorType, found: [Int])
+  /// A parameter has no tensor bound to it.
+  case unboundParameter(String)
+  /// A bound tensor's shape differs from the declaration.
+  case parameterShape(String, expected: TensorType, found: [Int])
+
+  public var description: String {
+    switch self {
+    case .inputCount(let expected, let found):
+      "error: the graph takes \(expected) input\(expected == 1 ? "" : "s"), \(found) given"
+    case .inputShape(let name, let expected, let found):
+      "error: input '\(name)' has shape \(formatShape(found)), expected \(expected)"
+    case .unboundParameter(let name):
+      "error: parameter '@\(name)' has no tensor"
+    case .parameterShape(let name, let expected, let found):
+      "error: parameter '@\(name)' is bound to a tensor of shape \(formatShape(found)), expected \(expected)"
+    }
+  }
+}
+
+/// The reference interpreter: executes any stage of the IR with plain loops that follow
+/// SEMANTICS.md §1.3 (biased-variance LayerNorm, erf GELU, max-subtracted softmax), storing
+/// float32 and accumulating in double. Slow on purpose: it is what the fast paths are held to.
+public struct Interpreter: Sendable {
+  public let graph: Graph
+  /// Parameter tensors by value, checked against their declarations.
+  private let parameters: [ValueID: Tensor]
+  /// For each op, the values whose last use it is (freed right after it runs).
+  private let releaseAfter: [[ValueID]]
+
+  /// Binds `weights` (by parameter name) to the graph's parameters.
+  public init(graph: Graph, weights: [String: Tensor]) throws(InterpreterError) {
+    var bound: [ValueID: Tensor] = [:]
+    for parameter in graph.parameters {
+      let value = graph[parameter]
+      guard let tensor = weights[value.name] else { throw .unboundParameter(value.name) }
+      guard tensor.shape == value.type.fixedShape else {
+        throw .parameterShape(value.name, expected: value.type, found: tensor.shape)
+      }
+      bound[parameter] = tensor
+    }
+    self.graph = graph
+    self.parameters = bound
+    var lastUse: [ValueID: Int] = [:]
+    for (index, op) in graph.ops.enumerated() {
+      for operand in op.operands where graph[operand].origin != .parameter {
+        lastUse[operand] = index
+      }
+    }
+    var release = Array(repeating: [ValueID](), count: graph.ops.count)
+    for (value, index) in lastUse where value != graph.output {
+      release[index].append(value)
+    }
+    self.releaseAfter = release
+  }
+
+  /// Runs the graph and returns its output. `observe` is called before each op runs (for
+  /// progress displays).
+  public func run(_ inputs: [Tensor], observe: (Op) -> Void = { _ in }) throws(InterpreterError) -> Tensor {
+    try run(inputs, observe: observe, inspect: { _, _ in })
+  }
+
+  /// Runs the graph, showing `inspect` every op result as it is computed (for tests and traces
+  /// that need intermediate values, such as attention maps).
+  public func run(
+    _ inputs: [Tensor], observe: (Op) -> Void = { _ in }, inspect: (ValueID, Tensor) -> Void
+  ) throws(InterpreterError) -> Tensor {
+    guard inputs.count == graph.inputs.count else {
+      throw .inputCount(expected: graph.inputs.count, found: inputs.count)
+    }
+    var symbols: [String: Int] = [:]
+    var values = [Tensor?](repeating: nil, count: graph.values.count)
+    for (id, tensor) in zip(graph.inputs, inputs) {
+      guard graph[id].type.bind(tensor.shape, into: &symbols) else {
+        throw .inputShape(name: graph[id].name, expected: graph[id].type, found: tensor.shape)
+      }
+      values[id.index] = tensor
+    }
+    for (index, op) in graph.ops.enumerated() {
+      observe(op)
+      let operands = op.operands.map { id in parameters[id] ?? values[id.index]! }
+      let results = Self.execute(op, operands, resultCount: op.results.count)
+      for (id, result) in zip(op.results, results) {
+        inspect(id, result)
+        values[id.index] = result
+      }
+      for id in releaseAfter[index] { values[id.index] = nil }
+    }
+    return values[graph.output!.index]!
+  }
+
+  /// One op on concrete tensors.
+  static func execute(_ op: Op, _ x: [Tensor], resultCount: Int) -> [Tensor] {
+    switch op.kind {
+    case .patchEmbed: return [Kernels.patchEmbed(x[0], weight: x[1], bias: x[2], patch: op.int("patch"))]
+    case .reshape: return [Tensor(shape: op.ints("shape"), scalars: x[0].scalars)]
+    case .concat:
+      return [Tensor(shape: [x[0].shape[0] + x[1].shape[0], x[0].shape[1]], scalars: x[0].scalars + x[1].scalars)]
+    case .add: return [Tensor(shape: x[0].shape, scalars: zip(x[0].scalars, x[1].scalars).map { $0 + $1 })]
+    case .scale:
+      let factor = op.real("factor")
+      return [Tensor(shape: x[0].shape, scalars: x[0].scalars.map { Float(Double($0) * factor) })]
+    case .layernorm: return [Kernels.layerNorm(x[0], weight: x[1], bias: x[2], eps: op.real("eps"))]
+    case .linear: return [Kernels.linear(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil)]
+    case .gelu: return [Tensor(shape: x[0].shape, scalars: x[0].scalars.map(Kernels.gelu))]
+    case .softmax: return [Kernels.softmax(x[0])]
+    case .splitHeads: return Kernels.splitHeads(x[0], heads: op.int("heads"), parts: resultCount)
+    case .transpose: return [Kernels.transpose(x[0])]
+    case .matmul: return [Kernels.matmul(x[0], x[1])]
+    case .mergeHeads: return [Kernels.mergeHeads(x[0])]
+    case .row:
+      let width = x[0].shape[1]
+      let start = op.int("index") * width
+      return [Tensor(shape: [width], scalars: Array(x[0].scalars[start..<start + width]))]
+    }
+  }
+}
