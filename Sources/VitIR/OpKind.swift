@@ -37,6 +37,17 @@ public enum OpKind: String, Sendable, CaseIterable {
   case mergeHeads = "merge_heads"
   /// Takes one row (`index`) of a matrix: `f32[n, C] -> f32[C]` (the head reads the cls token).
   case row = "row"
+
+  // Fused forms, produced by VitPasses (never needed in hand-written graphs, but accepted).
+
+  /// Multi-head self-attention from a fused projection, `softmax(q·kᵀ·scale)·v` per head with
+  /// heads merged: `f32[n, 3C] -> f32[n, C]` (q, k, v split as `split_heads` does). Kernels
+  /// stream rows and never materialize the [H, n, n] scores.
+  case attention = "attention"
+  /// `gelu(x · Wᵀ + b)`: a linear with the GELU in its epilogue.
+  case linearGelu = "linear_gelu"
+  /// `residual + (x · Wᵀ + b)`: a linear with the residual add in its epilogue.
+  case linearAdd = "linear_add"
 }
 
 /// An attribute value in the IR: an integer, a real number or a list of integers.
@@ -110,6 +121,16 @@ extension OpKind {
       OpSignature(operands: ["a", "b"], optionalOperands: 0, attributes: [], results: 1)
     case .row:
       OpSignature(operands: ["x"], optionalOperands: 0, attributes: [("index", .int)], results: 1)
+    case .attention:
+      OpSignature(
+        operands: ["qkv"], optionalOperands: 0, attributes: [("heads", .int), ("scale", .real)],
+        results: 1)
+    case .linearGelu:
+      OpSignature(operands: ["x", "weight", "bias"], optionalOperands: 0, attributes: [], results: 1)
+    case .linearAdd:
+      OpSignature(
+        operands: ["x", "weight", "bias", "residual"], optionalOperands: 0, attributes: [],
+        results: 1)
     }
   }
 }

@@ -135,7 +135,7 @@ private struct Rule {
       }
       return [operands[0]]
 
-    case .linear:
+    case .linear, .linearGelu, .linearAdd:
       guard let inWidth = operands[0].dims.last, !inWidth.isDynamic else {
         throw mismatch(0, "a tensor whose last dimension is static")
       }
@@ -143,10 +143,12 @@ private struct Rule {
       guard let outWidth = weight[0].fixedValue, weight[1] == inWidth else {
         throw mismatch(1, "f32[out,\(inWidth)], as 'x' has width \(inWidth)")
       }
-      if operands.count == 3, operands[2].dims != [.fixed(outWidth)] {
+      if operands.count >= 3, operands[2].dims != [.fixed(outWidth)] {
         throw mismatch(2, "f32[\(outWidth)], the output width of 'weight'")
       }
-      return [TensorType(operands[0].dims.dropLast() + [.fixed(outWidth)])]
+      let result = TensorType(operands[0].dims.dropLast() + [.fixed(outWidth)])
+      if kind == .linearAdd, operands[3] != result { throw mismatch(3, "\(result), the linear's result") }
+      return [result]
 
     case .splitHeads:
       let x = try rank(0, 2)
@@ -183,6 +185,14 @@ private struct Rule {
         throw mismatch(0, "f32[heads,n,d] with static heads and d")
       }
       return [TensorType([x[1], .fixed(heads * headWidth)])]
+
+    case .attention:
+      let x = try rank(0, 2)
+      let heads = try positive("heads")
+      guard let width = x[1].fixedValue, width % (3 * heads) == 0 else {
+        throw mismatch(0, "f32[n,3·C] with C divisible by \(heads) heads")
+      }
+      return [TensorType([x[0], .fixed(width / 3)])]
 
     case .row:
       let x = try rank(0, 2)

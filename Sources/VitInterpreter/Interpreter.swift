@@ -116,6 +116,14 @@ public struct Interpreter: Sendable {
     case .transpose: return [Kernels.transpose(x[0])]
     case .matmul: return [Kernels.matmul(x[0], x[1])]
     case .mergeHeads: return [Kernels.mergeHeads(x[0])]
+    case .attention:
+      return [Kernels.attention(x[0], heads: op.int("heads"), scale: op.real("scale"))]
+    case .linearGelu:
+      let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
+      return [Tensor(shape: y.shape, scalars: y.scalars.map(Kernels.gelu))]
+    case .linearAdd:
+      let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
+      return [Tensor(shape: y.shape, scalars: zip(x[3].scalars, y.scalars).map { $0 + $1 })]
     case .row:
       let width = x[0].shape[1]
       let start = op.int("index") * width

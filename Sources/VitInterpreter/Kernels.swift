@@ -178,4 +178,13 @@ enum Kernels {
     }
     return Tensor(shape: [rows, heads * headWidth], scalars: y)
   }
+
+  /// Multi-head attention from qkv [n, 3C]: the same steps as the primitive ops (split, q·kᵀ,
+  /// scale, softmax, ·v, merge), composed, so a fused graph interprets like the unfused one.
+  static func attention(_ qkv: Tensor, heads: Int, scale: Double) -> Tensor {
+    let parts = splitHeads(qkv, heads: heads, parts: 3)
+    let logits = matmul(parts[0], transpose(parts[1]))
+    let scaled = Tensor(shape: logits.shape, scalars: logits.scalars.map { Float(Double($0) * scale) })
+    return mergeHeads(matmul(softmax(scaled), parts[2]))
+  }
 }

@@ -38,9 +38,16 @@ public enum FlopCounter {
     func bounds(_ id: ValueID) -> [Int] { graph.type(of: id).dims.map(\.bound) }
     func elements(_ id: ValueID) -> Int { bounds(id).reduce(1, *) }
     switch op.kind {
-    case .linear:
-      // fvcore and torchprofile: prod(input shape) × out_features.
+    case .linear, .linearGelu, .linearAdd:
+      // fvcore and torchprofile: prod(input shape) × out_features (epilogues are not counted).
       return elements(op.operands[0]) * bounds(op.operands[1])[0]
+    case .attention:
+      // What its primitive ops count: q·kᵀ and attn·v, H·n·n·d each (= n²·C), plus the
+      // scaling, H·n² (torchprofile only).
+      let n = bounds(op.operands[0])[0]
+      let width = bounds(op.results[0])[1]
+      let heads = op.int("heads")
+      return 2 * n * n * width + (convention == .torchprofile ? heads * n * n : 0)
     case .matmul:
       // prod(first operand) × last dim of the second.
       return elements(op.operands[0]) * bounds(op.operands[1]).last!
@@ -71,7 +78,7 @@ public enum FlopCounter {
         rows.append(FlopReport.Row(name: name, block: op.block, tokens: 0, macs: 0))
       }
       rows[rows.count - 1].macs += macs(of: op, in: graph, convention: convention)
-      if op.kind == .linear || op.kind == .layernorm,
+      if [.linear, .linearGelu, .linearAdd, .layernorm].contains(op.kind),
         let first = graph.type(of: op.operands[0]).dims.first, graph.type(of: op.operands[0]).rank == 2
       {
         rows[rows.count - 1].tokens = max(rows[rows.count - 1].tokens, first.bound)
