@@ -2,7 +2,10 @@
 /// statement flat, every value typed, the ops of each transformer block inside `block B { … }`.
 /// The output is deterministic: no addresses, paths or times.
 public enum Printer {
-  public static func print(_ graph: Graph, header: String? = nil) -> String {
+  /// `annotate` may add a trailing comment to an op's line (the memory plan does).
+  public static func print(
+    _ graph: Graph, header: String? = nil, annotate: (Op) -> String? = { _ in nil }
+  ) -> String {
     var out = ""
     if let header {
       for line in header.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -22,7 +25,7 @@ public enum Printer {
         openBlock = op.block
       }
       let indent = openBlock == nil ? "  " : "    "
-      out += indent + statement(op, in: graph) + "\n"
+      out += indent + statement(op, in: graph) + (annotate(op).map { "  # \($0)" } ?? "") + "\n"
     }
     if openBlock != nil { out += "  }\n" }
     if let output = graph.output { out += "  return \(graph[output].name)\n" }
