@@ -31,9 +31,10 @@ let package = Package(
       ]),
     .testTarget(name: "VitIRTests", dependencies: ["VitIR"]),
     .testTarget(name: "VitFrontendTests", dependencies: ["VitIR", "VitFrontend"]),
-    .testTarget(name: "VitPassesTests", dependencies: ["VitIR", "VitFrontend", "VitPasses"]),
+    .testTarget(
+      name: "VitPassesTests", dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitInterpreter"]),
     .testTarget(
       name: "VitInterpreterTests", dependencies: ["VitIR", "VitFrontend", "VitInterpreter"]),
-    .testTarget(name: "VitcTests", dependencies: ["vitc"]),
+    .testTarget(name: "VitcTests", dependencies: ["vitc", "VitIR", "VitFrontend"]),
   ]
 )

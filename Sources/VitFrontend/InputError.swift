@@ -1,0 +1,78 @@
+/// Errors reading a user's data files: weights (safetensors), images (PPM) and raw inputs.
+/// Every message names the file as the user gave it, says what was found and what was expected.
+public enum InputError: Error, Equatable, CustomStringConvertible {
+  /// The file does not exist.
+  case fileNotFound(path: String)
+  /// The file exists but cannot be read.
+  case unreadable(path: String, reason: String)
+  /// A safetensors file shorter than its 8-byte header length.
+  case safetensorsTooShort(path: String, size: Int)
+  /// The header length points past the end of the file.
+  case safetensorsHeaderLength(path: String, length: UInt64, fileSize: Int)
+  /// The JSON header is not valid or not of the expected form.
+  case safetensorsHeader(path: String, reason: String)
+  /// A tensor's data_offsets do not lie inside the data section, or do not match its size.
+  case safetensorsOffsets(path: String, tensor: String, reason: String)
+  /// A dtype vitc does not convert (F32, F16 and BF16 are read).
+  case unsupportedDType(path: String, tensor: String, dtype: String)
+  /// The file holds no tensor of that name.
+  case tensorNotFound(path: String, tensor: String)
+  /// Not a PPM (P6 or P3) file.
+  case notPPM(path: String)
+  /// A PPM header field is missing or malformed.
+  case badPPMHeader(path: String, reason: String)
+  /// maxval above 255 (16-bit PPM).
+  case unsupportedPPMDepth(path: String, maxval: Int)
+  /// Fewer pixel bytes than the header promises.
+  case truncatedPPM(path: String, expected: Int, found: Int)
+  /// A P3 sample that is not a number or exceeds maxval.
+  case badPPMSample(path: String, index: Int, reason: String)
+  /// A raw .f32 input whose size does not fit the model's input shape.
+  case rawInputSize(path: String, expectedBytes: Int, shape: [Int], foundBytes: Int)
+
+  public var description: String {
+    switch self {
+    case .fileNotFound(let path):
+      "\(path): error: no such file"
+    case .unreadable(let path, let reason):
+      "\(path): error: cannot read: \(reason)"
+    case .safetensorsTooShort(let path, let size):
+      "\(path): error: not a safetensors file: \(size) bytes, shorter than the 8-byte header length"
+    case .safetensorsHeaderLength(let path, let length, let fileSize):
+      "\(path): error: truncated or corrupt safetensors: header length \(length) runs past the end of the \(fileSize)-byte file"
+    case .safetensorsHeader(let path, let reason):
+      "\(path): error: corrupt safetensors header: \(reason)"
+    case .safetensorsOffsets(let path, let tensor, let reason):
+      "\(path): error: tensor '\(tensor)': \(reason)"
+    case .unsupportedDType(let path, let tensor, let dtype):
+      "\(path): error: tensor '\(tensor)' has dtype \(dtype); vitc reads F32, F16 and BF16"
+    case .tensorNotFound(let path, let tensor):
+      "\(path): error: no tensor '\(tensor)'"
+    case .notPPM(let path):
+      "\(path): error: not a PPM image (expected the magic number P6 or P3)"
+    case .badPPMHeader(let path, let reason):
+      "\(path): error: bad PPM header: \(reason)"
+    case .unsupportedPPMDepth(let path, let maxval):
+      "\(path): error: maximum value \(maxval): only 8-bit PPM is supported (1 to 255)"
+    case .truncatedPPM(let path, let expected, let found):
+      "\(path): error: truncated PPM: expected \(expected) bytes of pixels, found \(found)"
+    case .badPPMSample(let path, let index, let reason):
+      "\(path): error: PPM sample \(index): \(reason)"
+    case .rawInputSize(let path, let expectedBytes, let shape, let foundBytes):
+      "\(path): error: expected \(expectedBytes) bytes (float32 \(formatShapeText(shape))), found \(foundBytes)"
+    }
+  }
+}
+
+func formatShapeText(_ shape: [Int]) -> String {
+  "[" + shape.map(String.init).joined(separator: ",") + "]"
+}
+
+/// Reads a whole file, with the errors above.
+func readBytes(_ path: String) throws(InputError) -> [UInt8] {
+  guard FileManagerShim.exists(path) else { throw .fileNotFound(path: path) }
+  guard let bytes = FileManagerShim.contents(path) else {
+    throw .unreadable(path: path, reason: "permission denied or not a regular file")
+  }
+  return bytes
+}

@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import VitFrontend
+import VitIR
+import VitInterpreter
+
+struct Run: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run a model on one image with the Swift reference interpreter.",
+    discussion: """
+      Prints the top classes and the time taken. An image (--image, PPM P6 or P3, 8-bit) is \
+      preprocessed as DeiT evaluates: shorter side resized to 256 with Pillow's bicubic, \
+      center crop 224, /255, ImageNet mean and std. --input takes a raw little-endian float32 \
+      tensor of the graph's input shape, already normalized. Labels come from \
+      imagenet-labels.txt beside the graph when the model has 1000 classes, or from --labels.
+      """)
+
+  @OptionGroup var model: ModelOptions
+
+  @Option(help: ArgumentHelp("A PPM image (P6 or P3, 8-bit).", valueName: "file"))
+  var image: String?
+
+  @Option(help: ArgumentHelp("A raw float32 input tensor, already normalized.", valueName: "file"))
+  var input: String?
+
+  @Option(help: "How many top classes to print.")
+  var top: Int = 5
+
+  @Option(help: ArgumentHelp("Class names, one per line (default: imagenet-labels.txt beside the graph).", valueName: "file"))
+  var labels: String?
+
+  @Option(help: ArgumentHelp("Write the trace (docs/trace-format.md) as JSON to this file.", valueName: "file"))
+  var trace: String?
+
+  func validate() throws {
+    if (image == nil) == (input == nil) {
+      throw ValidationError("give exactly one of --image FILE and --input FILE")
+    }
+    if top < 1 { throw ValidationError("--top must be at least 1") }
+  }
+
+  func run() throws {
+    try reportingErrors {
+      let (graph, weights) = try model.load()
+      guard graph.inputs.count == 1, let inputShape = graph.type(of: graph.inputs[0]).fixedShape else {
+        throw RunError.unsupportedInput(graph.type(of: graph.inputs[0]))
+      }
+      let tensor: Tensor
+      if let image {
+        guard inputShape.count == 3, inputShape[0] == 3, inputShape[1] == inputShape[2] else {
+          throw RunError.notAnImageModel(graph.type(of: graph.inputs[0]))
+        }
+        tensor = Preprocessing.deitEvaluation(try PPM.read(path: image), crop: inputShape[1])
+      } else {
+        tensor = try RawInput.readF32(path: input!, shape: inputShape)
+      }
+      let classNames = try loadLabels(graphPath: model.graph, explicit: labels, classes: graph.outputType.dims.last?.bound ?? 0)
+
+      let interpreter = try Interpreter(graph: graph, weights: weights)
+      let progress = Progress(blocks: graph.blocks.count)
+      let clock = ContinuousClock()
+      let start = clock.now
+      let logits = try interpreter.run([tensor]) { op in progress.update(block: op.block) }
+      let elapsed = clock.now - start
+      progress.finish()
+
+      let ranked = logits.scalars.indices.sorted { (a, b) in
+        logits.scalars[a] != logits.scalars[b] ? logits.scalars[a] > logits.scalars[b] : a < b
+      }
+      let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+      print("\(graph.name) on \(image ?? input!): interpreter, \(String(format: "%.2f", seconds)) s")
+      for (rank, index) in ranked.prefix(top).enumerated() {
+        let name = classNames.map { "  \($0[index])" } ?? ""
+        print(String(format: "%2d. %5d  %10.4f", rank + 1, index, logits.scalars[index]) + name)
+      }
+      if let trace {
+        let record = Trace(method: "none", stages: [], logits: logits.scalars)
+        try writeAtomically(record.json(), to: trace)
+      }
+    }
+  }
+}
+
+enum RunError: Error, CustomStringConvertible {
+  case unsupportedInput(TensorType)
+  case notAnImageModel(TensorType)
+
+  var description: String {
+    switch self {
+    case .unsupportedInput(let type):
+      "error: 'vitc run' needs a graph with one input of static shape, found \(type)"
+    case .notAnImageModel(let type):
+      "error: --image needs a square image input f32[3,S,S], the graph takes \(type); use --input"
+    }
+  }
+}
+
+/// A one-line progress display on a terminal's stderr ("block 3/12"), silent otherwise.
+final class Progress {
+  private let blocks: Int
+  private let enabled = isatty(STDERR_FILENO) != 0
+  private var shown: Int? = nil
+
+  init(blocks: Int) { self.blocks = blocks }
+
+  func update(block: Int?) {
+    guard enabled, let block, block != shown else { return }
+    shown = block
+    FileHandle.standardError.write(Data("\rrunning block \(block + 1)/\(blocks)".utf8))
+  }
+
+  func finish() {
+    if enabled && shown != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+  }
+}

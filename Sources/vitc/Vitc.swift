@@ -1,0 +1,26 @@
+import ArgumentParser
+
+@main
+struct Vitc: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "vitc",
+    abstract: "An ahead-of-time compiler for vision transformers with token pruning.",
+    discussion: """
+      vitc reads a model graph (.graph, docs/graph-format.md) and its weights (safetensors with \
+      timm's tensor names, or --random-weights SEED), runs it with the reference interpreter, \
+      counts its multiply-adds, and prints its IR.
+
+      Examples:
+        vitc run samples/deit-s.graph --random-weights 1 --image samples/images/chelsea.ppm
+        vitc flops samples/deit-s.graph
+        vitc dump --stage parsed samples/tiny.graph
+
+      Errors are printed as FILE:LINE:COL: error: … and exit with status 1; no output file is \
+      left behind.
+      """,
+    version: vitcVersion,
+    subcommands: [Run.self, Flops.self, Dump.self])
+}
+
+/// The version printed by `--version` and in the provenance of every generated file.
+let vitcVersion = "0.1.0"

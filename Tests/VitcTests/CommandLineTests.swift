@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+
+/// What one run of the `vitc` executable printed.
+struct Outcome {
+  var status: Int32
+  var stdout: String
+  var stderr: String
+}
+
+/// The `vitc` executable SwiftPM built next to the test bundle.
+func vitcExecutable() throws -> URL {
+  var directory = Bundle.main.bundleURL
+  for _ in 0..<4 {
+    let candidate = directory.appendingPathComponent("vitc")
+    if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    directory.deleteLastPathComponent()
+  }
+  throw CocoaError(.fileNoSuchFile)
+}
+
+/// Runs vitc with `arguments` in the repository root.
+func vitc(_ arguments: [String]) throws -> Outcome {
+  let process = Process()
+  process.executableURL = try vitcExecutable()
+  process.arguments = arguments
+  process.currentDirectoryURL = repositoryRoot
+  let out = Pipe()
+  let err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  try process.run()
+  let stdout = out.fileHandleForReading.readDataToEndOfFile()
+  let stderr = err.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return Outcome(
+    status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+    stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+/// A scratch directory for one test.
+func scratchDirectory() throws -> URL {
+  let url = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-test-\(UUID().uuidString)")
+  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+  return url
+}
+
+@Suite struct FlopsAndDumpCommandTests {
+  @Test(arguments: [
+    ("samples/deit-t.graph", "1,258,411,200", "5,717,416"),
+    ("samples/deit-s.graph", "4,608,338,304", "22,050,664"),
+    ("samples/deit-b.graph", "17,582,740,224", "86,567,656"),
+  ])
+  func flopsPrintsThePapersNumbers(graph: String, macs: String, parameters: String) throws {
+    let outcome = try vitc(["flops", graph])
+    #expect(outcome.status == 0)
+    let lines = outcome.stdout.split(separator: "\n")
+    #expect(lines.contains { $0.hasPrefix("total") && $0.contains(" \(macs) ") })
+    #expect(lines.contains { $0.hasPrefix("parameters") && $0.hasSuffix(" \(parameters)") })
+    #expect(lines.filter { $0.hasPrefix("block ") }.count == 12)
+  }
+
+  @Test func dumpOutputIsAGraphThatVitcReadsBack() throws {
+    let directory = try scratchDirectory()
+    let dumped = directory.appendingPathComponent("tiny.parsed.graph").path
+    let first = try vitc(["dump", "--stage", "parsed", "samples/tiny.graph", "-o", dumped])
+    #expect(first.status == 0)
+    let again = try vitc(["dump", "--stage", "parsed", dumped])
+    #expect(again.status == 0)
+    let text = try String(contentsOfFile: dumped, encoding: .utf8)
+    // Same body; only the provenance comment names a different source file.
+    #expect(again.stdout.split(separator: "\n").dropFirst() == text.split(separator: "\n").dropFirst())
+    // The dump describes the same model: the same MACs and parameters.
+    #expect(try vitc(["flops", dumped]).stdout == (try vitc(["flops", "samples/tiny.graph"])).stdout)
+  }
+
+  @Test func badGraphIsOneLineWithItsPlaceAndNoOutputFile() throws {
+    let directory = try scratchDirectory()
+    let graph = directory.appendingPathComponent("bad.graph")
+    try "graph g(x: f32[4]) -> f32[4] {\n  y = gleu(x)\n  return y\n}\n".write(to: graph, atomically: true, encoding: .utf8)
+    let output = directory.appendingPathComponent("out.graph").path
+    let outcome = try vitc(["dump", "--stage", "parsed", graph.path, "-o", output])
+    #expect(outcome.status == 1)
+    #expect(outcome.stderr.hasPrefix("\(graph.path):2:7: error: unknown op 'gleu'; did you mean 'gelu'?"))
+    #expect(outcome.stderr.split(separator: "\n").count == 1)
+    #expect(!FileManager.default.fileExists(atPath: output))
+    #expect(outcome.stdout.isEmpty)
+  }
+
+  @Test func missingGraphFile() throws {
+    let outcome = try vitc(["flops", "no/such.graph"])
+    #expect(outcome.status == 1)
+    #expect(outcome.stderr == "no/such.graph: error: cannot read the graph: no such file\n")
+  }
+
+  @Test func helpExplainsTheCommands() throws {
+    let outcome = try vitc(["--help"])
+    #expect(outcome.status == 0)
+    for command in ["run", "flops", "dump"] {
+      #expect(outcome.stdout.contains("  \(command) "), "--help should list '\(command)'")
+    }
+  }
+}
