@@ -20,14 +20,22 @@ let package = Package(
     .target(name: "VitFrontend", dependencies: ["VitIR"]),
     // Rewrites and analyses over the IR (FLOP counting today; fusion and pruning later).
     .target(name: "VitPasses", dependencies: ["VitIR"]),
+    // The C backend: emits specialized C for a fused, planned graph. Never imports the
+    // interpreter, so golden tests compare two independent implementations.
+    .target(name: "VitEmitC", dependencies: ["VitIR", "VitPasses"]),
+    // The C runtime as resources (Runtime/include, src, main), copied next to emitted code.
+    .target(
+      name: "VitRuntimeFiles", path: "Runtime", exclude: ["tests", "README.md"],
+      sources: ["RuntimeFiles.swift"],
+      resources: [.copy("include"), .copy("src"), .copy("main")]),
     // The reference interpreter: plain loops that follow SEMANTICS.md §1.3.
     .target(name: "VitInterpreter", dependencies: ["VitIR"]),
     // The thin command line.
     .executableTarget(
       name: "vitc",
       dependencies: [
-        "VitIR", "VitFrontend", "VitPasses", "VitInterpreter",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "VitIR", "VitFrontend", "VitPasses", "VitInterpreter", "VitEmitC",
+        "VitRuntimeFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "VitIRTests", dependencies: ["VitIR"]),
     .testTarget(name: "VitFrontendTests", dependencies: ["VitIR", "VitFrontend"]),
@@ -36,5 +44,11 @@ let package = Package(
     .testTarget(
       name: "VitInterpreterTests", dependencies: ["VitIR", "VitFrontend", "VitInterpreter"]),
     .testTarget(name: "VitcTests", dependencies: ["vitc", "VitIR", "VitFrontend"]),
+    .testTarget(
+      name: "VitEmitCTests", dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitEmitC"],
+      exclude: ["Snapshots"]),
+    // End to end: vitc build → C compiler → binary, held to the interpreter.
+    .testTarget(
+      name: "GoldenTests", dependencies: ["vitc", "VitIR", "VitFrontend", "VitInterpreter"]),
   ]
 )

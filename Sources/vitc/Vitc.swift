@@ -7,10 +7,12 @@ struct Vitc: ParsableCommand {
     abstract: "An ahead-of-time compiler for vision transformers with token pruning.",
     discussion: """
       vitc reads a model graph (.graph, docs/graph-format.md) and its weights (safetensors with \
-      timm's tensor names, or --random-weights SEED), runs it with the reference interpreter, \
-      counts its multiply-adds, and prints its IR.
+      timm's tensor names, or --random-weights SEED), compiles it to C and to a standalone \
+      binary, runs it with the reference interpreter, counts its multiply-adds, and prints its \
+      IR at every stage.
 
       Examples:
+        vitc build samples/deit-s.graph --random-weights 1 -o out/deit-s
         vitc run samples/deit-s.graph --random-weights 1 --image samples/images/chelsea.ppm
         vitc flops samples/deit-s.graph
         vitc dump --stage parsed samples/tiny.graph
@@ -19,7 +21,7 @@ struct Vitc: ParsableCommand {
       left behind.
       """,
     version: vitcVersion,
-    subcommands: [Run.self, Flops.self, Dump.self])
+    subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self])
 }
 
 /// The version printed by `--version` and in the provenance of every generated file.

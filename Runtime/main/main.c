@@ -1,0 +1,437 @@
+/*
+ * vitc's standalone driver: the only file of a compiled model that uses stdio.
+ *
+ * Loads an image (PPM P6/P3, 8-bit) and preprocesses it exactly as the Swift interpreter
+ * does (Sources/VitFrontend: torchvision Resize(256, bicubic) with Pillow's fixed-point
+ * resampler, CenterCrop, ToTensor, Normalize), or reads a raw float32 tensor; runs the model;
+ * prints the top classes; optionally writes the logits, the trace (docs/trace-format.md) and
+ * latency statistics. Bad input: one message on stderr, exit status 2.
+ *
+ * The model is reached through vit_model.h, which vitc writes beside this file.
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vit_model.h"
+#include "vit_runtime.h"
+
+#define EXIT_BAD_INPUT 2
+
+static void fail(const char *path, const char *message) {
+  fprintf(stderr, "%s: error: %s\n", path, message);
+  exit(EXIT_BAD_INPUT);
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static unsigned char *read_file(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) fail(path, errno == ENOENT ? "no such file" : strerror(errno));
+  size_t capacity = 1 << 20, length = 0;
+  unsigned char *data = malloc(capacity);
+  if (!data) fail(path, "out of memory");
+  for (;;) {
+    size_t got = fread(data + length, 1, capacity - length, f);
+    length += got;
+    if (length < capacity) break;
+    capacity *= 2;
+    unsigned char *bigger = realloc(data, capacity);
+    if (!bigger) fail(path, "out of memory");
+    data = bigger;
+  }
+  if (ferror(f)) fail(path, "read error");
+  fclose(f);
+  *size = length;
+  return data;
+}
+
+/* ---- PPM ---------------------------------------------------------------------------------- */
+
+struct image {
+  int width, height;
+  unsigned char *rgb; /* [height][width][3] */
+};
+
+/* Reads one header field (a decimal number), skipping white space and # comments. */
+static int ppm_field(const char *path, const unsigned char *data, size_t size, size_t *at, const char *what) {
+  for (;;) {
+    while (*at < size && (data[*at] == ' ' || data[*at] == '\t' || data[*at] == '\n' || data[*at] == '\r')) (*at)++;
+    if (*at < size && data[*at] == '#') {
+      while (*at < size && data[*at] != '\n') (*at)++;
+      continue;
+    }
+    break;
+  }
+  if (*at >= size || data[*at] < '0' || data[*at] > '9') {
+    char message[96];
+    snprintf(message, sizeof message, "bad PPM header: expected the %s", what);
+    fail(path, message);
+  }
+  long value = 0;
+  while (*at < size && data[*at] >= '0' && data[*at] <= '9') {
+    value = value * 10 + (data[*at] - '0');
+    if (value > 1000000) fail(path, "bad PPM header: number too large");
+    (*at)++;
+  }
+  return (int)value;
+}
+
+static struct image read_ppm(const char *path) {
+  size_t size;
+  unsigned char *data = read_file(path, &size);
+  if (size < 2 || data[0] != 'P' || (data[1] != '6' && data[1] != '3')) fail(path, "not a PPM image (expected P6 or P3)");
+  int binary = data[1] == '6';
+  size_t at = 2;
+  struct image image;
+  image.width = ppm_field(path, data, size, &at, "width");
+  image.height = ppm_field(path, data, size, &at, "height");
+  int maxval = ppm_field(path, data, size, &at, "maximum value");
+  if (image.width <= 0 || image.height <= 0) fail(path, "bad PPM header: zero width or height");
+  if (maxval < 1 || maxval > 255) fail(path, "only 8-bit PPM is supported (maximum value 1 to 255)");
+  size_t count = (size_t)image.width * image.height * 3;
+  image.rgb = malloc(count);
+  if (!image.rgb) fail(path, "out of memory");
+  if (binary) {
+    at++; /* exactly one white-space character ends the header */
+    if (size < at || size - at < count) {
+      char message[128];
+      snprintf(message, sizeof message, "truncated PPM: expected %zu bytes of pixels, found %zu", count, size < at ? 0 : size - at);
+      fail(path, message);
+    }
+    for (size_t i = 0; i < count; i++) image.rgb[i] = data[at + i];
+  } else {
+    for (size_t i = 0; i < count; i++) {
+      int v = ppm_field(path, data, size, &at, "next sample (truncated P3 data?)");
+      if (v > maxval) fail(path, "PPM sample above the maximum value");
+      image.rgb[i] = (unsigned char)v;
+    }
+  }
+  if (maxval != 255)
+    for (size_t i = 0; i < count; i++) image.rgb[i] = (unsigned char)((image.rgb[i] * 255 + maxval / 2) / maxval);
+  free(data);
+  return image;
+}
+
+/* ---- Pillow's bicubic resize (libImaging/Resample.c, 8 bits per channel) ------------------- */
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+static double bicubic(double x) {
+  const double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+/* Coefficients of each output pixel over the input, as fixed-point integers. Returns ksize. */
+static int precompute(int in_size, int out_size, int **bounds_out, int32_t **kk_out) {
+  double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+  double support = 2.0 * filterscale;
+  int ksize = (int)ceil(support) * 2 + 1;
+  double *prekk = malloc(sizeof(double) * out_size * ksize);
+  int *bounds = malloc(sizeof(int) * out_size * 2);
+  int32_t *kk = malloc(sizeof(int32_t) * out_size * ksize);
+  if (!prekk || !bounds || !kk) fail("resize", "out of memory");
+  for (int xx = 0; xx < out_size; xx++) {
+    double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+    int xmin = (int)(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = (int)(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double *k = &prekk[xx * ksize];
+    int x;
+    for (x = 0; x < xmax; x++) {
+      double w = bicubic((x + xmin - center + 0.5) * ss);
+      k[x] = w;
+      ww += w;
+    }
+    for (x = 0; x < xmax; x++)
+      if (ww != 0.0) k[x] /= ww;
+    for (; x < ksize; x++) k[x] = 0;
+    bounds[xx * 2 + 0] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  for (int i = 0; i < out_size * ksize; i++)
+    kk[i] = prekk[i] < 0 ? (int32_t)(-0.5 + prekk[i] * (1 << PRECISION_BITS)) : (int32_t)(0.5 + prekk[i] * (1 << PRECISION_BITS));
+  free(prekk);
+  *bounds_out = bounds;
+  *kk_out = kk;
+  return ksize;
+}
+
+static unsigned char clip8(int32_t v) {
+  v >>= PRECISION_BITS;
+  return v < 0 ? 0 : v > 255 ? 255 : (unsigned char)v;
+}
+
+static struct image resize_bicubic(struct image in, int width, int height) {
+  int *bounds_h, *bounds_v;
+  int32_t *kk_h, *kk_v;
+  int ksize_h = precompute(in.width, width, &bounds_h, &kk_h);
+  int ksize_v = precompute(in.height, height, &bounds_v, &kk_v);
+  int need_h = width != in.width, need_v = height != in.height;
+  int first = bounds_v[0], last = bounds_v[height * 2 - 2] + bounds_v[height * 2 - 1];
+  struct image current = in;
+  if (need_h) {
+    for (int i = 0; i < height; i++) bounds_v[i * 2] -= first;
+    struct image t = {width, last - first, malloc((size_t)width * (last - first) * 3)};
+    if (!t.rgb) fail("resize", "out of memory");
+    for (int yy = 0; yy < t.height; yy++)
+      for (int xx = 0; xx < width; xx++) {
+        int xmin = bounds_h[xx * 2], xmax = bounds_h[xx * 2 + 1];
+        const int32_t *k = &kk_h[xx * ksize_h];
+        for (int c = 0; c < 3; c++) {
+          int32_t ss = 1 << (PRECISION_BITS - 1);
+          for (int x = 0; x < xmax; x++) ss += in.rgb[((size_t)(yy + first) * in.width + x + xmin) * 3 + c] * k[x];
+          t.rgb[((size_t)yy * width + xx) * 3 + c] = clip8(ss);
+        }
+      }
+    current = t;
+  }
+  if (need_v) {
+    struct image t = {current.width, height, malloc((size_t)current.width * height * 3)};
+    if (!t.rgb) fail("resize", "out of memory");
+    for (int yy = 0; yy < height; yy++) {
+      int ymin = bounds_v[yy * 2], ymax = bounds_v[yy * 2 + 1];
+      const int32_t *k = &kk_v[yy * ksize_v];
+      for (int xx = 0; xx < current.width; xx++)
+        for (int c = 0; c < 3; c++) {
+          int32_t ss = 1 << (PRECISION_BITS - 1);
+          for (int y = 0; y < ymax; y++) ss += current.rgb[((size_t)(y + ymin) * current.width + xx) * 3 + c] * k[y];
+          t.rgb[((size_t)yy * current.width + xx) * 3 + c] = clip8(ss);
+        }
+    }
+    if (current.rgb != in.rgb) free(current.rgb);
+    current = t;
+  }
+  free(bounds_h);
+  free(bounds_v);
+  free(kk_h);
+  free(kk_v);
+  if (current.rgb == in.rgb) { /* no pass needed: copy, so the caller owns one buffer */
+    struct image t = {in.width, in.height, malloc((size_t)in.width * in.height * 3)};
+    if (!t.rgb) fail("resize", "out of memory");
+    memcpy(t.rgb, in.rgb, (size_t)in.width * in.height * 3);
+    current = t;
+  }
+  return current;
+}
+
+/* Python's round(x / 2.0) for torchvision's CenterCrop: half to even. */
+static int half_to_even_half(int d) {
+  int k = d / 2;
+  return (d % 2 == 0 || k % 2 == 0) ? k : k + 1;
+}
+
+/* Resize(floor(crop / 0.875), bicubic), CenterCrop(crop), ToTensor, Normalize: CHW floats. */
+static void preprocess(struct image image, int crop, float *out) {
+  int size = (int)floor(crop / 0.875);
+  int width, height;
+  if (image.width <= image.height) {
+    width = size;
+    height = (int)((double)size * image.height / image.width);
+  } else {
+    height = size;
+    width = (int)((double)size * image.width / image.height);
+  }
+  struct image resized = resize_bicubic(image, width, height);
+  int top = half_to_even_half(height - crop), left = half_to_even_half(width - crop);
+  static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+  for (int c = 0; c < 3; c++)
+    for (int y = 0; y < crop; y++)
+      for (int x = 0; x < crop; x++) {
+        float v = (float)resized.rgb[((size_t)(y + top) * width + x + left) * 3 + c] / 255.0f;
+        out[((size_t)c * crop + y) * crop + x] = (v - mean[c]) / std[c];
+      }
+  free(resized.rgb);
+}
+
+/* ---- the driver --------------------------------------------------------------------------- */
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void usage(FILE *to, const char *program) {
+  fprintf(to,
+          "usage: %s [options] [IMAGE.ppm]\n"
+          "Runs the model " VIT_MODEL_NAME " (compiled by vitc) on one image.\n\n"
+          "  IMAGE.ppm, --image F  PPM image (P6 or P3, 8-bit); resized to %d, center-cropped to %d\n"
+          "  --input F             raw little-endian float32 input [%d], already normalized\n"
+          "  --top N               print the N best classes (default 5)\n"
+          "  --out F               write the %d logits as raw float32\n"
+          "  --trace F             write the trace as JSON (docs/trace-format.md)\n"
+          "  --bench N             time N runs after warm-up: median, p10, p90 ms and images/s\n"
+          "  --threads N           worker threads (default: all cores)\n"
+          "  --dump-input F        write the preprocessed input as raw float32 (to check preprocessing)\n"
+          "  --help                this text\n",
+          program, (int)floor(VIT_MODEL_INPUT_SIZE / 0.875), VIT_MODEL_INPUT_SIZE, VIT_MODEL_INPUT_FLOATS,
+          VIT_MODEL_CLASSES);
+}
+
+static int parse_count(const char *option, const char *text, int minimum) {
+  char *end;
+  long value = strtol(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || value < minimum || value > 1000000) {
+    fprintf(stderr, "error: %s takes a whole number of at least %d, found '%s'\n", option, minimum, text);
+    exit(EXIT_BAD_INPUT);
+  }
+  return (int)value;
+}
+
+static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const float *logits) {
+  FILE *f = fopen(path, "w");
+  if (!f) fail(path, strerror(errno));
+  fprintf(f, "{\"method\": \"%s\", \"stages\": [", VIT_MODEL_METHOD);
+  for (int s = 0; s < trace->n_stages; s++) {
+    fprintf(f, "%s\n  {\"block\": %d, \"tokens\": %d, \"patches\": [", s ? "," : "", trace->block[s], trace->tokens[s]);
+    for (int t = 0; t + 1 < trace->tokens[s]; t++) {
+      fprintf(f, "%s[", t ? "," : "");
+      for (int m = trace->first[s][t]; m < trace->first[s][t + 1]; m++)
+        fprintf(f, "%s%d", m > trace->first[s][t] ? "," : "", trace->members[s][m]);
+      fprintf(f, "]");
+    }
+    fprintf(f, "]}");
+  }
+  fprintf(f, trace->n_stages ? "\n],\n" : "],\n");
+  fprintf(f, " \"logits\": [");
+  for (int i = 0; i < VIT_MODEL_CLASSES; i++) {
+    if (isnan(logits[i])) fprintf(f, "%s\"nan\"", i ? ", " : "");
+    else if (isinf(logits[i])) fprintf(f, "%s\"%sinf\"", i ? ", " : "", logits[i] < 0 ? "-" : "");
+    else fprintf(f, "%s%.9g", i ? ", " : "", logits[i]);
+  }
+  fprintf(f, "]}\n");
+  if (fclose(f) != 0) fail(path, "write error");
+}
+
+int main(int argc, char **argv) {
+  const char *image_path = NULL, *input_path = NULL, *out_path = NULL, *trace_path = NULL, *dump_path = NULL;
+  int top = 5, bench = 0, threads = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      usage(stdout, argv[0]);
+      return 0;
+    }
+    int takes_value = strcmp(arg, "--image") == 0 || strcmp(arg, "--input") == 0 || strcmp(arg, "--out") == 0 ||
+                      strcmp(arg, "--trace") == 0 || strcmp(arg, "--top") == 0 || strcmp(arg, "--bench") == 0 ||
+                      strcmp(arg, "--threads") == 0 || strcmp(arg, "--dump-input") == 0;
+    if (takes_value) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "error: %s needs a value\n", arg);
+        return EXIT_BAD_INPUT;
+      }
+      const char *value = argv[++i];
+      if (strcmp(arg, "--image") == 0) image_path = value;
+      else if (strcmp(arg, "--input") == 0) input_path = value;
+      else if (strcmp(arg, "--out") == 0) out_path = value;
+      else if (strcmp(arg, "--trace") == 0) trace_path = value;
+      else if (strcmp(arg, "--dump-input") == 0) dump_path = value;
+      else if (strcmp(arg, "--top") == 0) top = parse_count(arg, value, 1);
+      else if (strcmp(arg, "--bench") == 0) bench = parse_count(arg, value, 1);
+      else threads = parse_count(arg, value, 1);
+    } else if (arg[0] == '-' && arg[1] != '\0') {
+      fprintf(stderr, "error: unknown option '%s' (see --help)\n", arg);
+      return EXIT_BAD_INPUT;
+    } else if (!image_path) {
+      image_path = arg;
+    } else {
+      fprintf(stderr, "error: more than one image given ('%s' and '%s')\n", image_path, arg);
+      return EXIT_BAD_INPUT;
+    }
+  }
+  if ((image_path == NULL) == (input_path == NULL)) {
+    fprintf(stderr, "error: give exactly one of IMAGE.ppm (or --image) and --input F.f32 (see --help)\n");
+    return EXIT_BAD_INPUT;
+  }
+  if (threads) vit_set_threads(threads);
+
+  static float input[VIT_MODEL_INPUT_FLOATS];
+  if (input_path) {
+    size_t size;
+    unsigned char *data = read_file(input_path, &size);
+    if (size != sizeof input) {
+      char message[128];
+      snprintf(message, sizeof message, "expected %zu bytes (float32 [%d]), found %zu", sizeof input, VIT_MODEL_INPUT_FLOATS, size);
+      fail(input_path, message);
+    }
+    for (int i = 0; i < VIT_MODEL_INPUT_FLOATS; i++) {
+      uint32_t bits = (uint32_t)data[4 * i] | (uint32_t)data[4 * i + 1] << 8 | (uint32_t)data[4 * i + 2] << 16 | (uint32_t)data[4 * i + 3] << 24;
+      memcpy(&input[i], &bits, 4);
+    }
+    free(data);
+  } else {
+    struct image image = read_ppm(image_path);
+    preprocess(image, VIT_MODEL_INPUT_SIZE, input);
+    free(image.rgb);
+  }
+
+  if (dump_path) {
+    FILE *f = fopen(dump_path, "wb");
+    if (!f) fail(dump_path, strerror(errno));
+    if (fwrite(input, sizeof(float), VIT_MODEL_INPUT_FLOATS, f) != VIT_MODEL_INPUT_FLOATS || fclose(f) != 0) fail(dump_path, "write error");
+  }
+
+  static float logits[VIT_MODEL_CLASSES];
+  static VIT_MODEL_TRACE trace;
+  double start = now_ms();
+  VIT_MODEL_RUN(input, logits, &trace);
+  double elapsed = now_ms() - start;
+
+  int best[64];
+  if (top > VIT_MODEL_CLASSES) top = VIT_MODEL_CLASSES;
+  if (top > 64) top = 64;
+  for (int r = 0; r < top; r++) {
+    int pick = -1;
+    for (int c = 0; c < VIT_MODEL_CLASSES; c++) {
+      int taken = 0;
+      for (int q = 0; q < r; q++) taken |= best[q] == c;
+      if (!taken && (pick < 0 || logits[c] > logits[pick])) pick = c;
+    }
+    best[r] = pick;
+  }
+  printf("%s on %s: %.1f ms, %d threads\n", VIT_MODEL_NAME, image_path ? image_path : input_path, elapsed, vit_get_threads());
+  for (int s = 0; s < trace.n_stages; s++) printf("  before/in block %d: %d tokens\n", trace.block[s], trace.tokens[s]);
+  for (int r = 0; r < top; r++)
+    printf("%2d. %5d  %10.4f%s%s\n", r + 1, best[r], logits[best[r]], VIT_MODEL_N_LABELS ? "  " : "",
+           VIT_MODEL_N_LABELS ? vit_model_labels[best[r]] : "");
+
+  if (out_path) {
+    FILE *f = fopen(out_path, "wb");
+    if (!f) fail(out_path, strerror(errno));
+    if (fwrite(logits, sizeof(float), VIT_MODEL_CLASSES, f) != VIT_MODEL_CLASSES || fclose(f) != 0) fail(out_path, "write error");
+  }
+  if (trace_path) write_trace(trace_path, &trace, logits);
+
+  if (bench) {
+    for (int i = 0; i < 3; i++) VIT_MODEL_RUN(input, logits, NULL);
+    double *times = malloc(sizeof(double) * bench);
+    if (!times) fail("--bench", "out of memory");
+    for (int i = 0; i < bench; i++) {
+      double t0 = now_ms();
+      VIT_MODEL_RUN(input, logits, NULL);
+      times[i] = now_ms() - t0;
+    }
+    qsort(times, bench, sizeof(double), compare_doubles);
+    double median = times[bench / 2], p10 = times[bench / 10], p90 = times[(bench * 9) / 10 < bench ? (bench * 9) / 10 : bench - 1];
+    printf("bench: %d runs, median %.2f ms, p10 %.2f ms, p90 %.2f ms, %.1f images/s, %d threads\n", bench, median, p10, p90,
+           1000.0 / median, vit_get_threads());
+    free(times);
+  }
+  return 0;
+}

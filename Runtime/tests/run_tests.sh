@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Builds Runtime/tests/test_kernels.c in every configuration the emitted code can be built in
+# and runs each: gcc and clang x {AVX-512, AVX2+FMA, generic} x {threads, -DVIT_NO_THREADS}
+# x {libm exp/erf, -DVIT_VECTOR_MATH}, plus -DVIT_BLAS_OPENBLAS when cblas.h and libopenblas are
+# there, plus NEON (aarch64, armv7) under qemu when the cross compilers and qemu-user are there
+# (RUNTIME_TESTS_CROSS=0 skips them). ISA configurations the CPU lacks are skipped.
+# Prints one line per configuration and "N passed, N failed" (configurations) last; exits 1 if
+# any configuration fails to build or fails a test.
+set -u
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+rt="$(cd "$here/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+common=(-std=c11 -O2 -Wall -Wextra -Werror)
+sources=("$here/test_kernels.c" "$rt/src/vit_runtime.c" "$rt/src/vit_gemm.c")
+libs=()
+pass=0
+fail=0
+skip=0
+
+has_flag() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+
+# run NAME RUNNER CC FLAGS... : build with CC and FLAGS, run (under RUNNER when not empty)
+run() {
+  local name="$1" runner="$2" cc="$3"
+  shift 3
+  local exe="$work/t$((pass + fail))"
+  if ! "$cc" "${common[@]}" "$@" -I"$rt/include" "${sources[@]}" -o "$exe" "${libs[@]}" -lm -lpthread \
+    >"$exe.build" 2>&1; then
+    echo "FAIL $name: build"
+    sed 's/^/    /' "$exe.build" | head -20
+    fail=$((fail + 1))
+    return
+  fi
+  local status=0
+  if [ -n "$runner" ]; then
+    $runner "$exe" >"$exe.log" 2>&1 || status=$?
+  else
+    "$exe" >"$exe.log" 2>&1 || status=$?
+  fi
+  if [ "$status" -eq 0 ]; then
+    echo "ok   $name: $(tail -n 1 "$exe.log")"
+    pass=$((pass + 1))
+  else
+    echo "FAIL $name: exit $status: $(tail -n 1 "$exe.log")"
+    grep '^FAIL' "$exe.log" | head -20 | sed 's/^/    /'
+    fail=$((fail + 1))
+  fi
+}
+
+isas=()
+if has_flag avx512f && has_flag avx512vl; then
+  isas+=("avx512:-mavx512f -mavx512vl")
+else
+  echo "skip avx512 configurations: no avx512f/avx512vl in /proc/cpuinfo"
+  skip=$((skip + 1))
+fi
+if has_flag avx2 && has_flag fma; then
+  isas+=("avx2:-mavx2 -mfma")
+else
+  echo "skip avx2 configurations: no avx2/fma in /proc/cpuinfo"
+  skip=$((skip + 1))
+fi
+isas+=("generic:-DVIT_GENERIC")
+
+for cc in gcc clang; do
+  if ! command -v "$cc" >/dev/null; then
+    echo "skip $cc: not installed"
+    skip=$((skip + 1))
+    continue
+  fi
+  for entry in "${isas[@]}"; do
+    isa="${entry%%:*}"
+    read -r -a flags <<<"${entry#*:}"
+    for threads in "" "-DVIT_NO_THREADS"; do
+      for math in "" "-DVIT_VECTOR_MATH"; do
+        extra=()
+        [ -n "$threads" ] && extra+=("$threads")
+        [ -n "$math" ] && extra+=("$math")
+        run "$cc $isa ${threads:-threads} ${math:-libm}" "" "$cc" "${flags[@]}" "${extra[@]}"
+      done
+    done
+  done
+  # the emitted Makefile's flags
+  if has_flag avx2; then
+    run "$cc -O3 -march=native -ffp-contract=off" "" "$cc" -O3 -march=native -ffp-contract=off
+  fi
+done
+
+# OpenBLAS for vit_linear_f32
+if printf '#include <cblas.h>\nint main(void) { return 0; }\n' |
+  gcc -x c - -o "$work/cblas_probe" -lopenblas >/dev/null 2>&1; then
+  for cc in gcc clang; do
+    command -v "$cc" >/dev/null || continue
+    libs=(-lopenblas)
+    run "$cc openblas" "" "$cc" -march=native -DVIT_BLAS_OPENBLAS
+    libs=()
+  done
+else
+  echo "skip openblas: no cblas.h / libopenblas (apt-get install libopenblas-dev)"
+  skip=$((skip + 1))
+fi
+
+# NEON under qemu
+if [ "${RUNTIME_TESTS_CROSS:-1}" != 0 ]; then
+  if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
+    run "aarch64-gcc neon" "qemu-aarch64 -L /usr/aarch64-linux-gnu" aarch64-linux-gnu-gcc
+    run "aarch64-gcc neon vecmath" "qemu-aarch64 -L /usr/aarch64-linux-gnu" aarch64-linux-gnu-gcc -DVIT_VECTOR_MATH
+    if command -v clang >/dev/null; then
+      run "aarch64-clang neon vecmath" "qemu-aarch64 -L /usr/aarch64-linux-gnu" clang --target=aarch64-linux-gnu -DVIT_VECTOR_MATH
+    fi
+  else
+    echo "skip aarch64: needs aarch64-linux-gnu-gcc and qemu-aarch64"
+    skip=$((skip + 1))
+  fi
+  if command -v arm-linux-gnueabihf-gcc >/dev/null && command -v qemu-arm >/dev/null; then
+    run "armv7-gcc neon-vfpv4" "qemu-arm -L /usr/arm-linux-gnueabihf" arm-linux-gnueabihf-gcc -mfpu=neon-vfpv4
+    run "armv7-gcc neon (vmlaq) vecmath" "qemu-arm -L /usr/arm-linux-gnueabihf" arm-linux-gnueabihf-gcc -mfpu=neon -DVIT_VECTOR_MATH
+  else
+    echo "skip armv7: needs arm-linux-gnueabihf-gcc and qemu-arm"
+    skip=$((skip + 1))
+  fi
+fi
+
+echo "configurations: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,509 @@
+/*
+ * test_kernels.c: every runtime kernel against naive double-precision C, on odd shapes, plus
+ * bitwise equality across thread counts. Compiled like emitted code (see run_tests.sh):
+ *   cc -std=c11 -O2 -Wall -Wextra -Werror [ISA flags] -IRuntime/include \
+ *      Runtime/tests/test_kernels.c Runtime/src/vit_runtime.c Runtime/src/vit_gemm.c -lm -lpthread
+ * Prints one line per failure and "N passed, N failed" last; exits 1 on any failure.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vit_runtime.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#include <stdarg.h>
+static void check(int ok, const char *fmt, ...) {
+  if (ok) {
+    passed++;
+    return;
+  }
+  failed++;
+  va_list ap;
+  va_start(ap, fmt);
+  printf("FAIL ");
+  vprintf(fmt, ap);
+  printf("\n");
+  va_end(ap);
+}
+
+/* ---- data ------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float frand(float lo, float hi) { /* uniform, seeded, reproducible */
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
+}
+
+static float *rand_array(size_t count, float lo, float hi) {
+  float *a = malloc((count ? count : 1) * sizeof(float));
+  for (size_t i = 0; i < count; i++) a[i] = frand(lo, hi);
+  return a;
+}
+
+/* Buffers with a guard tail, to catch writes past the end. */
+#define GUARD 64
+static const float guard_value = -12345.678f;
+
+static float *guarded(size_t count) {
+  float *a = malloc((count + GUARD) * sizeof(float));
+  for (size_t i = 0; i < count + GUARD; i++) a[i] = guard_value;
+  return a;
+}
+
+static int guard_intact(const float *a, size_t count) {
+  for (size_t i = count; i < count + GUARD; i++)
+    if (a[i] != guard_value) return 0;
+  return 1;
+}
+
+static double gelu_ref(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
+
+/* ---- packing ---------------------------------------------------------------------------- */
+
+static void test_pack(void) {
+  static const int ns[] = {1, 15, 16, 17, 33};
+  static const int ks[] = {1, 5, 64};
+  for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+    for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
+      const int n = ns[a], k = ks[b];
+      float *w = rand_array((size_t)n * k, -1, 1);
+      const size_t size = vit_packed_size_f32(n, k);
+      float *packed = guarded(size);
+      vit_pack_f32(w, n, k, packed);
+      int ok = guard_intact(packed, size);
+#ifdef VIT_BLAS_OPENBLAS
+      ok = ok && size == (size_t)n * k && memcmp(packed, w, size * sizeof(float)) == 0;
+#else
+      const int panels = (n + 15) / 16;
+      ok = ok && size == (size_t)panels * 16 * k && size == VIT_PACKED_FLOATS(n, k);
+      for (int p = 0; p < panels && ok; p++)
+        for (int kk = 0; kk < k; kk++)
+          for (int j = 0; j < 16; j++) {
+            const float want = p * 16 + j < n ? w[(size_t)(p * 16 + j) * k + kk] : 0.0f;
+            if (packed[((size_t)p * k + kk) * 16 + j] != want) ok = 0;
+          }
+#endif
+      check(ok, "pack n=%d k=%d", n, k);
+      free(w);
+      free(packed);
+    }
+  }
+}
+
+/* ---- linear ----------------------------------------------------------------------------- */
+
+static const char *epi_name(enum vit_epilogue e) {
+  return e == VIT_EPI_GELU ? "gelu" : e == VIT_EPI_RESIDUAL ? "residual" : "none";
+}
+
+/* One vit_linear_f32 call against the double reference. alias: residual is y itself. */
+static void test_linear_case(int m, int k, int n, enum vit_epilogue epi, int with_bias, int alias) {
+  float *x = rand_array((size_t)m * k, -1, 1);
+  float *w = rand_array((size_t)n * k, -1, 1);
+  float *bias = with_bias ? rand_array((size_t)n, -1, 1) : NULL;
+  float *res = rand_array((size_t)m * n, -2, 2);
+  float *packed = malloc(vit_packed_size_f32(n, k) * sizeof(float));
+  vit_pack_f32(w, n, k, packed);
+  float *y = guarded((size_t)m * n);
+  if (alias) memcpy(y, res, (size_t)m * n * sizeof(float));
+  const float *residual = epi == VIT_EPI_RESIDUAL ? (alias ? y : res) : NULL;
+  vit_linear_f32(x, m, k, packed, bias, n, epi, residual, y);
+
+  int ok = guard_intact(y, (size_t)m * n);
+  double worst = 0;
+  for (int i = 0; i < m; i++) {
+    for (int j = 0; j < n; j++) {
+      double acc = 0, mag = 0;
+      for (int kk = 0; kk < k; kk++) {
+        acc += (double)x[(size_t)i * k + kk] * w[(size_t)j * k + kk];
+        mag += fabs((double)x[(size_t)i * k + kk] * w[(size_t)j * k + kk]);
+      }
+      if (bias) {
+        acc += bias[j];
+        mag += fabs(bias[j]);
+      }
+      if (epi == VIT_EPI_GELU) acc = gelu_ref(acc);
+      if (epi == VIT_EPI_RESIDUAL) {
+        acc += res[(size_t)i * n + j];
+        mag += fabs(res[(size_t)i * n + j]);
+      }
+      /* float FMA chains over k terms: a few ulps of the magnitude sum (1e-5 of it covers
+         k = 385 with margin; a wrong element is off by O(1)). */
+      const double err = fabs(y[(size_t)i * n + j] - acc);
+      const double tol = 1e-5 * mag + 1e-7;
+      if (!(err <= tol)) ok = 0;
+      if (err / (mag + 1e-30) > worst) worst = err / (mag + 1e-30);
+    }
+  }
+  check(ok, "linear m=%d k=%d n=%d epi=%s bias=%d alias=%d (worst err/mag %.3g)", m, k, n,
+        epi_name(epi), with_bias, alias, worst);
+  free(x);
+  free(w);
+  free(bias);
+  free(res);
+  free(packed);
+  free(y);
+}
+
+static void test_linear(void) {
+  static const int ms[] = {1, 2, 3, 17, 31, 197};
+  static const int ns[] = {1, 15, 16, 17, 33};
+  static const int ks[] = {1, 5, 64, 385};
+  for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+    for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+      for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
+        test_linear_case(ms[a], ks[c], ns[b], VIT_EPI_NONE, 1, 0);
+        test_linear_case(ms[a], ks[c], ns[b], VIT_EPI_NONE, 0, 0);
+        test_linear_case(ms[a], ks[c], ns[b], VIT_EPI_GELU, 1, 0);
+        test_linear_case(ms[a], ks[c], ns[b], VIT_EPI_RESIDUAL, 1, 0);
+        test_linear_case(ms[a], ks[c], ns[b], VIT_EPI_RESIDUAL, 1, 1);
+        test_linear_case(ms[a], ks[c], ns[b], VIT_EPI_RESIDUAL, 0, 1);
+      }
+  /* Wider outputs and a DeiT-S-like shape. */
+  test_linear_case(197, 384, 1000, VIT_EPI_NONE, 1, 0);
+  test_linear_case(197, 64, 1152, VIT_EPI_GELU, 1, 0);
+  test_linear_case(50, 1536, 384, VIT_EPI_RESIDUAL, 1, 1);
+  test_linear_case(9, 384, 1536, VIT_EPI_GELU, 1, 0);
+}
+
+#ifndef VIT_BLAS_OPENBLAS
+/* vit_gemm_panels_f32 with row strides wider than the data and a sub-range of panels. */
+static void test_gemm_panels(void) {
+  const int m = 19, k = 37, n = 70, ldx = 41, ldy = 75;
+  float *x = rand_array((size_t)m * ldx, -1, 1);
+  float *w = rand_array((size_t)n * k, -1, 1);
+  float *packed = malloc(VIT_PACKED_FLOATS(n, k) * sizeof(float));
+  vit_pack_f32(w, n, k, packed);
+  float *y = guarded((size_t)m * ldy);
+  vit_gemm_panels_f32(x, ldx, m, k, packed, n, 1, 5, NULL, VIT_EPI_NONE, NULL, 0, y, ldy);
+  int ok = guard_intact(y, (size_t)m * ldy);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < ldy; j++) {
+      const float got = y[(size_t)i * ldy + j];
+      if (j < 16 || j >= n) {
+        if (got != guard_value) ok = 0;
+        continue;
+      }
+      double acc = 0, mag = 0;
+      for (int kk = 0; kk < k; kk++) {
+        acc += (double)x[(size_t)i * ldx + kk] * w[(size_t)j * k + kk];
+        mag += fabs((double)x[(size_t)i * ldx + kk] * w[(size_t)j * k + kk]);
+      }
+      if (!(fabs(got - acc) <= 1e-5 * mag + 1e-7)) ok = 0;
+    }
+  check(ok, "gemm_panels strided m=%d k=%d n=%d panels 1..4", m, k, n);
+  free(x);
+  free(w);
+  free(packed);
+  free(y);
+}
+#endif
+
+/* ---- layernorm, softmax, gelu, gather --------------------------------------------------- */
+
+static void test_layernorm_case(int rows, int c, float offset, float spread, int in_place) {
+  float *x = rand_array((size_t)rows * c, -spread, spread);
+  for (size_t i = 0; i < (size_t)rows * c; i++) x[i] += offset;
+  float *w = rand_array((size_t)c, 0.5f, 1.5f);
+  float *b = rand_array((size_t)c, -1, 1);
+  float *y = guarded((size_t)rows * c);
+  float *copy = malloc((size_t)rows * c * sizeof(float));
+  memcpy(copy, x, (size_t)rows * c * sizeof(float));
+  if (in_place) {
+    memcpy(y, x, (size_t)rows * c * sizeof(float));
+    vit_layernorm_f32(y, rows, c, w, b, 1e-6f, y);
+  } else {
+    vit_layernorm_f32(x, rows, c, w, b, 1e-6f, y);
+  }
+  int ok = guard_intact(y, (size_t)rows * c);
+  for (int r = 0; r < rows; r++) {
+    double mean = 0, var = 0;
+    for (int j = 0; j < c; j++) mean += copy[(size_t)r * c + j];
+    mean /= c;
+    for (int j = 0; j < c; j++) var += (copy[(size_t)r * c + j] - mean) * (copy[(size_t)r * c + j] - mean);
+    var /= c;
+    for (int j = 0; j < c; j++) {
+      const double want = (copy[(size_t)r * c + j] - mean) / sqrt(var + 1e-6) * w[j] + b[j];
+      const double tol = 4 * FLT_EPSILON * (fabs((copy[(size_t)r * c + j] - mean) / sqrt(var + 1e-6) * w[j]) + fabs(b[j])) + 1e-7;
+      if (!(fabs(y[(size_t)r * c + j] - want) <= tol)) ok = 0;
+    }
+  }
+  check(ok, "layernorm rows=%d c=%d offset=%g spread=%g in_place=%d", rows, c, offset, spread,
+        in_place);
+  free(x);
+  free(w);
+  free(b);
+  free(y);
+  free(copy);
+}
+
+static void test_layernorm(void) {
+  static const int rows[] = {1, 3, 197};
+  static const int cs[] = {1, 5, 64, 385};
+  for (size_t a = 0; a < 3; a++)
+    for (size_t b = 0; b < 4; b++) {
+      test_layernorm_case(rows[a], cs[b], 0, 1, 0);
+      test_layernorm_case(rows[a], cs[b], 0, 1, 1);
+      /* a large mean and a small spread: a one-pass float variance would fail here */
+      test_layernorm_case(rows[a], cs[b], 1000, 0.01f, 0);
+    }
+}
+
+static void test_softmax(void) {
+  static const int cs[] = {1, 2, 7, 17, 197};
+  for (size_t a = 0; a < 5; a++) {
+    const int rows = 3, c = cs[a];
+    float *x = rand_array((size_t)rows * c, -20, 20);
+    float *y = guarded((size_t)rows * c);
+    vit_softmax_f32(x, rows, c, y);
+    int ok = guard_intact(y, (size_t)rows * c);
+    for (int r = 0; r < rows; r++) {
+      double max = -INFINITY, sum = 0;
+      for (int j = 0; j < c; j++) max = fmax(max, x[r * c + j]);
+      for (int j = 0; j < c; j++) sum += exp((double)x[r * c + j] - max);
+      for (int j = 0; j < c; j++) {
+        const double want = exp((double)x[r * c + j] - max) / sum;
+        if (!(fabs(y[r * c + j] - want) <= 1e-6 * want + 1e-9)) ok = 0;
+      }
+    }
+    vit_softmax_f32(x, rows, c, x); /* in place gives the same bits */
+    ok = ok && memcmp(x, y, (size_t)rows * c * sizeof(float)) == 0;
+    check(ok, "softmax rows=%d c=%d", rows, c);
+    free(x);
+    free(y);
+  }
+}
+
+static void test_gelu(void) {
+  const size_t count = 1001;
+  float *x = rand_array(count, -8, 8);
+  x[0] = 0;
+  x[1] = -0.0f;
+  float *y = guarded(count);
+  vit_gelu_f32(x, count, y);
+  int ok = guard_intact(y, count);
+  for (size_t i = 0; i < count; i++) {
+    const double want = gelu_ref(x[i]);
+    /* 1 + erf(x) cancels for negative x: an absolute error of ~ulp(1) * |x| / 2 */
+    if (!(fabs(y[i] - want) <= 4 * FLT_EPSILON * fabs(want) + FLT_EPSILON * fabs(x[i]))) ok = 0;
+  }
+  check(ok, "gelu count=%zu", count);
+  free(x);
+  free(y);
+}
+
+static void test_gather(void) {
+  const int rows = 197, c = 385, count = 50;
+  float *x = rand_array((size_t)rows * c, -1, 1);
+  int idx[50];
+  for (int i = 0; i < count; i++) idx[i] = (i * 37 + 11) % rows;
+  idx[0] = 0;
+  idx[count - 1] = rows - 1;
+  float *y = guarded((size_t)count * c);
+  vit_gather_rows_f32(x, idx, count, c, y);
+  int ok = guard_intact(y, (size_t)count * c);
+  for (int i = 0; i < count; i++)
+    ok = ok && memcmp(y + (size_t)i * c, x + (size_t)idx[i] * c, (size_t)c * sizeof(float)) == 0;
+  vit_gather_rows_f32(x, idx, 0, c, y); /* count 0: nothing */
+  check(ok, "gather rows=%d c=%d count=%d", rows, c, count);
+  free(x);
+  free(y);
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+struct attention_result {
+  float *out, *cls;
+};
+
+/* Runs vit_attention_f32 with scratch of exactly the documented size, misaligned by one float,
+   followed by a guard. */
+static struct attention_result run_attention(const float *qkv, int n, int heads, int d,
+                                             const float *key_bias, int with_cls, int *guards_ok) {
+  const int C = heads * d;
+  const size_t need = vit_attention_scratch_floats(n, heads, d, vit_get_threads());
+  float *scratch = guarded(need + 1);
+  struct attention_result r;
+  r.out = guarded((size_t)n * C);
+  r.cls = with_cls ? guarded((size_t)heads * n) : NULL;
+  vit_attention_f32(qkv, n, heads, d, 1.0f / sqrtf((float)d), key_bias, r.cls, scratch + 1, r.out);
+  *guards_ok = guard_intact(scratch, need + 1) && guard_intact(r.out, (size_t)n * C) &&
+               (!with_cls || guard_intact(r.cls, (size_t)heads * n));
+  free(scratch);
+  return r;
+}
+
+static void test_attention_case(int n, int heads, int d, int with_cls, int with_bias) {
+  const int C = heads * d;
+  float *qkv = rand_array((size_t)n * 3 * C, -2, 2);
+  float *kb = with_bias ? rand_array((size_t)n, -1, 1) : NULL;
+  if (kb) kb[n - 1] = 2.5f; /* like log(size) of a merged token */
+  int ok;
+  struct attention_result r = run_attention(qkv, n, heads, d, kb, with_cls, &ok);
+  const double scale = 1.0 / sqrt((double)(float)d);
+  const float fscale = 1.0f / sqrtf((float)d);
+  double *p = malloc((size_t)n * sizeof(double));
+  double worst = 0;
+  for (int h = 0; h < heads; h++) {
+    for (int i = 0; i < n; i++) {
+      double max = -INFINITY, sum = 0;
+      for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int t = 0; t < d; t++)
+          s += (double)qkv[(size_t)i * 3 * C + h * d + t] * qkv[(size_t)j * 3 * C + C + h * d + t];
+        p[j] = s * (double)fscale + (kb ? kb[j] : 0.0);
+        max = fmax(max, p[j]);
+      }
+      (void)scale;
+      for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - max));
+      for (int j = 0; j < n; j++) p[j] /= sum;
+      if (i == 0 && with_cls)
+        for (int j = 0; j < n; j++)
+          if (!(fabs(r.cls[(size_t)h * n + j] - p[j]) <= 1e-5 * p[j] + 1e-7)) ok = 0;
+      for (int t = 0; t < d; t++) {
+        double o = 0, mag = 0;
+        for (int j = 0; j < n; j++) {
+          o += p[j] * qkv[(size_t)j * 3 * C + 2 * C + h * d + t];
+          mag += p[j] * fabs(qkv[(size_t)j * 3 * C + 2 * C + h * d + t]);
+        }
+        const double err = fabs(r.out[(size_t)i * C + h * d + t] - o);
+        if (!(err <= 2e-5 * mag + 1e-7)) ok = 0;
+        if (err / (mag + 1e-30) > worst) worst = err / (mag + 1e-30);
+      }
+    }
+  }
+  check(ok, "attention n=%d heads=%d d=%d cls=%d key_bias=%d (worst err/mag %.3g)", n, heads, d,
+        with_cls, with_bias, worst);
+  free(p);
+  free(qkv);
+  free(kb);
+  free(r.out);
+  free(r.cls);
+}
+
+static void test_attention(void) {
+  static const int ns[] = {1, 2, 17, 197};
+  static const int ds[] = {32, 64};
+  for (size_t a = 0; a < 4; a++)
+    for (int heads = 1; heads <= 6; heads++)
+      for (size_t b = 0; b < 2; b++)
+        for (int flags = 0; flags < 4; flags++)
+          test_attention_case(ns[a], heads, ds[b], flags & 1, flags >> 1);
+  /* head widths that are not a multiple of 16 (partial value panels) */
+  test_attention_case(31, 3, 24, 1, 1);
+  test_attention_case(20, 2, 8, 1, 0);
+}
+
+/* ---- threads ---------------------------------------------------------------------------- */
+
+static int same_bits(const float *a, const float *b, size_t count) {
+  return memcmp(a, b, count * sizeof(float)) == 0;
+}
+
+static void test_threads_linear(int m, int k, int n, enum vit_epilogue epi) {
+  float *x = rand_array((size_t)m * k, -1, 1);
+  float *w = rand_array((size_t)n * k, -1, 1);
+  float *bias = rand_array((size_t)n, -1, 1);
+  float *res = rand_array((size_t)m * n, -1, 1);
+  float *packed = malloc(vit_packed_size_f32(n, k) * sizeof(float));
+  vit_pack_f32(w, n, k, packed);
+  float *y1 = malloc((size_t)m * n * sizeof(float)), *yt = malloc((size_t)m * n * sizeof(float));
+  static const int counts[] = {2, 3, 0};
+  vit_set_threads(1);
+  memcpy(y1, res, (size_t)m * n * sizeof(float));
+  vit_linear_f32(x, m, k, packed, bias, n, epi, epi == VIT_EPI_RESIDUAL ? y1 : NULL, y1);
+  int ok = 1;
+  for (size_t c = 0; c < 3; c++) {
+    vit_set_threads(counts[c]);
+    memcpy(yt, res, (size_t)m * n * sizeof(float));
+    vit_linear_f32(x, m, k, packed, bias, n, epi, epi == VIT_EPI_RESIDUAL ? yt : NULL, yt);
+    ok = ok && same_bits(y1, yt, (size_t)m * n);
+  }
+  check(ok, "threads 1 vs 2, 3, all: linear m=%d k=%d n=%d epi=%s bitwise", m, k, n, epi_name(epi));
+  vit_set_threads(1);
+  free(x);
+  free(w);
+  free(bias);
+  free(res);
+  free(packed);
+  free(y1);
+  free(yt);
+}
+
+static void test_threads_attention(int n, int heads, int d) {
+  const int C = heads * d;
+  float *qkv = rand_array((size_t)n * 3 * C, -2, 2);
+  float *kb = rand_array((size_t)n, -1, 1);
+  int g1, g2, g3;
+  vit_set_threads(1);
+  struct attention_result a = run_attention(qkv, n, heads, d, kb, 1, &g1);
+  vit_set_threads(2);
+  struct attention_result b = run_attention(qkv, n, heads, d, kb, 1, &g2);
+  vit_set_threads(3);
+  struct attention_result c = run_attention(qkv, n, heads, d, kb, 1, &g3);
+  const int ok = g1 && g2 && g3 && same_bits(a.out, b.out, (size_t)n * C) &&
+                 same_bits(a.cls, b.cls, (size_t)heads * n) && same_bits(a.out, c.out, (size_t)n * C) &&
+                 same_bits(a.cls, c.cls, (size_t)heads * n);
+  check(ok, "threads 1 vs 2, 3: attention n=%d heads=%d d=%d bitwise", n, heads, d);
+  vit_set_threads(1);
+  free(qkv);
+  free(kb);
+  free(a.out);
+  free(a.cls);
+  free(b.out);
+  free(b.cls);
+  free(c.out);
+  free(c.cls);
+}
+
+static void test_threads(void) {
+  test_threads_linear(197, 384, 1152, VIT_EPI_NONE);
+  test_threads_linear(197, 384, 384, VIT_EPI_RESIDUAL);
+  test_threads_linear(197, 384, 1536, VIT_EPI_GELU);
+  test_threads_linear(197, 1536, 384, VIT_EPI_RESIDUAL);
+  test_threads_linear(31, 385, 33, VIT_EPI_GELU);
+  test_threads_linear(197, 385, 17, VIT_EPI_NONE);
+  test_threads_linear(3, 1000, 1000, VIT_EPI_NONE);
+  test_threads_attention(197, 6, 64);
+  test_threads_attention(17, 3, 32);
+  test_threads_attention(50, 2, 24);
+  vit_set_threads(5);
+  check(vit_get_threads() ==
+#ifdef VIT_NO_THREADS
+            1,
+#else
+            5,
+#endif
+        "vit_set_threads(5) -> vit_get_threads()");
+  vit_set_threads(1000);
+  check(vit_get_threads() >= 1 && vit_get_threads() <= VIT_MAX_THREADS, "thread cap");
+  vit_set_threads(1);
+}
+
+int main(void) {
+  vit_set_threads(1);
+  printf("vit runtime kernel tests: gemm=%s\n", vit_gemm_isa());
+  test_pack();
+  test_linear();
+#ifndef VIT_BLAS_OPENBLAS
+  test_gemm_panels();
+#endif
+  test_layernorm();
+  test_softmax();
+  test_gelu();
+  test_gather();
+  test_attention();
+  test_threads();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

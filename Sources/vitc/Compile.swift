@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import VitEmitC
+import VitFrontend
+import VitIR
+import VitPasses
+import VitRuntimeFiles
+
+/// Options shared by `compile` and `build`: what to emit.
+struct EmitOptions: ParsableArguments {
+  @Option(help: ArgumentHelp("Class names, one per line, built into the binary (default: imagenet-labels.txt beside the graph).", valueName: "file"))
+  var labels: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "How the weights reach the binary: incbin (a .bin pulled in by the assembler, any size) or hex (a hex-float C array, exact and diffable, for tiny models).",
+      valueName: "mode"))
+  var embedWeights: WeightsEmbedding = .incbin
+
+  @Option(help: ArgumentHelp("The GEMM: builtin (vitc's kernels on weights packed at compile time) or openblas (cblas_sgemm; needs libopenblas-dev).", valueName: "gemm"))
+  var blas: GEMMBackend = .builtin
+}
+
+extension WeightsEmbedding: ExpressibleByArgument {}
+extension GEMMBackend: ExpressibleByArgument {}
+
+/// Compiles a model to C files in `directory`, named after `stem`. Returns what was emitted.
+func compileModel(_ model: ModelOptions, _ emit: EmitOptions, stem: String, labels: String?) throws -> EmittedModel {
+  let (parsed, weights) = try model.load()
+  let graph = try Pipeline.run(parsed, through: Pipeline.stages.last!)
+  let provenance = EmitC.Provenance(
+    version: vitcVersion, graphFile: model.graph,
+    weights: model.weights ?? "--random-weights \(model.randomWeights!)", schedule: "none")
+  var emitted = try EmitC.emit(graph, weights: weights, provenance: provenance, embedding: emit.embedWeights, gemm: emit.blas)
+  // Files are named after the output's stem; the C symbols after the graph.
+  var renamed: [String: [UInt8]] = [:]
+  for (file, contents) in emitted.files {
+    let newName = stem + file.dropFirst(emitted.name.count)
+    var text = contents
+    if file.hasSuffix(".c") || file.hasSuffix(".S") {
+      let fixed = String(decoding: contents, as: UTF8.self)
+        .replacingOccurrences(of: "#include \"\(emitted.name).h\"", with: "#include \"\(stem).h\"")
+        .replacingOccurrences(of: ".incbin \"\(emitted.name)_weights.bin\"", with: ".incbin \"\(stem)_weights.bin\"")
+      text = Array(fixed.utf8)
+    }
+    renamed[newName] = text
+  }
+  for (file, contents) in try RuntimeFiles.all() { renamed[file] = contents }
+  let classNames = try loadLabels(graphPath: model.graph, explicit: labels, classes: graph.outputType.dims.last?.bound ?? 0)
+  for (file, contents) in EmitC.driverFiles(for: emitted, stem: stem, graph: graph, schedule: "none", labels: classNames) {
+    renamed[file] = contents
+  }
+  emitted.files = renamed
+  return emitted
+}
+
+/// Writes every file or none: into a fresh directory beside the target, then moved in place.
+func writeFiles(_ files: [String: [UInt8]], into directory: String) throws {
+  let fileManager = FileManager.default
+  do {
+    try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  } catch {
+    throw CommandError.cannotWrite(path: directory, reason: "cannot create the directory")
+  }
+  let staging = directory + "/.vitc-staging-\(ProcessInfo.processInfo.processIdentifier)"
+  defer { try? fileManager.removeItem(atPath: staging) }
+  try? fileManager.removeItem(atPath: staging)
+  try fileManager.createDirectory(atPath: staging, withIntermediateDirectories: true)
+  for (name, contents) in files {
+    guard fileManager.createFile(atPath: staging + "/" + name, contents: Data(contents)) else {
+      throw CommandError.cannotWrite(path: directory + "/" + name, reason: "cannot create the file")
+    }
+  }
+  for name in files.keys.sorted() {
+    if rename(staging + "/" + name, directory + "/" + name) != 0 {
+      throw CommandError.cannotWrite(path: directory + "/" + name, reason: String(cString: strerror(errno)))
+    }
+  }
+}
+
+struct Compile: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Compile a model to C: the model, its header, its weights and the runtime.",
+    discussion: """
+      -o out/model.c writes out/model.c, out/model.h, the weights (out/model_weights.S and \
+      out/model_weights.bin, or out/model_weights.c with --embed-weights hex), and the runtime \
+      (vit_runtime.h, vit_runtime.c, vit_gemm.c) and main.c beside them. Build with \
+      `vitc build`, or by hand: cc -std=c11 -O3 -Wa,-Iout out/*.c out/*.S -lm -lpthread.
+      """)
+
+  @OptionGroup var model: ModelOptions
+  @OptionGroup var emit: EmitOptions
+
+  @Option(name: .shortAndLong, help: ArgumentHelp("The model's C file; the other files go beside it.", valueName: "file.c"))
+  var output: String
+
+  func validate() throws {
+    guard output.hasSuffix(".c"), URL(fileURLWithPath: output).lastPathComponent.count > 2 else {
+      throw ValidationError("-o must name a .c file, like out/model.c")
+    }
+  }
+
+  func run() throws {
+    try reportingErrors {
+      let url = URL(fileURLWithPath: output)
+      let stem = cFileStem(url.deletingPathExtension().lastPathComponent)
+      let emitted = try compileModel(model, emit, stem: stem, labels: emit.labels)
+      try writeFiles(emitted.files, into: url.deletingLastPathComponent().path)
+      print("wrote \(emitted.files.count) files to \(url.deletingLastPathComponent().relativePath)/: \(emitted.files.keys.sorted().joined(separator: ", "))")
+      print("arena \(grouped(emitted.arenaBytes)) bytes, weights \(grouped(emitted.weightBytes)) bytes")
+    }
+  }
+}
+
+/// A file stem that is also a valid C header name.
+func cFileStem(_ stem: String) -> String {
+  String(stem.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" })
+}

@@ -1,0 +1,186 @@
+import Foundation
+import Testing
+import VitFrontend
+import VitIR
+import VitInterpreter
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `vitc` executable SwiftPM built next to the test bundle.
+func vitcExecutable() throws -> URL {
+  var directory = Bundle.main.bundleURL
+  for _ in 0..<4 {
+    let candidate = directory.appendingPathComponent("vitc")
+    if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    directory.deleteLastPathComponent()
+  }
+  throw CocoaError(.fileNoSuchFile)
+}
+
+/// Runs a program; returns its status and output.
+@discardableResult
+func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+  let process = Process()
+  process.executableURL = executable
+  process.arguments = arguments
+  process.currentDirectoryURL = repositoryRoot
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  process.standardError = pipe
+  try process.run()
+  let data = pipe.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+func seededInput(_ count: Int, seed: UInt64) -> [Float] {
+  var generator = SplitMix64(seed: seed, name: "golden-input")
+  return (0..<count).map { _ in Float(generator.nextNormal()) }
+}
+
+func writeF32(_ values: [Float], to url: URL) throws {
+  var bytes: [UInt8] = []
+  for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
+  try Data(bytes).write(to: url)
+}
+
+func readF32(_ url: URL) throws -> [Float] {
+  let data = try Data(contentsOf: url)
+  let bytes = [UInt8](data)
+  return stride(from: 0, to: bytes.count, by: 4).map { (i: Int) -> Float in
+    var bits = UInt32(bytes[i])
+    bits |= UInt32(bytes[i + 1]) << 8
+    bits |= UInt32(bytes[i + 2]) << 16
+    bits |= UInt32(bytes[i + 3]) << 24
+    return Float(bitPattern: bits)
+  }
+}
+
+/// The compiled binary against the interpreter: build with vitc, run on a seeded input, compare.
+@Suite(.serialized) struct GoldenTests {
+  /// Tolerance: |Δ| ≤ 1e-4 · max(1, max|ref|). The binary accumulates in float with FMA and
+  /// blocked sums; the interpreter in double.
+  ///
+  /// Models: tiny (all 12 blocks), and DeiT-S-shaped: deit-s.graph cut to its first 2 blocks
+  /// (width 384, 6 heads, 197 tokens; 2 blocks keep the debug-build interpreter at a few seconds).
+  /// `--blas openblas` needs libopenblas-dev, which .ci/run installs.
+  @Test(arguments: [
+    ("tiny", "clang", "incbin", "builtin"), ("tiny", "gcc", "hex", "builtin"), ("tiny", "gcc", "incbin", "openblas"),
+    ("deit-s-2blocks", "clang", "incbin", "builtin"), ("deit-s-2blocks", "gcc", "incbin", "builtin"),
+  ])
+  func binaryMatchesInterpreter(model: String, cc: String, embedding: String, blas: String) throws {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-golden-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    var graphPath = repositoryRoot.appendingPathComponent("samples/\(model).graph").path
+    if model == "deit-s-2blocks" {
+      let text = try String(contentsOfFile: repositoryRoot.appendingPathComponent("samples/deit-s.graph").path, encoding: .utf8)
+      let cut = text.replacingOccurrences(of: "block i in 0..<12", with: "block i in 0..<2")
+      #expect(cut != text)
+      graphPath = scratch.appendingPathComponent("deit-s-2blocks.graph").path
+      try cut.write(toFile: graphPath, atomically: true, encoding: .utf8)
+    }
+    let binary = scratch.appendingPathComponent("model")
+    let built = try run(
+      try vitcExecutable(),
+      ["build", graphPath, "--random-weights", "1", "--cc", cc, "--embed-weights", embedding, "--blas", blas, "-o", binary.path])
+    try #require(built.status == 0, "vitc build failed:\n\(built.output)")
+
+    let graph = try GraphLoader.load(path: graphPath)
+    let inputShape = graph.type(of: graph.inputs[0]).fixedShape!
+    let input = seededInput(inputShape.reduce(1, *), seed: 11)
+    let inputFile = scratch.appendingPathComponent("input.f32")
+    try writeF32(input, to: inputFile)
+    let logitsFile = scratch.appendingPathComponent("logits.f32")
+    let ran = try run(binary, ["--input", inputFile.path, "--out", logitsFile.path])
+    try #require(ran.status == 0, "binary failed:\n\(ran.output)")
+
+    let reference = try Interpreter(graph: graph, weights: RandomWeights.generate(for: graph, seed: 1))
+      .run([Tensor(shape: inputShape, scalars: input)]).scalars
+    let compiled = try readF32(logitsFile)
+    #expect(compiled.count == reference.count)
+    let scale = max(1, reference.map { abs($0) }.max()!)
+    let worst = zip(compiled, reference).map { abs($0 - $1) }.max()!
+    #expect(worst <= 1e-4 * scale, "max |Δ| \(worst), max |ref| \(scale)")
+  }
+}
+
+/// The standalone binary's own behaviour: preprocessing equal to the Swift one, the trace, bad
+/// input, and what it links.
+@Suite(.serialized) struct BinaryTests {
+  static let built: Result<URL, any Error> = Result {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-binary-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let binary = directory.appendingPathComponent("tiny")
+    let result = try run(try vitcExecutable(), ["build", "samples/tiny.graph", "--random-weights", "3", "-o", binary.path])
+    guard result.status == 0 else { throw CocoaError(.executableLoad, userInfo: ["output": result.output]) }
+    return binary
+  }
+
+  /// One definition of the preprocessing, implemented twice (Swift, C): equal to the bit.
+  @Test(arguments: ["chelsea", "coffee", "astronaut"])
+  func preprocessingInCEqualsSwift(image: String) throws {
+    let binary = try Self.built.get()
+    let dump = binary.deletingLastPathComponent().appendingPathComponent("\(image).f32")
+    let path = "samples/images/\(image).ppm"
+    let ran = try run(binary, [path, "--dump-input", dump.path])
+    try #require(ran.status == 0, "\(ran.output)")
+    let swift = Preprocessing.deitEvaluation(try PPM.read(path: repositoryRoot.appendingPathComponent(path).path), crop: 224)
+    #expect(try readF32(dump) == swift.scalars)
+  }
+
+  @Test func traceHasTheDocumentedFormAndTheLogits() throws {
+    let binary = try Self.built.get()
+    let folder = binary.deletingLastPathComponent()
+    let trace = folder.appendingPathComponent("trace.json")
+    let logits = folder.appendingPathComponent("logits.f32")
+    let ran = try run(binary, ["--image", "samples/images/coffee.ppm", "--trace", trace.path, "--out", logits.path, "--top", "3"])
+    try #require(ran.status == 0, "\(ran.output)")
+    #expect(ran.output.split(separator: "\n").count == 4)
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: trace)) as! [String: Any]
+    #expect(json["method"] as? String == "none")
+    #expect((json["stages"] as? [Any])?.isEmpty == true)
+    let fromTrace = (json["logits"] as! [Double]).map { Float($0) }
+    #expect(fromTrace == (try readF32(logits)))  // %.9g round-trips float32
+  }
+
+  @Test(arguments: [
+    (["--input", "nowhere.f32"], "nowhere.f32: error: no such file"),
+    (["samples/tiny.graph"], "samples/tiny.graph: error: not a PPM image"),
+    (["--input", "samples/images/astronaut.ppm"], "samples/images/astronaut.ppm: error: expected 602112 bytes"),
+    (["--bench", "zero", "samples/images/astronaut.ppm"], "error: --bench takes a whole number"),
+    (["--frobnicate"], "error: unknown option '--frobnicate'"),
+    ([], "error: give exactly one of IMAGE.ppm"),
+  ])
+  func badInputExitsWithTwoAndOneLine(arguments: [String], message: String) throws {
+    let binary = try Self.built.get()
+    let ran = try run(binary, arguments)
+    #expect(ran.status == 2)
+    #expect(ran.output.hasPrefix(message), "\(ran.output)")
+    #expect(ran.output.split(separator: "\n").count == 1)
+  }
+
+  @Test func truncatedImageIsRefused() throws {
+    let binary = try Self.built.get()
+    let cut = binary.deletingLastPathComponent().appendingPathComponent("cut.ppm")
+    try Data(try Data(contentsOf: repositoryRoot.appendingPathComponent("samples/images/chelsea.ppm")).prefix(5000)).write(to: cut)
+    let ran = try run(binary, [cut.path])
+    #expect(ran.status == 2)
+    #expect(ran.output.contains("error: truncated PPM: expected 405900 bytes of pixels, found 4985"))
+  }
+
+  /// Only libc, libm and libpthread (and the loader and vDSO).
+  @Test func linksOnlyTheCLibraries() throws {
+    let binary = try Self.built.get()
+    let ldd = try run(URL(fileURLWithPath: "/usr/bin/ldd"), [binary.path])
+    try #require(ldd.status == 0, "\(ldd.output)")
+    let libraries = ldd.output.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+      .map { $0.trimmingCharacters(in: .whitespaces) }
+    for library in libraries {
+      let allowed = ["linux-vdso", "libc.so", "libm.so", "libpthread.so", "ld-linux", "/lib64/ld-linux"].contains { library.hasPrefix($0) }
+      #expect(allowed, "links \(library)")
+    }
+    #expect(libraries.contains { $0.hasPrefix("libc.so") })
+  }
+}
