@@ -37,18 +37,24 @@ let package = Package(
         "VitIR", "VitFrontend", "VitPasses", "VitInterpreter", "VitEmitC",
         "VitRuntimeFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
+    // Helpers shared by the test targets: repository paths, running vitc and binaries.
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "VitIRTests", dependencies: ["VitIR"]),
-    .testTarget(name: "VitFrontendTests", dependencies: ["VitIR", "VitFrontend"]),
+    .testTarget(name: "VitFrontendTests", dependencies: ["VitIR", "VitFrontend", "TestSupport"]),
     .testTarget(
-      name: "VitPassesTests", dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitInterpreter"]),
+      name: "VitPassesTests",
+      dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitInterpreter", "TestSupport"]),
     .testTarget(
-      name: "VitInterpreterTests", dependencies: ["VitIR", "VitFrontend", "VitInterpreter"]),
-    .testTarget(name: "VitcTests", dependencies: ["vitc", "VitIR", "VitFrontend"]),
+      name: "VitInterpreterTests",
+      dependencies: ["VitIR", "VitFrontend", "VitInterpreter", "TestSupport"]),
+    .testTarget(name: "VitcTests", dependencies: ["vitc", "VitIR", "VitFrontend", "TestSupport"]),
     .testTarget(
-      name: "VitEmitCTests", dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitEmitC"],
+      name: "VitEmitCTests",
+      dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitEmitC", "TestSupport"],
       exclude: ["Snapshots"]),
     // End to end: vitc build → C compiler → binary, held to the interpreter.
     .testTarget(
-      name: "GoldenTests", dependencies: ["vitc", "VitIR", "VitFrontend", "VitInterpreter"]),
+      name: "GoldenTests",
+      dependencies: ["vitc", "VitIR", "VitFrontend", "VitInterpreter", "TestSupport"]),
   ]
 )

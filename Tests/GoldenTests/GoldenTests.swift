@@ -1,60 +1,13 @@
 import Foundation
+import TestSupport
 import Testing
 import VitFrontend
 import VitIR
 import VitInterpreter
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().deletingLastPathComponent()
-
-/// The `vitc` executable SwiftPM built next to the test bundle.
-func vitcExecutable() throws -> URL {
-  var directory = Bundle.main.bundleURL
-  for _ in 0..<4 {
-    let candidate = directory.appendingPathComponent("vitc")
-    if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-    directory.deleteLastPathComponent()
-  }
-  throw CocoaError(.fileNoSuchFile)
-}
-
-/// Runs a program; returns its status and output.
-@discardableResult
-func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
-  let process = Process()
-  process.executableURL = executable
-  process.arguments = arguments
-  process.currentDirectoryURL = repositoryRoot
-  let pipe = Pipe()
-  process.standardOutput = pipe
-  process.standardError = pipe
-  try process.run()
-  let data = pipe.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 func seededInput(_ count: Int, seed: UInt64) -> [Float] {
   var generator = SplitMix64(seed: seed, name: "golden-input")
   return (0..<count).map { _ in Float(generator.nextNormal()) }
-}
-
-func writeF32(_ values: [Float], to url: URL) throws {
-  var bytes: [UInt8] = []
-  for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
-  try Data(bytes).write(to: url)
-}
-
-func readF32(_ url: URL) throws -> [Float] {
-  let data = try Data(contentsOf: url)
-  let bytes = [UInt8](data)
-  return stride(from: 0, to: bytes.count, by: 4).map { (i: Int) -> Float in
-    var bits = UInt32(bytes[i])
-    bits |= UInt32(bytes[i + 1]) << 8
-    bits |= UInt32(bytes[i + 2]) << 16
-    bits |= UInt32(bytes[i + 3]) << 24
-    return Float(bitPattern: bits)
-  }
 }
 
 /// The compiled binary against the interpreter: build with vitc, run on a seeded input, compare.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import VitFrontend
 import VitIR
@@ -6,8 +7,6 @@ import VitPasses
 
 @testable import VitEmitC
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().deletingLastPathComponent()
 let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots")
 
 /// Compares `text` with the snapshot file; `VITC_RECORD_SNAPSHOTS=1` rewrites it and fails, so

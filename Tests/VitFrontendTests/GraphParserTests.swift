@@ -1,16 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 import VitIR
 
 @testable import VitFrontend
 
-/// The repository root, found from this file's path (tests read samples and fixtures in place).
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().deletingLastPathComponent()
-
-func samplePath(_ name: String) -> String {
-  repositoryRoot.appendingPathComponent("samples/\(name)").path
-}
+func samplePath(_ name: String) -> String { repositoryPath("samples/\(name)") }
 
 /// Parses `source` and returns the error message, or nil if it parsed.
 func parseError(_ source: String) -> String? {

@@ -1,12 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 import VitFrontend
 import VitIR
 
 @testable import VitInterpreter
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().deletingLastPathComponent()
 
 func loadSample(_ name: String) throws -> Graph {
   try GraphLoader.load(path: repositoryRoot.appendingPathComponent("samples/\(name)").path)

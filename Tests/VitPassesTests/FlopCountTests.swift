@@ -1,11 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
 import VitFrontend
 import VitIR
 import VitPasses
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().deletingLastPathComponent()
 
 @Suite struct FlopCountTests {
   /// SEMANTICS.md §7.1 and §7.2: fvcore for DeiT-T/S/B, torchprofile for DeiT-S.

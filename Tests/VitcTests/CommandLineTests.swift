@@ -1,52 +1,6 @@
 import Foundation
+import TestSupport
 import Testing
-
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().deletingLastPathComponent()
-
-/// What one run of the `vitc` executable printed.
-struct Outcome {
-  var status: Int32
-  var stdout: String
-  var stderr: String
-}
-
-/// The `vitc` executable SwiftPM built next to the test bundle.
-func vitcExecutable() throws -> URL {
-  var directory = Bundle.main.bundleURL
-  for _ in 0..<4 {
-    let candidate = directory.appendingPathComponent("vitc")
-    if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-    directory.deleteLastPathComponent()
-  }
-  throw CocoaError(.fileNoSuchFile)
-}
-
-/// Runs vitc with `arguments` in the repository root.
-func vitc(_ arguments: [String]) throws -> Outcome {
-  let process = Process()
-  process.executableURL = try vitcExecutable()
-  process.arguments = arguments
-  process.currentDirectoryURL = repositoryRoot
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  try process.run()
-  let stdout = out.fileHandleForReading.readDataToEndOfFile()
-  let stderr = err.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return Outcome(
-    status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-    stderr: String(decoding: stderr, as: UTF8.self))
-}
-
-/// A scratch directory for one test.
-func scratchDirectory() throws -> URL {
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-test-\(UUID().uuidString)")
-  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-  return url
-}
 
 @Suite struct FlopsAndDumpCommandTests {
   @Test(arguments: [

@@ -1,0 +1,82 @@
+import Foundation
+
+/// The repository root, found from this file's path: tests read samples and fixtures in place.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+
+/// A file of the repository by its relative path.
+public func repositoryPath(_ relative: String) -> String {
+  repositoryRoot.appendingPathComponent(relative).path
+}
+
+/// The `vitc` executable SwiftPM built next to the test bundle.
+public func vitcExecutable() throws -> URL {
+  var directory = Bundle.main.bundleURL
+  for _ in 0..<4 {
+    let candidate = directory.appendingPathComponent("vitc")
+    if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    directory.deleteLastPathComponent()
+  }
+  throw CocoaError(.fileNoSuchFile)
+}
+
+/// What one run of a program printed.
+public struct Outcome: Sendable {
+  public var status: Int32
+  public var stdout: String
+  public var stderr: String
+  /// stdout then stderr.
+  public var output: String { stdout + stderr }
+}
+
+/// Runs `executable` with `arguments` in the repository root. stderr goes through a file, so
+/// that neither stream can fill a pipe and block the child.
+public func run(_ executable: URL, _ arguments: [String]) throws -> Outcome {
+  let errors = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-stderr-\(UUID().uuidString)")
+  FileManager.default.createFile(atPath: errors.path, contents: nil)
+  defer { try? FileManager.default.removeItem(at: errors) }
+  let process = Process()
+  process.executableURL = executable
+  process.arguments = arguments
+  process.currentDirectoryURL = repositoryRoot
+  let out = Pipe()
+  process.standardOutput = out
+  process.standardError = try FileHandle(forWritingTo: errors)
+  try process.run()
+  let stdout = out.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return Outcome(
+    status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+    stderr: String(decoding: try Data(contentsOf: errors), as: UTF8.self))
+}
+
+/// Runs the `vitc` executable.
+public func vitc(_ arguments: [String]) throws -> Outcome {
+  try run(try vitcExecutable(), arguments)
+}
+
+/// A fresh scratch directory.
+public func scratchDirectory() throws -> URL {
+  let url = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-test-\(UUID().uuidString)")
+  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+  return url
+}
+
+/// Raw little-endian float32, as the binaries read and write it.
+public func writeF32(_ values: [Float], to url: URL) throws {
+  var bytes: [UInt8] = []
+  bytes.reserveCapacity(4 * values.count)
+  for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
+  try Data(bytes).write(to: url)
+}
+
+public func readF32(_ url: URL) throws -> [Float] {
+  let bytes = [UInt8](try Data(contentsOf: url))
+  return stride(from: 0, to: bytes.count, by: 4).map { (i: Int) -> Float in
+    var bits = UInt32(bytes[i])
+    bits |= UInt32(bytes[i + 1]) << 8
+    bits |= UInt32(bytes[i + 2]) << 16
+    bits |= UInt32(bytes[i + 3]) << 24
+    return Float(bitPattern: bits)
+  }
+}
