@@ -46,8 +46,9 @@ enum vit_epilogue { VIT_EPI_NONE = 0, VIT_EPI_GELU = 1, VIT_EPI_RESIDUAL = 2 };
    bias may be NULL. VIT_EPI_GELU applies exact erf GELU to (x·Wᵀ + bias).
    VIT_EPI_RESIDUAL computes (x·Wᵀ + bias) + residual[m][n]; residual may alias y (exactly).
    x row stride k, y and residual row stride n. x must not overlap y.
-   Each y element is one float FMA chain over kk = 0..k-1, so results do not depend on the
-   thread count. */
+   Each y element is one float multiply-add chain over kk = 0..k-1 (fused where the ISA has
+   FMA), then + bias, then the epilogue, computed by one thread: results do not depend on the
+   thread count (with VIT_BLAS_OPENBLAS they are OpenBLAS's, threaded its own way). */
 void vit_linear_f32(const float *restrict x, int m, int k, const float *restrict packed_w,
                     const float *restrict bias, int n, enum vit_epilogue epilogue,
                     const float *residual, float *y);
@@ -80,7 +81,9 @@ void vit_gelu_f32(const float *x, size_t count, float *y);
 #define VIT_ATTENTION_SCRATCH_FLOATS_T(n, heads, head_dim, threads)                        \
   ((size_t)(heads) * (VIT_PACKED_FLOATS((n), (head_dim)) + VIT_PACKED_FLOATS((head_dim), (n))) \
    + (size_t)(threads) * VIT_ATTENTION_ROWS * VIT_PACKED_FLOATS((n), 1) + 16)
-/* The same for any thread count (VIT_MAX_THREADS): what a static buffer should hold. */
+/* The same for any thread count (VIT_MAX_THREADS: 64, or 1 with -DVIT_NO_THREADS): what a
+   static buffer should hold. A constant expression for constant arguments, e.g.
+   static _Alignas(64) float scratch[VIT_ATTENTION_SCRATCH_FLOATS(197, 6, 64)]; */
 #define VIT_ATTENTION_SCRATCH_FLOATS(n, heads, head_dim)                                    \
   VIT_ATTENTION_SCRATCH_FLOATS_T((n), (heads), (head_dim), VIT_MAX_THREADS)
 
@@ -109,7 +112,11 @@ void vit_gather_rows_f32(const float *restrict x, const int *restrict idx, int c
 
 /* ---- threads ---------------------------------------------------------------------------- */
 
+#ifdef VIT_NO_THREADS
+#define VIT_MAX_THREADS 1
+#else
 #define VIT_MAX_THREADS 64
+#endif
 
 /* Threads used by vit_linear_f32 and vit_attention_f32 from now on. n <= 0: all online cores;
    capped at VIT_MAX_THREADS. The pool is made lazily, in static storage, on the first call

@@ -78,16 +78,21 @@ typedef __m512 vit_vf;
 #define VF_DIV(a, b) _mm512_div_ps((a), (b))
 #define VF_MIN(a, b) _mm512_min_ps((a), (b))
 #define VF_MAX(a, b) _mm512_max_ps((a), (b))
-#define VF_AND(a, b) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
-#define VF_XOR(a, b) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
-#define VF_LT_SELECT(a, b, x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ), (y), (x))
+#define VF_AND(a, b) \
+  _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VF_XOR(a, b) \
+  _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VF_LT_SELECT(a, b, x, y) \
+  _mm512_mask_blend_ps(_mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ), (y), (x))
 /* 2^n for integer-valued n in [-126, 127] */
 #define VF_POW2I(n) \
-  _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+  _mm512_castsi512_ps(                                                                 \
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
 #define VF_HSUM(v) vit_hsum_avx512(v)
 #define VF_HMAX(v) _mm512_reduce_max_ps(v)
 VIT_HELPER float vit_hsum_avx512(__m512 v) { /* fixed order: halves, then halves again */
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), hi);
   __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   q = _mm_add_ps(q, _mm_movehl_ps(q, q));
   q = _mm_add_ss(q, _mm_movehdup_ps(q));
@@ -114,7 +119,8 @@ typedef __m256 vit_vf;
 #define VF_XOR(a, b) _mm256_xor_ps((a), (b))
 #define VF_LT_SELECT(a, b, x, y) _mm256_blendv_ps((y), (x), _mm256_cmp_ps((a), (b), _CMP_LT_OQ))
 #define VF_POW2I(n) \
-  _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+  _mm256_castsi256_ps(                                                                 \
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define VF_HSUM(v) vit_hsum_avx2(v)
 #define VF_HMAX(v) vit_hmax_avx2(v)
 VIT_HELPER float vit_hsum_avx2(__m256 v) {
@@ -162,18 +168,23 @@ VIT_HELPER float32x4_t vit_div_neon32(float32x4_t a, float32x4_t b) { /* IEEE, l
 #endif
 #define VF_MIN(a, b) vminq_f32((a), (b))
 #define VF_MAX(a, b) vmaxq_f32((a), (b))
-#define VF_AND(a, b) vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b)))
-#define VF_XOR(a, b) vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b)))
+#define VF_AND(a, b) \
+  vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b)))
+#define VF_XOR(a, b) \
+  vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b)))
 #define VF_LT_SELECT(a, b, x, y) vbslq_f32(vcltq_f32((a), (b)), (x), (y))
 #define VF_POW2I(n) \
   vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
 #define VF_HSUM(v) vit_hsum_neon(v)
 #define VF_HMAX(v) vit_hmax_neon(v)
 VIT_HELPER float vit_hsum_neon(float32x4_t v) {
-  return (vgetq_lane_f32(v, 0) + vgetq_lane_f32(v, 2)) + (vgetq_lane_f32(v, 1) + vgetq_lane_f32(v, 3));
+  const float a = vgetq_lane_f32(v, 0), b = vgetq_lane_f32(v, 1);
+  const float c = vgetq_lane_f32(v, 2), d = vgetq_lane_f32(v, 3);
+  return (a + c) + (b + d);
 }
 VIT_HELPER float vit_hmax_neon(float32x4_t v) {
-  float a = vgetq_lane_f32(v, 0), b = vgetq_lane_f32(v, 1), c = vgetq_lane_f32(v, 2), d = vgetq_lane_f32(v, 3);
+  float a = vgetq_lane_f32(v, 0), b = vgetq_lane_f32(v, 1);
+  float c = vgetq_lane_f32(v, 2), d = vgetq_lane_f32(v, 3);
   a = b > a ? b : a;
   c = d > c ? d : c;
   return c > a ? c : a;
@@ -483,7 +494,8 @@ static void vit_epilogue_tile(float *tile, int mr, int ncols, const float *bias,
 #define VIT_VECS(X, r) X(r, 0) X(r, 1) X(r, 2) X(r, 3)
 
 /* Offset in floats of vector v of a packed row inside the microtile's panels. */
-#define VIT_VOFF(v, pstride) ((size_t)(((v) * VIT_VLEN) / VIT_NR) * (pstride) + ((v) * VIT_VLEN) % VIT_NR)
+#define VIT_VOFF(v, pstride) \
+  ((size_t)(((v) * VIT_VLEN) / VIT_NR) * (pstride) + ((v) * VIT_VLEN) % VIT_NR)
 
 /* One microtile: MR rows (constant, <= VIT_MR) by NV vectors (constant) of columns, over all
    k. ncols of the NV*VLEN columns are valid; full tiles finish in registers, the others go

@@ -51,13 +51,14 @@ static struct {
   void *ctx;
   int ntasks;
   int participants; /* threads on the current job, caller included */
-  int pending;      /* workers of the current job not finished yet */
 } vit_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              0, 0, 0, NULL, NULL, 0, 0, 0};
+              0, 0, 0, NULL, NULL, 0, 0};
 static pthread_t vit_workers[VIT_MAX_THREADS];
 static unsigned vit_worker_gen0[VIT_MAX_THREADS]; /* generation current when each was created */
 static atomic_uint vit_pool_gen;                  /* copy of vit_pool.gen, for spinning */
 static atomic_int vit_pool_next;                  /* next task of the current job */
+static atomic_int vit_pool_pending;               /* workers of the current job still running */
+static _Thread_local int vit_in_task;             /* set while running a task: no nesting */
 
 /* Iterations a worker polls for new work before it sleeps on the condition variable. */
 #define VIT_SPIN 20000
@@ -69,11 +70,13 @@ static inline void vit_cpu_relax(void) {
 }
 
 static void vit_run_tasks(vit_task_fn fn, void *ctx, int ntasks, int thread) {
+  vit_in_task = 1;
   for (;;) {
     const int t = atomic_fetch_add_explicit(&vit_pool_next, 1, memory_order_relaxed);
     if (t >= ntasks) break;
     fn(ctx, t, thread);
   }
+  vit_in_task = 0;
 }
 
 static void *vit_worker(void *arg) {
@@ -94,9 +97,11 @@ static void *vit_worker(void *arg) {
     pthread_mutex_unlock(&vit_pool.mu);
     if (!go) continue;
     vit_run_tasks(fn, ctx, ntasks, id);
-    pthread_mutex_lock(&vit_pool.mu);
-    if (--vit_pool.pending == 0) pthread_cond_signal(&vit_pool.done);
-    pthread_mutex_unlock(&vit_pool.mu);
+    if (atomic_fetch_sub_explicit(&vit_pool_pending, 1, memory_order_acq_rel) == 1) {
+      pthread_mutex_lock(&vit_pool.mu);
+      pthread_cond_signal(&vit_pool.done);
+      pthread_mutex_unlock(&vit_pool.mu);
+    }
   }
   return NULL;
 }
@@ -130,7 +135,7 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
   const int limit = vit_get_threads();
   if (threads > limit) threads = limit;
   if (threads > ntasks) threads = ntasks;
-  if (threads <= 1) {
+  if (threads <= 1 || vit_in_task) { /* serial, also when called from inside a task */
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
     return;
   }
@@ -151,7 +156,7 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
   vit_pool.ctx = ctx;
   vit_pool.ntasks = ntasks;
   vit_pool.participants = threads;
-  vit_pool.pending = threads - 1;
+  atomic_store_explicit(&vit_pool_pending, threads - 1, memory_order_relaxed);
   atomic_store_explicit(&vit_pool_next, 0, memory_order_relaxed);
   vit_pool.gen++;
   atomic_store_explicit(&vit_pool_gen, vit_pool.gen, memory_order_release);
@@ -160,14 +165,19 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
 
   vit_run_tasks(fn, ctx, ntasks, 0);
 
+  for (int s = 0; s < VIT_SPIN; s++) {
+    if (atomic_load_explicit(&vit_pool_pending, memory_order_acquire) == 0) return;
+    vit_cpu_relax();
+  }
   pthread_mutex_lock(&vit_pool.mu);
-  while (vit_pool.pending > 0) pthread_cond_wait(&vit_pool.done, &vit_pool.mu);
+  while (atomic_load_explicit(&vit_pool_pending, memory_order_acquire) > 0)
+    pthread_cond_wait(&vit_pool.done, &vit_pool.mu);
   pthread_mutex_unlock(&vit_pool.mu);
 }
 
 #endif /* VIT_NO_THREADS */
 
-/* ---- layernorm ----------------------------------------------------------- */
+/* ---- layernorm -------------------------------------------------------------------------- */
 
 void vit_layernorm_f32(const float *x, int rows, int c, const float *restrict w,
                        const float *restrict b, float eps, float *y) {
@@ -256,8 +266,10 @@ static void vit_attention_rows_task(void *ctx, int task, int thread) {
   vit_gemm_panels_f32(j->qkv + (size_t)i0 * ld + (size_t)h * j->d, ld, rows, j->d,
                       j->kp + h * j->kp_size, j->n, 0, (j->n + VIT_NR - 1) / VIT_NR, NULL,
                       VIT_EPI_NONE, NULL, 0, s, j->lds);
-  for (int r = 0; r < rows; r++) vit_softmax_row_f32(s + (size_t)r * j->lds, j->n, j->scale, j->key_bias);
-  if (i0 == 0 && j->cls_attn) memcpy(j->cls_attn + (size_t)h * j->n, s, (size_t)j->n * sizeof(float));
+  for (int r = 0; r < rows; r++)
+    vit_softmax_row_f32(s + (size_t)r * j->lds, j->n, j->scale, j->key_bias);
+  if (i0 == 0 && j->cls_attn)
+    memcpy(j->cls_attn + (size_t)h * j->n, s, (size_t)j->n * sizeof(float));
   /* context = p · v */
   vit_gemm_panels_f32(s, j->lds, rows, j->n, j->vp + h * j->vp_size, j->d, 0,
                       (j->d + VIT_NR - 1) / VIT_NR, NULL, VIT_EPI_NONE, NULL, 0,

@@ -23,6 +23,9 @@ struct Build: ParsableCommand {
   @Flag(help: "Build without the thread pool (no pthreads).")
   var noThreads = false
 
+  @Flag(help: "Use libm's expf and erff one element at a time instead of the runtime's vectorised exp and erf (about 1 ulp; see Runtime/README.md).")
+  var scalarMath = false
+
   @Option(help: ArgumentHelp("Also keep the generated C in this directory.", valueName: "dir"))
   var keepSources: String?
 
@@ -39,6 +42,7 @@ struct Build: ParsableCommand {
       let binary = work + "/model.bin.out"
       var arguments = ["-std=c11", "-O3", "-march=native", "-Wall", "-Wextra", "-Werror", "-I", work, "-Wa,-I\(work)"]
       if noThreads { arguments.append("-DVIT_NO_THREADS") }
+      if !scalarMath { arguments.append("-DVIT_VECTOR_MATH") }
       if emit.blas == .openblas { arguments.append("-DVIT_BLAS_OPENBLAS") }
       arguments += sources + ["-o", binary] + (emit.blas == .openblas ? ["-lopenblas"] : []) + ["-lm"]
         + (noThreads ? [] : ["-lpthread"])

@@ -5,10 +5,13 @@
  *
  *   cc -std=c11 -O2 [ISA flags] -IRuntime/include bench/runtime/gemm_bench.c \
  *      Runtime/src/vit_runtime.c Runtime/src/vit_gemm.c -lm -lpthread [-DBENCH_OPENBLAS -lopenblas]
- *   ./a.out [repeats]          (bench/runtime/run_bench.sh builds and runs every variant)
+ *   ./a.out [repeats] [vit|openblas]   (default: both; bench/runtime/run_bench.sh runs them in
+ *                                       separate processes, as OpenBLAS's idle threads spin for
+ *                                       a while and slow down our second thread)
  *
- * FLOPs count a multiply-add as 2 (2*m*n*k). Our kernel runs with the epilogue the model uses
- * on that layer (bias included); cblas_sgemm is the bare GEMM (no bias, no epilogue).
+ * FLOPs count a multiply-add as 2 (2*m*n*k; attention: 4*n*n*C, its two GEMMs). Our kernel runs
+ * with the epilogue the model uses on that layer (bias included: qkv none, proj and fc2
+ * residual, fc1 GELU); cblas_sgemm is the bare GEMM (no bias, no epilogue).
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -68,10 +71,27 @@ static const struct shape shapes[] = {
     qsort(times, (size_t)(repeats), sizeof(double), cmp_double); \
   } while (0)
 
+/* One line: implementation, threads, layer, m k n, median GFLOP/s, range, median ms. */
+static void report(const char *impl, int threads, const char *layer, int m, int k, int n,
+                   double gflop, const double *sorted_ms, int repeats) {
+  printf("%-22s t=%d %-5s m=%d k=%d n=%d %7.1f GFLOP/s (%.1f-%.1f) %.3f ms\n", impl, threads,
+         layer, m, k, n, gflop / sorted_ms[repeats / 2] * 1e3, gflop / sorted_ms[repeats - 1] * 1e3,
+         gflop / sorted_ms[0] * 1e3, sorted_ms[repeats / 2]);
+}
+
 int main(int argc, char **argv) {
   const int repeats = argc > 1 ? atoi(argv[1]) : 51;
+  const int run_vit = argc <= 2 || strcmp(argv[2], "openblas") != 0;
+  const int run_blas = argc <= 2 || strcmp(argv[2], "vit") != 0;
+  (void)run_blas;
   double *times = malloc((size_t)repeats * sizeof(double));
-  printf("# gemm=%s, median of %d calls, GFLOP/s (min-max over calls)\n", vit_gemm_isa(), repeats);
+#ifdef BENCH_OPENBLAS
+  char openblas_name[64];
+  const char *coretype = getenv("OPENBLAS_CORETYPE");
+  snprintf(openblas_name, sizeof openblas_name, "openblas(%s)", coretype ? coretype : "auto");
+#endif
+  printf("# gemm=%s, median of %d calls, GFLOP/s (min-max over calls), median ms\n",
+         vit_gemm_isa(), repeats);
   for (int threads = 1; threads <= 2; threads++) {
     vit_set_threads(threads);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
@@ -83,19 +103,18 @@ int main(int argc, char **argv) {
       float *packed = malloc(vit_packed_size_f32(sh.n, sh.k) * sizeof(float));
       vit_pack_f32(w, sh.n, sh.k, packed);
       const double gflop = 2.0 * sh.m * sh.n * sh.k * 1e-9;
-      TIME_MEDIAN(repeats, vit_linear_f32(x, sh.m, sh.k, packed, bias, sh.n, sh.epi,
-                                          sh.epi == VIT_EPI_RESIDUAL ? y : NULL, y));
-      printf("vit      %-6s threads=%d m=%d k=%4d n=%4d  %7.1f GFLOP/s (%.1f-%.1f)  %.3f ms\n",
-             vit_gemm_isa(), threads, sh.m, sh.k, sh.n, gflop / times[repeats / 2] * 1e3,
-             gflop / times[repeats - 1] * 1e3, gflop / times[0] * 1e3, times[repeats / 2]);
-      printf("  shape=%s epi=%d\n", sh.name, (int)sh.epi);
+      if (run_vit) {
+        TIME_MEDIAN(repeats, vit_linear_f32(x, sh.m, sh.k, packed, bias, sh.n, sh.epi,
+                                            sh.epi == VIT_EPI_RESIDUAL ? y : NULL, y));
+        report(vit_gemm_isa(), threads, sh.name, sh.m, sh.k, sh.n, gflop, times, repeats);
+      }
 #ifdef BENCH_OPENBLAS
+      if (run_blas) {
       openblas_set_num_threads(threads);
       TIME_MEDIAN(repeats, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sh.m, sh.n, sh.k,
                                        1.0f, x, sh.k, w, sh.k, 0.0f, y, sh.n));
-      printf("openblas %-6s threads=%d m=%d k=%4d n=%4d  %7.1f GFLOP/s (%.1f-%.1f)  %.3f ms\n",
-             "sgemm", threads, sh.m, sh.k, sh.n, gflop / times[repeats / 2] * 1e3,
-             gflop / times[repeats - 1] * 1e3, gflop / times[0] * 1e3, times[repeats / 2]);
+      report(openblas_name, threads, sh.name, sh.m, sh.k, sh.n, gflop, times, repeats);
+      }
 #endif
       free(x);
       free(w);
@@ -104,16 +123,14 @@ int main(int argc, char **argv) {
       free(packed);
     }
     /* One DeiT-S attention (n = 197, 6 heads of 64): 4*n*n*C FLOPs in its two GEMMs. */
-    {
+    if (run_vit) {
       const int n = 197, heads = 6, d = 64, C = heads * d;
       float *qkv = rand_array((size_t)n * 3 * C);
       float *out = malloc((size_t)n * C * sizeof(float));
       float *scratch = malloc(vit_attention_scratch_floats(n, heads, d, threads) * sizeof(float));
       const double gflop = 4.0 * n * n * C * 1e-9;
       TIME_MEDIAN(repeats, vit_attention_f32(qkv, n, heads, d, 0.125f, NULL, NULL, scratch, out));
-      printf("vit      %-6s threads=%d attention n=%d heads=%d d=%d  %7.1f GFLOP/s  %.3f ms\n",
-             vit_gemm_isa(), threads, n, heads, d, gflop / times[repeats / 2] * 1e3,
-             times[repeats / 2]);
+      report(vit_gemm_isa(), threads, "attn", n, d, n, gflop, times, repeats);
       free(qkv);
       free(out);
       free(scratch);
