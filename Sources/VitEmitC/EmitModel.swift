@@ -84,6 +84,12 @@ struct ModelEmitter {
   /// C expressions for the floats of scratch each op needs (im2col of the patch embedding,
   /// the attention kernel's packed keys, values and score tiles); the buffer holds the largest.
   var scratchNeeds: [String] = []
+  /// The same for the integer scratch of the pruning kernels.
+  var intScratchNeeds: [String] = []
+  /// Trace stages emitted so far (the index of the next `trace_stage`).
+  var traceStages = 0
+  /// The largest token count an attention with ToMe's sizes runs on (0: none).
+  var keyBiasFloats = 0
 
   init(graph: Graph, blob: WeightBlob, plan: MemoryPlan, provenance: EmitC.Provenance) {
     self.graph = graph
@@ -94,6 +100,11 @@ struct ModelEmitter {
   }
 
   var upper: String { model.uppercased() }
+
+  /// Patches of the owner maps (the pruning ops' `patches`).
+  var patchCount: Int {
+    graph.ops.first { $0.kind == .patchOwner }.map { $0.int("patches") } ?? 0
+  }
 
   func provenanceLines(_ what: String) -> [String] {
     [
@@ -125,7 +136,8 @@ struct ModelEmitter {
     w.line("#define VIT_\(upper)_PATCHES \(patches)")
     w.line("#define VIT_\(upper)_ARENA_BYTES \(plan.arenaFloats * 4)")
     w.line("#define VIT_\(upper)_WEIGHT_BYTES \(blob.bytes.count)")
-    w.line("#define VIT_\(upper)_MAX_STAGES 1 /* pruning stages (none in a dense model; at least 1 for C) */")
+    let stages = graph.ops.filter { $0.kind == .traceStage }.count
+    w.line("#define VIT_\(upper)_MAX_STAGES \(max(stages, 1)) /* pruning stages: \(stages) (the array needs at least 1) */")
     w.line()
     w.comment([
       "What the model did with its tokens (docs/trace-format.md). Stage s keeps",
@@ -211,6 +223,7 @@ struct ModelEmitter {
     switch plan.placements[root] {
     case .input?: base = "vit_input"
     case .parameter?: base = naming.name(root, graph[root].name, prefix: "P_")
+    case .intArena?: base = naming.name(root, graph[root].name, prefix: "I_")
     default: base = naming.name(root, graph[root].name, prefix: "V_")
     }
     return offset == 0 ? base : "(\(base) + \(offset))"
@@ -261,6 +274,7 @@ struct ModelEmitter {
     w.line("#include <string.h>")
     w.line()
     w.line("#include \"vit_runtime.h\"")
+    if graph.ops.contains(where: { $0.kind == .patchOwner }) { w.line("#include \"vit_prune.h\"") }
     w.line()
     let packed = graph.parameters.contains { blob.entries[$0]?.packed != nil }
     if !packed && !WeightBlob.packedShapes(graph).isEmpty {
@@ -295,8 +309,21 @@ struct ModelEmitter {
       let name = naming.name(id, graph[id].name, prefix: "V_")
       w.line("#define \(name) (vit_arena + \(offset)) /* \(graph[id].name) \(graph.type(of: id)) */")
     }
+    let intValues = plan.placements.compactMap { id, placement -> (ValueID, Int)? in
+      if case .intArena(let offset, _) = placement { return (id, offset) }
+      return nil
+    }.sorted { $0.0 < $1.0 }
+    if !intValues.isEmpty {
+      w.line()
+      w.comment(["Token indices and patch-owner maps of the pruning stages, \(plan.intArenaInts * 4) bytes."])
+      w.line("static int vit_iarena[\(plan.intArenaInts)];")
+      for (id, offset) in intValues {
+        let name = naming.name(id, graph[id].name, prefix: "I_")
+        w.line("#define \(name) (vit_iarena + \(offset)) /* \(graph[id].name) \(graph.type(of: id)) */")
+      }
+    }
     w.line()
-    w.comment(["Scratch for the im2col of the patch embedding and the attention kernel (the largest need)."])
+    w.comment(["Scratch for the im2col of the patch embedding, the attention kernel and the pruning kernels (the largest need)."])
     var needs = Array(Set(scratchNeeds)).sorted()
     if needs.isEmpty { needs = ["16"] }
     w.line("#define VIT_SCRATCH_FLOATS_0 (\(needs[0]))")
@@ -304,6 +331,20 @@ struct ModelEmitter {
       w.line("#define VIT_SCRATCH_FLOATS_\(index) (VIT_SCRATCH_FLOATS_\(index - 1) > (\(need)) ? VIT_SCRATCH_FLOATS_\(index - 1) : (\(need)))")
     }
     w.line("static _Alignas(64) float vit_scratch[VIT_SCRATCH_FLOATS_\(needs.count - 1)];")
+    let intNeeds = Array(Set(intScratchNeeds)).sorted()
+    if !intNeeds.isEmpty {
+      w.line("#define VIT_ISCRATCH_INTS_0 (\(intNeeds[0]))")
+      for (index, need) in intNeeds.enumerated().dropFirst() {
+        w.line("#define VIT_ISCRATCH_INTS_\(index) (VIT_ISCRATCH_INTS_\(index - 1) > (\(need)) ? VIT_ISCRATCH_INTS_\(index - 1) : (\(need)))")
+      }
+      w.line("static int vit_iscratch[VIT_ISCRATCH_INTS_\(intNeeds.count - 1)];")
+    }
+    if keyBiasFloats > 0 {
+      w.line("static float vit_key_bias[\(keyBiasFloats)]; /* log(size) of each key, ToMe's proportional attention */")
+    }
+    if traceStages > 0 {
+      w.line("static struct vit_\(model)_trace *vit_trace; /* where trace_stage records, or NULL */")
+    }
     w.line("static const float *vit_input; /* \(graph[graph.inputs[0]].name) \(graph.type(of: graph.inputs[0])) */")
     w.line()
     for body in bodies {
@@ -312,12 +353,13 @@ struct ModelEmitter {
     }
     w.block("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace)") { w in
       w.line("vit_input = input;")
+      if traceStages > 0 { w.line("vit_trace = trace;") }
       for (index, stage) in stages.enumerated() {
         w.line(String(format: "stage%02d_%@();", index, stage.name))
       }
       let output = graph.output!
       w.line("memcpy(logits, \(pointer(output)), \(graph.type(of: output).boundCount) * sizeof(float));")
-      w.line("if (trace) trace->n_stages = 0;")
+      w.line("if (trace) trace->n_stages = \(traceStages);")
       w.line("return 0;")
     }
     return w.text
@@ -343,7 +385,7 @@ struct ModelEmitter {
     let y = pointer(result)
     func operand(_ index: Int) -> String { pointer(op.operands[index]) }
     switch op.kind {
-    case .reshape, .row:
+    case .reshape, .row, .patchTokens:
       return  // views
     case .patchEmbed:
       let image = graph.type(of: op.operands[0]).fixedShape!
@@ -398,7 +440,68 @@ struct ModelEmitter {
       let heads = op.int("heads")
       let headWidth = width(result) / heads
       scratchNeeds.append("VIT_ATTENTION_SCRATCH_FLOATS(\(n), \(heads), \(headWidth))")
-      w.line("vit_attention_f32(\(operand(0)), \(n), \(heads), \(headWidth), \(real(op.real("scale"))), NULL, NULL, vit_scratch, \(y)); /* \(graph[result].name) */")
+      var keyBias = "NULL"
+      if op.operands.count > 1 {
+        keyBiasFloats = max(keyBiasFloats, n)
+        w.line("for (int i = 0; i < \(n); i++) vit_key_bias[i] = logf(\(operand(1))[i]); /* proportional attention: + log(size) */")
+        keyBias = "vit_key_bias"
+      }
+      w.line("vit_attention_f32(\(operand(0)), \(n), \(heads), \(headWidth), \(real(op.real("scale"))), \(keyBias), NULL, vit_scratch, \(y)); /* \(graph[result].name) */")
+    case .dyvitMix:
+      w.line("vit_dyvit_mix_f32(\(operand(0)), \(rows(result)), \(width(result)), \(y)); /* \(graph[result].name) */")
+    case .keepScore:
+      w.line("vit_keep_score_f32(\(operand(0)), \(rows(op.operands[0])), \(y)); /* \(graph[result].name) */")
+    case .clsAttention:
+      let n = rows(op.operands[0])
+      let heads = op.int("heads")
+      scratchNeeds.append("VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(n))")
+      w.line("vit_cls_attention_f32(\(operand(0)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
+    case .asvitScores:
+      let n = rows(op.operands[0])
+      let heads = op.int("heads")
+      scratchNeeds.append("VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(n), \(heads))")
+      w.line("vit_asvit_scores_f32(\(operand(0)), \(operand(1)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
+    case .tomeMetric:
+      let heads = op.int("heads")
+      w.line("vit_tome_metric_f32(\(operand(0)), \(rows(op.operands[0])), \(heads), \(width(op.operands[0]) / 3 / heads), \(y)); /* \(graph[result].name) */")
+    case .topkKeep:
+      w.line("vit_topk_keep_f32(\(operand(0)), \(rows(op.operands[0]) * width(op.operands[0])), \(op.int("k")), \(y)); /* \(graph[result].name) */")
+    case .thresholdKeep:
+      throw .unsupported(op.kind, reason: "run-time token counts (AS-ViT) are not emitted as C yet", at: op.location)
+    case .patchOwner:
+      w.line("for (int p = 0; p < \(op.int("patches")); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")
+    case .unitSizes:
+      w.line("for (int i = 0; i < \(rows(result)); i++) \(y)[i] = 1.0f; /* \(graph[result].name) */")
+    case .gatherTokens, .gatherFuseTokens:
+      let n = rows(op.operands[0])
+      let c = width(op.operands[0])
+      let k = graph.type(of: op.operands[1]).dims[0].bound
+      let owner = op.kind == .gatherTokens ? operand(2) : operand(3)
+      intScratchNeeds.append("\(n)")
+      if op.kind == .gatherTokens {
+        w.line("vit_gather_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+      } else {
+        w.line("vit_gather_fuse_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(operand(2)), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+      }
+    case .batMerge:
+      let n = rows(op.operands[0])
+      scratchNeeds.append("VIT_BAT_SCRATCH_FLOATS(\(n))")
+      intScratchNeeds.append("VIT_BAT_SCRATCH_INTS(\(n))")
+      w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(op.int("k")), \(op.int("clusters")), \(op.int("pairs")), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
+    case .bipartiteMerge:
+      let n = rows(op.operands[0])
+      scratchNeeds.append("VIT_TOME_SCRATCH_FLOATS(\(n))")
+      intScratchNeeds.append("VIT_TOME_SCRATCH_INTS(\(n))")
+      w.line("vit_bipartite_merge_f32(\(operand(0)), \(operand(1)), \(operand(2)), \(n), \(width(op.operands[0])), \(width(op.operands[1])), \(op.int("r")), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
+    case .traceStage:
+      let stage = traceStages
+      traceStages += 1
+      let tokens = rows(op.operands[0])
+      w.block("if (vit_trace) /* trace stage \(stage): block \(op.int("block")), \(tokens) tokens */") { w in
+        w.line("vit_trace->block[\(stage)] = \(op.int("block"));")
+        w.line("vit_trace->tokens[\(stage)] = \(tokens);")
+        w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), vit_trace->first[\(stage)], vit_trace->members[\(stage)]);")
+      }
     case .softmax:
       let width = width(result)
       w.block("for (int r = 0; r < \(rows(result)); r++) /* \(graph[result].name) = softmax */") { w in

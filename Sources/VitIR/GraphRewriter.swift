@@ -48,6 +48,33 @@ public struct GraphRewriter {
     return new
   }
 
+  /// Appends a new op whose operands are values of the result graph (ops a pass invents, such
+  /// as a pruning stage's). Returns the new results.
+  @discardableResult
+  public mutating func emit(
+    _ kind: OpKind, _ operands: [ValueID], attributes: [String: Attribute] = [:],
+    names: [String], block: Int?, location: SourceLocation?
+  ) throws(IRError) -> [ValueID] {
+    try result.append(kind, operands, attributes: attributes, resultNames: names, block: block, location: location)
+  }
+
+  /// Declares a parameter the pass needs (a predictor's weights) in the result graph.
+  public mutating func addParameter(name: String, type: TensorType) throws(IRError) -> ValueID {
+    if let existing = result.parameter(named: name) {
+      guard result.type(of: existing) == type else {
+        throw .duplicateParameter(name, previous: result[existing].location, at: nil)
+      }
+      return existing
+    }
+    return try result.addParameter(name: name, type: type)
+  }
+
+  /// From now on, uses of the source value `old` read the result value `new` (a pruned
+  /// sequence standing in for the one it was computed from).
+  public mutating func remap(_ old: ValueID, to new: ValueID) {
+    mapping[old] = new
+  }
+
   /// The rewritten graph, with the source's output mapped.
   public mutating func finish() -> Graph {
     result.output = source.output.map(mapped)

@@ -28,6 +28,8 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
   case outputType(declared: TensorType, found: TensorType, at: SourceLocation?)
   /// The verifier found a broken invariant (a pass bug, not a user mistake).
   case invalidGraph(String)
+  /// A pruning schedule that does not fit the graph (no attention in a block it acts on, …).
+  case scheduleMismatch(String)
 
   public var description: String {
     switch self {
@@ -66,6 +68,8 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
       return "\(prefix(at))the graph returns \(found), but its signature declares \(declared)"
     case .invalidGraph(let what):
       return "error: invalid IR (a vitc bug): \(what)"
+    case .scheduleMismatch(let what):
+      return "error: \(what)"
     }
   }
 

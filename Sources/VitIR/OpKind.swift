@@ -41,13 +41,67 @@ public enum OpKind: String, Sendable, CaseIterable {
   // Fused forms, produced by VitPasses (never needed in hand-written graphs, but accepted).
 
   /// Multi-head self-attention from a fused projection, `softmax(q·kᵀ·scale)·v` per head with
-  /// heads merged: `f32[n, 3C] -> f32[n, C]` (q, k, v split as `split_heads` does). Kernels
-  /// stream rows and never materialize the [H, n, n] scores.
+  /// heads merged: `(qkv f32[n, 3C], size f32[n]?) -> f32[n, C]` (q, k, v split as
+  /// `split_heads` does). With `size` (ToMe's proportional attention) the logits of key j get
+  /// `+ log(size[j])` before the softmax. Kernels stream rows and never materialize the
+  /// [H, n, n] scores.
   case attention = "attention"
   /// `gelu(x · Wᵀ + b)`: a linear with the GELU in its epilogue.
   case linearGelu = "linear_gelu"
   /// `residual + (x · Wᵀ + b)`: a linear with the residual add in its epilogue.
   case linearAdd = "linear_add"
+
+  // Token pruning (VitPasses/InsertPruning.swift, docs/methods.md). Rows of a token sequence
+  // are tokens, row 0 the cls token; "patch tokens" are rows 1 … n−1, and score j belongs to
+  // row 1 + j. An `owner` value i32[P] says, for each original patch p (row-major over the
+  // patch grid), which row of the current sequence stands for it, or −1 once it is dropped:
+  // it is how every backend reports which patches survived.
+
+  /// The patch tokens without the cls token, rows 1 … n−1: `f32[n, C] -> f32[n−1, C]` (a view).
+  case patchTokens = "patch_tokens"
+  /// DynamicViT's predictor mix: `f32[m, C] -> f32[m, C]`, columns < C/2 as they are, columns
+  /// ≥ C/2 replaced by their mean over the m rows (the "global" feature).
+  case dyvitMix = "dyvit_mix"
+  /// DynamicViT's keep score, `log_softmax(l)[0]` of each row as PyTorch computes it:
+  /// `f32[m, 2] -> f32[m]`.
+  case keepScore = "keep_score"
+  /// EViT's and BAT's score: post-softmax attention of the cls query, averaged over heads, for
+  /// the patch-token keys: `(qkv f32[n, 3C]; heads, scale) -> f32[n−1]`.
+  case clsAttention = "cls_attention"
+  /// AS-ViT's score: cls attention weighted by head importance (the norm of each head's
+  /// context row, normalised over heads): `(qkv f32[n, 3C], context f32[n, C]; heads, scale) ->
+  /// f32[n−1]`.
+  case asvitScores = "asvit_scores"
+  /// ToMe's metric, the keys averaged over heads: `(qkv f32[n, 3C]; heads) -> f32[n, d]`.
+  case tomeMetric = "tome_metric"
+  /// The k highest scores, descending, ties to the lower index: `(scores f32[m]; k) -> i32[k]`.
+  case topkKeep = "topk_keep"
+  /// AS-ViT: the indices whose score is strictly above `threshold`, ascending; the count is
+  /// known only at run time: `(scores f32[m]; threshold, stage) -> i32[k<=m]` (symbol `k{stage}`).
+  case thresholdKeep = "threshold_keep"
+  /// The owner map of the unpruned sequence, patch p in row 1 + p: `(; patches) -> i32[P]`.
+  case patchOwner = "patch_owner"
+  /// A size of 1 for every token (ToMe before its first merge): `f32[n, C] -> f32[n]`.
+  case unitSizes = "unit_sizes"
+  /// Keeps the cls token and the rows 1 + keep[i], in keep order:
+  /// `(x f32[n, C], keep i32[k], owner i32[P]) -> (f32[k+1, C], i32[P])`.
+  case gatherTokens = "gather_tokens"
+  /// EViT with fusion: `gather_tokens`, plus one last row Σ score[j]·x[1+j] over the dropped j
+  /// (ascending, not normalised): `(x f32[n, C], keep i32[k], scores f32[n−1], owner i32[P]) ->
+  /// (f32[k+2, C], i32[P])`.
+  case gatherFuseTokens = "gather_fuse_tokens"
+  /// BAT (docs/methods.md): top-k attentive tokens with `pairs` similar pairs merged, the other
+  /// tokens merged into `clusters` density-peak clusters:
+  /// `(x f32[n, C], scores f32[n−1], owner i32[P]; k, clusters, pairs) ->
+  /// (f32[1+k−pairs+clusters, C], i32[P])`.
+  case batMerge = "bat_merge"
+  /// ToMe's bipartite soft matching with the cls token protected, merging r tokens by
+  /// size-weighted average: `(x f32[n, C], metric f32[n, d], size f32[n], owner i32[P]; r) ->
+  /// (f32[n−r, C], f32[n−r], i32[P])`.
+  case bipartiteMerge = "bipartite_merge"
+  /// Records a stage of the trace (docs/trace-format.md) after block `block`'s selection and
+  /// passes the owner map through: `(x f32[n, C], owner i32[P]; block) -> i32[P]`.
+  case traceStage = "trace_stage"
 }
 
 /// An attribute value in the IR: an integer, a real number or a list of integers.
@@ -123,14 +177,49 @@ extension OpKind {
       OpSignature(operands: ["x"], optionalOperands: 0, attributes: [("index", .int)], results: 1)
     case .attention:
       OpSignature(
-        operands: ["qkv"], optionalOperands: 0, attributes: [("heads", .int), ("scale", .real)],
-        results: 1)
+        operands: ["qkv", "size"], optionalOperands: 1,
+        attributes: [("heads", .int), ("scale", .real)], results: 1)
     case .linearGelu:
       OpSignature(operands: ["x", "weight", "bias"], optionalOperands: 0, attributes: [], results: 1)
     case .linearAdd:
       OpSignature(
         operands: ["x", "weight", "bias", "residual"], optionalOperands: 0, attributes: [],
         results: 1)
+    case .patchTokens, .dyvitMix, .keepScore, .unitSizes:
+      OpSignature(operands: ["x"], optionalOperands: 0, attributes: [], results: 1)
+    case .clsAttention:
+      OpSignature(
+        operands: ["qkv"], optionalOperands: 0, attributes: [("heads", .int), ("scale", .real)],
+        results: 1)
+    case .asvitScores:
+      OpSignature(
+        operands: ["qkv", "context"], optionalOperands: 0,
+        attributes: [("heads", .int), ("scale", .real)], results: 1)
+    case .tomeMetric:
+      OpSignature(operands: ["qkv"], optionalOperands: 0, attributes: [("heads", .int)], results: 1)
+    case .topkKeep:
+      OpSignature(operands: ["scores"], optionalOperands: 0, attributes: [("k", .int)], results: 1)
+    case .thresholdKeep:
+      OpSignature(
+        operands: ["scores"], optionalOperands: 0,
+        attributes: [("threshold", .real), ("stage", .int)], results: 1)
+    case .patchOwner:
+      OpSignature(operands: [], optionalOperands: 0, attributes: [("patches", .int)], results: 1)
+    case .gatherTokens:
+      OpSignature(operands: ["x", "keep", "owner"], optionalOperands: 0, attributes: [], results: 2)
+    case .gatherFuseTokens:
+      OpSignature(
+        operands: ["x", "keep", "scores", "owner"], optionalOperands: 0, attributes: [], results: 2)
+    case .batMerge:
+      OpSignature(
+        operands: ["x", "scores", "owner"], optionalOperands: 0,
+        attributes: [("k", .int), ("clusters", .int), ("pairs", .int)], results: 2)
+    case .bipartiteMerge:
+      OpSignature(
+        operands: ["x", "metric", "size", "owner"], optionalOperands: 0, attributes: [("r", .int)],
+        results: 3)
+    case .traceStage:
+      OpSignature(operands: ["x", "owner"], optionalOperands: 0, attributes: [("block", .int)], results: 1)
     }
   }
 }

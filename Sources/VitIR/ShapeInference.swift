@@ -61,6 +61,57 @@ private struct Rule {
     return shape
   }
 
+  /// A token sequence `f32[n, C]` with a static width.
+  func tokens(_ index: Int) throws(IRError) -> [Dim] {
+    let dims = operands[index].dims
+    guard dims.count == 2, dims[1].fixedValue != nil, operands[index].dtype == .f32 else {
+      throw mismatch(index, "a token sequence f32[n,C]")
+    }
+    return dims
+  }
+
+  /// A rank-1 tensor of `dtype`; returns its length.
+  func vector(_ index: Int, _ dtype: DType) throws(IRError) -> Dim {
+    guard operands[index].rank == 1, operands[index].dtype == dtype else {
+      throw mismatch(index, "a vector \(dtype.rawValue)[m]")
+    }
+    return operands[index].dims[0]
+  }
+
+  /// A patch-owner map `i32[P]`.
+  func ownerMap(_ index: Int) throws(IRError) -> TensorType {
+    guard operands[index].rank == 1, operands[index].dtype == .i32, let _ = operands[index].dims[0].fixedValue else {
+      throw mismatch(index, "a patch-owner map i32[P]")
+    }
+    return operands[index]
+  }
+
+  /// `dim − by`. Run-time token counts come in pairs of symbols: `n{s}` rows of a sequence
+  /// and `k{s}` = n{s} − 1 of its patch tokens (what `threshold_keep` of stage s selects).
+  func fewer(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
+    switch dim {
+    case .fixed(let value):
+      guard value > amount else { throw mismatch(operand, "more than \(amount) row\(amount == 1 ? "" : "s")") }
+      return .fixed(value - amount)
+    case .dynamic(let symbol, let bound) where amount == 1 && symbol.hasPrefix("n"):
+      return .dynamic(symbol: "k" + symbol.dropFirst(), bound: bound - 1)
+    case .dynamic:
+      throw .dynamicUnsupported(kind, operand: operandName(operand), found: operands[operand], at: location)
+    }
+  }
+
+  /// `dim + by`, the inverse of `fewer` for run-time counts (`k{s}` + 1 = `n{s}`).
+  func more(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
+    switch dim {
+    case .fixed(let value):
+      return .fixed(value + amount)
+    case .dynamic(let symbol, let bound) where amount == 1 && symbol.hasPrefix("k"):
+      return .dynamic(symbol: "n" + symbol.dropFirst(), bound: bound + 1)
+    case .dynamic:
+      throw .dynamicUnsupported(kind, operand: operandName(operand), found: operands[operand], at: location)
+    }
+  }
+
   func int(_ name: String) -> Int {
     if case .int(let value)? = attributes[name] { return value }
     preconditionFailure("signature checked")
@@ -192,7 +243,108 @@ private struct Rule {
       guard let width = x[1].fixedValue, width % (3 * heads) == 0 else {
         throw mismatch(0, "f32[n,3·C] with C divisible by \(heads) heads")
       }
+      if operands.count > 1, operands[1] != TensorType([x[0]]) {
+        throw mismatch(1, "f32[\(x[0])], a size per token")
+      }
       return [TensorType([x[0], .fixed(width / 3)])]
+
+    case .patchTokens:
+      let x = try tokens(0)
+      return [TensorType([try fewer(x[0], by: 1, operand: 0), x[1]])]
+
+    case .dyvitMix:
+      let x = try tokens(0)
+      guard let width = x[1].fixedValue, width % 2 == 0 else { throw mismatch(0, "f32[m,C] with an even C") }
+      return [operands[0]]
+
+    case .keepScore:
+      let x = try tokens(0)
+      guard x[1] == .fixed(2) else { throw mismatch(0, "f32[m,2], keep and drop logits") }
+      return [TensorType([x[0]])]
+
+    case .clsAttention, .asvitScores, .tomeMetric:
+      let x = try tokens(0)
+      let heads = try positive("heads")
+      guard let width = x[1].fixedValue, width % (3 * heads) == 0 else {
+        throw mismatch(0, "f32[n,3·C] with C divisible by \(heads) heads")
+      }
+      if kind == .asvitScores, operands[1] != TensorType([x[0], .fixed(width / 3)]) {
+        throw mismatch(1, "f32[\(x[0]),\(width / 3)], the attention's context")
+      }
+      if kind == .tomeMetric { return [TensorType([x[0], .fixed(width / 3 / heads)])] }
+      return [TensorType([try fewer(x[0], by: 1, operand: 0)])]
+
+    case .topkKeep:
+      let scores = try vector(0, .f32)
+      let k = try positive("k")
+      guard let m = scores.fixedValue, k <= m else {
+        throw .attributeValue(kind, "k", found: .int(k), expected: "at most the \(scores) scores", at: location)
+      }
+      return [TensorType([.fixed(k)], dtype: .i32)]
+
+    case .thresholdKeep:
+      let scores = try vector(0, .f32)
+      return [TensorType([.dynamic(symbol: "k\(int("stage"))", bound: scores.bound)], dtype: .i32)]
+
+    case .patchOwner:
+      return [TensorType([.fixed(try positive("patches"))], dtype: .i32)]
+
+    case .unitSizes:
+      let x = try tokens(0)
+      return [TensorType([x[0]])]
+
+    case .gatherTokens, .gatherFuseTokens:
+      let x = try tokens(0)
+      let keep = try vector(1, .i32)
+      let owner = try ownerMap(kind == .gatherTokens ? 2 : 3)
+      if kind == .gatherFuseTokens {
+        let scores = TensorType([try fewer(x[0], by: 1, operand: 0)])
+        if operands[2] != scores { throw mismatch(2, "\(scores), a score per patch token of 'x'") }
+      }
+      guard keep.bound <= x[0].bound - 1 else { throw mismatch(1, "at most \(x[0].bound - 1) indices") }
+      let rows = try more(keep, by: kind == .gatherTokens ? 1 : 2, operand: 1)
+      return [TensorType([rows, x[1]]), owner]
+
+    case .batMerge:
+      let x = try tokens(0)
+      guard let n = x[0].fixedValue else {
+        throw .dynamicUnsupported(kind, operand: "x", found: operands[0], at: location)
+      }
+      let scores = TensorType([.fixed(n - 1)])
+      if operands[1] != scores { throw mismatch(1, "\(scores), a score per patch token of 'x'") }
+      let owner = try ownerMap(2)
+      let (k, clusters, pairs) = (int("k"), int("clusters"), int("pairs"))
+      let inattentive = n - 1 - k
+      guard k >= 1, k <= n - 1 else {
+        throw .attributeValue(kind, "k", found: .int(k), expected: "1 … \(n - 1) attentive tokens", at: location)
+      }
+      guard clusters >= (inattentive > 0 ? 1 : 0), clusters <= inattentive else {
+        throw .attributeValue(
+          kind, "clusters", found: .int(clusters), expected: "1 … \(inattentive) clusters of the inattentive tokens",
+          at: location)
+      }
+      guard pairs >= 0, pairs <= k / 2 else {
+        throw .attributeValue(kind, "pairs", found: .int(pairs), expected: "0 … \(k / 2) disjoint pairs", at: location)
+      }
+      return [TensorType([.fixed(1 + k - pairs + clusters), x[1]]), owner]
+
+    case .bipartiteMerge:
+      let x = try tokens(0)
+      guard let n = x[0].fixedValue else {
+        throw .dynamicUnsupported(kind, operand: "x", found: operands[0], at: location)
+      }
+      guard operands[1].rank == 2, operands[1].dims[0] == x[0] else { throw mismatch(1, "f32[\(n),d], a row per token") }
+      if operands[2] != TensorType([x[0]]) { throw mismatch(2, "f32[\(n)], a size per token") }
+      let owner = try ownerMap(3)
+      let r = int("r")
+      guard r >= 1, r <= (n - 1) / 2 else {
+        throw .attributeValue(kind, "r", found: .int(r), expected: "1 … \((n - 1) / 2) merges", at: location)
+      }
+      return [TensorType([.fixed(n - r), x[1]]), TensorType([.fixed(n - r)]), owner]
+
+    case .traceStage:
+      _ = try tokens(0)
+      return [try ownerMap(1)]
 
     case .row:
       let x = try rank(0, 2)

@@ -1,7 +1,10 @@
-/// Element types. Only f32 exists today; int8 and f16 are planned (DESIGN §3).
+/// Element types: f32 for activations and weights, i32 for the token indices and patch-owner
+/// maps of the pruning ops. (int8 and f16 activations are planned, DESIGN §3.)
 public enum DType: String, Sendable, CaseIterable {
   /// 32-bit IEEE float.
   case f32
+  /// 32-bit signed integer (indices; the interpreter holds them exactly as floats).
+  case i32
 }
 
 /// One dimension of a value's shape: a number known when compiling, or the token count `n`,

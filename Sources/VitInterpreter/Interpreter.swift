@@ -68,10 +68,27 @@ public struct Interpreter: Sendable {
     try run(inputs, observe: observe, inspect: { _, _ in })
   }
 
+  /// Runs the graph and returns its output with the trace stages its `trace_stage` ops
+  /// recorded (docs/trace-format.md).
+  public func runTraced(_ inputs: [Tensor], observe: (Op) -> Void = { _ in }) throws(InterpreterError) -> (
+    logits: Tensor, stages: [Trace.Stage]
+  ) {
+    var stages: [Trace.Stage] = []
+    let logits = try run(inputs, observe: observe, stages: &stages, inspect: { _, _ in })
+    return (logits, stages)
+  }
+
   /// Runs the graph, showing `inspect` every op result as it is computed (for tests and traces
   /// that need intermediate values, such as attention maps).
   public func run(
     _ inputs: [Tensor], observe: (Op) -> Void = { _ in }, inspect: (ValueID, Tensor) -> Void
+  ) throws(InterpreterError) -> Tensor {
+    var stages: [Trace.Stage] = []
+    return try run(inputs, observe: observe, stages: &stages, inspect: inspect)
+  }
+
+  func run(
+    _ inputs: [Tensor], observe: (Op) -> Void, stages: inout [Trace.Stage], inspect: (ValueID, Tensor) -> Void
   ) throws(InterpreterError) -> Tensor {
     guard inputs.count == graph.inputs.count else {
       throw .inputCount(expected: graph.inputs.count, found: inputs.count)
@@ -88,6 +105,9 @@ public struct Interpreter: Sendable {
       observe(op)
       let operands = op.operands.map { id in parameters[id] ?? values[id.index]! }
       let results = Self.execute(op, operands, resultCount: op.results.count)
+      if op.kind == .traceStage {
+        stages.append(PruningKernels.traceStage(block: op.int("block"), rows: operands[0].shape[0], owner: operands[1]))
+      }
       for (id, result) in zip(op.results, results) {
         inspect(id, result)
         values[id.index] = result
@@ -117,7 +137,30 @@ public struct Interpreter: Sendable {
     case .matmul: return [Kernels.matmul(x[0], x[1])]
     case .mergeHeads: return [Kernels.mergeHeads(x[0])]
     case .attention:
-      return [Kernels.attention(x[0], heads: op.int("heads"), scale: op.real("scale"))]
+      return [
+        Kernels.attention(x[0], heads: op.int("heads"), scale: op.real("scale"), size: x.count > 1 ? x[1] : nil)
+      ]
+    case .patchTokens: return [PruningKernels.patchTokens(x[0])]
+    case .dyvitMix: return [PruningKernels.dyvitMix(x[0])]
+    case .keepScore: return [PruningKernels.keepScore(x[0])]
+    case .clsAttention:
+      return [PruningKernels.clsAttention(x[0], heads: op.int("heads"), scale: op.real("scale"))]
+    case .asvitScores:
+      return [PruningKernels.asvitScores(x[0], context: x[1], heads: op.int("heads"), scale: op.real("scale"))]
+    case .tomeMetric: return [PruningKernels.tomeMetric(x[0], heads: op.int("heads"))]
+    case .topkKeep: return [PruningKernels.topkKeep(x[0], k: op.int("k"))]
+    case .thresholdKeep: return [PruningKernels.thresholdKeep(x[0], threshold: op.real("threshold"))]
+    case .patchOwner:
+      let patches = op.int("patches")
+      return [Tensor(shape: [patches], scalars: (0..<patches).map { Float(1 + $0) })]
+    case .unitSizes: return [Tensor(shape: [x[0].shape[0]], scalars: [Float](repeating: 1, count: x[0].shape[0]))]
+    case .gatherTokens: return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[2], fuseScores: nil)
+    case .gatherFuseTokens: return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[3], fuseScores: x[2])
+    case .batMerge:
+      return PruningKernels.batMerge(
+        x[0], scores: x[1], owner: x[2], k: op.int("k"), clusters: op.int("clusters"), pairs: op.int("pairs"))
+    case .bipartiteMerge: return PruningKernels.bipartiteMerge(x[0], metric: x[1], size: x[2], owner: x[3], r: op.int("r"))
+    case .traceStage: return [x[1]]
     case .linearGelu:
       let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
       return [Tensor(shape: y.shape, scalars: y.scalars.map(Kernels.gelu))]

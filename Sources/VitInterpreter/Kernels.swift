@@ -181,10 +181,19 @@ enum Kernels {
 
   /// Multi-head attention from qkv [n, 3C]: the same steps as the primitive ops (split, q·kᵀ,
   /// scale, softmax, ·v, merge), composed, so a fused graph interprets like the unfused one.
-  static func attention(_ qkv: Tensor, heads: Int, scale: Double) -> Tensor {
+  /// With `size` (ToMe's proportional attention), `log(size[j])` is added to the scaled logits
+  /// of key j before the softmax.
+  static func attention(_ qkv: Tensor, heads: Int, scale: Double, size: Tensor? = nil) -> Tensor {
     let parts = splitHeads(qkv, heads: heads, parts: 3)
     let logits = matmul(parts[0], transpose(parts[1]))
-    let scaled = Tensor(shape: logits.shape, scalars: logits.scalars.map { Float(Double($0) * scale) })
+    var scaled = Tensor(shape: logits.shape, scalars: logits.scalars.map { Float(Double($0) * scale) })
+    if let size {
+      let n = size.count
+      let bias = size.scalars.map { log(Double($0)) }
+      for index in scaled.scalars.indices {
+        scaled.scalars[index] = Float(Double(scaled.scalars[index]) + bias[index % n])
+      }
+    }
     return mergeHeads(matmul(softmax(scaled), parts[2]))
   }
 }

@@ -20,6 +20,9 @@ public struct FlopReport: Sendable {
     public var block: Int?
     /// Tokens the stretch runs on at most (the first dim of its widest op input), 0 if none.
     public var tokens: Int
+    /// Tokens its last linear or layernorm runs on (fewer than `tokens` where a method prunes
+    /// inside the block, as EViT does before the MLP), 0 if none.
+    public var tokensOut: Int = 0
     public var macs: Int
   }
 
@@ -58,7 +61,19 @@ public enum FlopCounter {
       return (convention == .fvcore ? 5 : 1) * elements(op.operands[0])
     case .scale:
       return convention == .torchprofile ? elements(op.results[0]) : 0
-    case .reshape, .concat, .add, .gelu, .softmax, .splitHeads, .transpose, .mergeHeads, .row:
+    case .clsAttention:
+      // EViT's head mean of the cls row (torchprofile counts `mean`, 1 per output element);
+      // the attention itself is counted by its attention op.
+      return convention == .torchprofile ? bounds(op.results[0])[0] : 0
+    case .gatherFuseTokens:
+      // EViT's fused token: the dropped rows weighted by their scores (torchprofile `mul`).
+      let dropped = bounds(op.operands[2])[0] - bounds(op.operands[1])[0]
+      return convention == .torchprofile ? dropped * bounds(op.operands[0])[1] : 0
+    case .reshape, .concat, .add, .gelu, .softmax, .splitHeads, .transpose, .mergeHeads, .row,
+      .patchTokens, .dyvitMix, .keepScore, .asvitScores, .tomeMetric, .topkKeep, .thresholdKeep,
+      .patchOwner, .unitSizes, .gatherTokens, .batMerge, .bipartiteMerge, .traceStage:
+      // Selection and merging are not counted by either convention (SEMANTICS §7; ToMe's
+      // matching and BAT's clustering are left out as the papers do).
       return 0
     }
   }
@@ -82,6 +97,7 @@ public enum FlopCounter {
         let first = graph.type(of: op.operands[0]).dims.first, graph.type(of: op.operands[0]).rank == 2
       {
         rows[rows.count - 1].tokens = max(rows[rows.count - 1].tokens, first.bound)
+        rows[rows.count - 1].tokensOut = first.bound
       }
     }
     return FlopReport(rows: rows, convention: convention, parameters: graph.parameterCount)

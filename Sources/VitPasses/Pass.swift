@@ -21,16 +21,24 @@ public struct Pass: Sendable {
 }
 
 /// The pipeline stages in order, each the output of one pass over the previous stage.
+///
+/// Pruning runs after attention fusion: every method keys on the block's `attention` op (its
+/// qkv for scores and keys, its context for AS-ViT, its optional size operand for ToMe), so
+/// matching the primitive softmax(q·kᵀ)·v pattern again would only repeat FuseAttention.
+/// Epilogue fusion runs last, on the pruned sequence.
 public enum Pipeline {
   /// Stage names for `vitc dump --stage`, in order; `parsed` is the front end's output.
-  public static let stages = ["parsed"] + passes.map(\.name)
+  public static let stages = ["parsed"] + passes(.none).map(\.name)
 
-  public static let passes: [Pass] = [FuseAttention.pass, FuseEpilogues.pass]
+  /// The passes for a schedule (`InsertPruning` leaves a dense graph as it is).
+  public static func passes(_ schedule: Schedule) -> [Pass] {
+    [FuseAttention.pass, InsertPruning.pass(schedule), FuseEpilogues.pass]
+  }
 
   /// The graph at `stage`, running every pass up to it.
-  public static func run(_ graph: Graph, through stage: String) throws(IRError) -> Graph {
+  public static func run(_ graph: Graph, through stage: String, schedule: Schedule = .none) throws(IRError) -> Graph {
     var current = graph
-    for pass in passes {
+    for pass in passes(schedule) {
       if stages.firstIndex(of: stage)! < stages.firstIndex(of: pass.name)! { break }
       current = try pass.apply(current)
     }

@@ -8,6 +8,9 @@ public struct MemoryPlan: Sendable, Equatable {
   public enum Placement: Sendable, Equatable {
     /// `floats` floats at `offset` floats into the arena.
     case arena(offset: Int, floats: Int)
+    /// `ints` 32-bit integers at `offset` into the integer arena (index and owner values of
+    /// the pruning ops; kept apart so that C never reads a float slot as an int).
+    case intArena(offset: Int, ints: Int)
     /// The same memory as another value (or parameter) at an offset in floats: `reshape`
     /// and `row` are views, not copies.
     case view(of: ValueID, offset: Int)
@@ -20,6 +23,8 @@ public struct MemoryPlan: Sendable, Equatable {
   public var placements: [ValueID: Placement]
   /// Arena size in floats (a multiple of `alignment`).
   public var arenaFloats: Int
+  /// Integer arena size in ints (a multiple of `alignment`).
+  public var intArenaInts: Int = 0
   /// Slots start at multiples of this many floats (64 bytes).
   public static let alignment = 16
 
@@ -52,6 +57,10 @@ public enum PlanMemory {
       case .row:
         let width = graph.type(of: op.operands[0]).dims[1].bound
         placements[op.results[0]] = .view(of: op.operands[0], offset: op.int("index") * width)
+      case .patchTokens:
+        placements[op.results[0]] = .view(of: op.operands[0], offset: graph.type(of: op.operands[0]).dims[1].bound)
+      case .traceStage:
+        placements[op.results[0]] = .view(of: op.operands[1], offset: 0)
       default:
         break
       }
@@ -80,27 +89,38 @@ public enum PlanMemory {
       (id: id, floats: rounded(graph.type(of: id).boundCount), from: first[id]!, to: last[id] ?? first[id]!)
     }.sorted { ($0.floats, $1.id) > ($1.floats, $0.id) }
 
-    var placed: [(offset: Int, floats: Int, from: Int, to: Int)] = []
-    var arena = 0
-    for buffer in buffers {
-      let overlapping = placed.filter { $0.from <= buffer.to && buffer.from <= $0.to }.sorted { $0.offset < $1.offset }
-      var offset = 0
-      for other in overlapping {
-        if offset + buffer.floats <= other.offset { break }
-        offset = max(offset, other.offset + other.floats)
+    /// Greedy by size over one arena's buffers; returns the arena's size.
+    func assign(_ dtype: DType) -> Int {
+      var placed: [(offset: Int, floats: Int, from: Int, to: Int)] = []
+      var arena = 0
+      for buffer in buffers where graph.type(of: buffer.id).dtype == dtype {
+        let overlapping = placed.filter { $0.from <= buffer.to && buffer.from <= $0.to }.sorted { $0.offset < $1.offset }
+        var offset = 0
+        for other in overlapping {
+          if offset + buffer.floats <= other.offset { break }
+          offset = max(offset, other.offset + other.floats)
+        }
+        placed.append((offset, buffer.floats, buffer.from, buffer.to))
+        placements[buffer.id] =
+          dtype == .f32 ? .arena(offset: offset, floats: buffer.floats) : .intArena(offset: offset, ints: buffer.floats)
+        arena = max(arena, offset + buffer.floats)
       }
-      placed.append((offset, buffer.floats, buffer.from, buffer.to))
-      placements[buffer.id] = .arena(offset: offset, floats: buffer.floats)
-      arena = max(arena, offset + buffer.floats)
+      return arena
     }
-    return MemoryPlan(placements: placements, arenaFloats: arena)
+    let arena = assign(.f32)
+    let intArena = assign(.i32)
+    var result = MemoryPlan(placements: placements, arenaFloats: arena)
+    result.intArenaInts = intArena
+    return result
   }
 
   /// The sum of all buffers without reuse, for reports.
   public static func unsharedFloats(_ plan: MemoryPlan) -> Int {
     plan.placements.values.reduce(0) { total, placement in
-      if case .arena(_, let floats) = placement { return total + floats }
-      return total
+      switch placement {
+      case .arena(_, let floats), .intArena(_, let floats): return total + floats
+      default: return total
+      }
     }
   }
 }

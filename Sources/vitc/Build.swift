@@ -12,6 +12,7 @@ struct Build: ParsableCommand {
       """)
 
   @OptionGroup var model: ModelOptions
+  @OptionGroup var pruning: PruneOptions
   @OptionGroup var emit: EmitOptions
 
   @Option(name: .shortAndLong, help: ArgumentHelp("The executable to write.", valueName: "file"))
@@ -34,7 +35,7 @@ struct Build: ParsableCommand {
       let fileManager = FileManager.default
       let work = fileManager.temporaryDirectory.appendingPathComponent("vitc-build-\(UUID().uuidString)").path
       defer { try? fileManager.removeItem(atPath: work) }
-      let emitted = try compileModel(model, emit, stem: "model", labels: emit.labels)
+      let emitted = try compileModel(model, emit, prune: pruning.prune, stem: "model", labels: emit.labels)
       try writeFiles(emitted.files, into: work)
       if let keepSources { try writeFiles(emitted.files, into: keepSources) }
 

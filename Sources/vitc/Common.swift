@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VitFrontend
 import VitIR
+import VitPasses
 
 /// The graph and where its weights come from, shared by the subcommands that need weights.
 struct ModelOptions: ParsableArguments {
@@ -23,15 +24,65 @@ struct ModelOptions: ParsableArguments {
     }
   }
 
-  /// Loads the graph and its weights.
-  func load() throws -> (Graph, [String: Tensor]) {
-    let graph = try GraphLoader.load(path: self.graph)
-    if let seed = randomWeights {
-      return (graph, RandomWeights.generate(for: graph, seed: seed))
+  /// Loads the graph, applies the schedule `prune` (docs/methods.md) and every pass up to
+  /// `stage`, and binds the weights of the resulting graph (DynamicViT's predictors included).
+  func load(prune: String, through stage: String = Pipeline.stages.last!) throws -> LoadedModel {
+    let parsed = try GraphLoader.load(path: self.graph)
+    let file = try weights.map { path throws(InputError) in try SafetensorsFile(path: path) }
+    let schedule = try resolveSchedule(prune, for: parsed, weights: file)
+    let graph = try Pipeline.run(parsed, through: stage, schedule: schedule)
+    guard let file else {
+      return LoadedModel(graph: graph, weights: RandomWeights.generate(for: graph, seed: randomWeights!), schedule: schedule)
     }
-    let file = try SafetensorsFile(path: weights!)
-    return (graph, try WeightBinding.bind(graph, to: file))
+    // Tensors the schedule added (no place in the graph file declares them).
+    for parameter in graph.parameters where graph[parameter].location == nil && file.entries[graph[parameter].name] == nil {
+      throw ScheduleError.missingTensor(graph[parameter].name, method: schedule.methodName, path: file.path)
+    }
+    return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file), schedule: schedule)
   }
+
+}
+
+/// Parses `--prune` for a graph. AS-ViT without thresholds in the spec takes the learned ones,
+/// `score_predictor.{s}.keep_threshold`, from the weights; with no weights file (random
+/// weights, `dump`, `flops`) the official initial values 0.001, 0.002, 0.003 (SEMANTICS §4.4).
+func resolveSchedule(_ prune: String, for graph: Graph, weights file: SafetensorsFile?) throws -> Schedule {
+  var schedule = try ScheduleParser.parse(prune, depth: graph.blocks.count)
+  if case .asvit(nil) = schedule.method {
+    schedule.method = .asvit(thresholds: try asvitThresholds(schedule, file: file))
+  }
+  return schedule
+}
+
+private func asvitThresholds(_ schedule: Schedule, file: SafetensorsFile?) throws -> [Double] {
+    guard let file else { return schedule.locations.indices.map { 0.001 * Double($0 + 1) } }
+    return try schedule.locations.indices.map { stage in
+      let name = InsertPruning.thresholdParameter(stage: stage)
+      guard file.entries[name] != nil else {
+        throw ScheduleError.missingTensor(name, method: "asvit", path: file.path)
+      }
+      let tensor = try file.tensor(name)
+      guard tensor.count == 1 else {
+        throw BindingError.shape(name, file: file.path, found: tensor.shape, declared: TensorType(fixed: []), declaredAt: nil)
+      }
+      return Double(tensor.scalars[0])
+    }
+}
+
+/// The pruning schedule, shared by every subcommand that builds or reads a graph.
+struct PruneOptions: ParsableArguments {
+  @Option(
+    help: ArgumentHelp(
+      "Token pruning: none, dyvit:RHO, evit:RHO[,nofuse], asvit[:T1,T2,T3], bat:RHO[,clusters=F], tome:R or tome:R0,R1,…; @L1,L2,… sets the blocks (docs/methods.md).",
+      valueName: "spec"))
+  var prune: String = "none"
+}
+
+/// A graph after the pipeline, its weights and the schedule that shaped it.
+struct LoadedModel {
+  var graph: Graph
+  var weights: [String: Tensor]
+  var schedule: Schedule
 }
 
 /// Runs `body`; a user error is printed as its one-line message on stderr and turns into exit

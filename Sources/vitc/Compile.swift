@@ -25,12 +25,12 @@ extension WeightsEmbedding: ExpressibleByArgument {}
 extension GEMMBackend: ExpressibleByArgument {}
 
 /// Compiles a model to C files in `directory`, named after `stem`. Returns what was emitted.
-func compileModel(_ model: ModelOptions, _ emit: EmitOptions, stem: String, labels: String?) throws -> EmittedModel {
-  let (parsed, weights) = try model.load()
-  let graph = try Pipeline.run(parsed, through: Pipeline.stages.last!)
+func compileModel(_ model: ModelOptions, _ emit: EmitOptions, prune: String, stem: String, labels: String?) throws -> EmittedModel {
+  let loaded = try model.load(prune: prune)
+  let (graph, weights) = (loaded.graph, loaded.weights)
   let provenance = EmitC.Provenance(
     version: vitcVersion, graphFile: model.graph,
-    weights: model.weights ?? "--random-weights \(model.randomWeights!)", schedule: "none")
+    weights: model.weights ?? "--random-weights \(model.randomWeights!)", schedule: loaded.schedule.spec)
   var emitted = try EmitC.emit(graph, weights: weights, provenance: provenance, embedding: emit.embedWeights, gemm: emit.blas)
   // Files are named after the output's stem; the C symbols after the graph.
   var renamed: [String: [UInt8]] = [:]
@@ -47,7 +47,7 @@ func compileModel(_ model: ModelOptions, _ emit: EmitOptions, stem: String, labe
   }
   for (file, contents) in try RuntimeFiles.all() { renamed[file] = contents }
   let classNames = try loadLabels(graphPath: model.graph, explicit: labels, classes: graph.outputType.dims.last?.bound ?? 0)
-  for (file, contents) in EmitC.driverFiles(for: emitted, stem: stem, graph: graph, schedule: "none", labels: classNames) {
+  for (file, contents) in EmitC.driverFiles(for: emitted, stem: stem, graph: graph, schedule: loaded.schedule.spec, labels: classNames) {
     renamed[file] = contents
   }
   emitted.files = renamed
@@ -89,6 +89,7 @@ struct Compile: ParsableCommand {
       """)
 
   @OptionGroup var model: ModelOptions
+  @OptionGroup var pruning: PruneOptions
   @OptionGroup var emit: EmitOptions
 
   @Option(name: .shortAndLong, help: ArgumentHelp("The model's C file; the other files go beside it.", valueName: "file.c"))
@@ -104,7 +105,7 @@ struct Compile: ParsableCommand {
     try reportingErrors {
       let url = URL(fileURLWithPath: output)
       let stem = cFileStem(url.deletingPathExtension().lastPathComponent)
-      let emitted = try compileModel(model, emit, stem: stem, labels: emit.labels)
+      let emitted = try compileModel(model, emit, prune: pruning.prune, stem: stem, labels: emit.labels)
       try writeFiles(emitted.files, into: url.deletingLastPathComponent().path)
       print("wrote \(emitted.files.count) files to \(url.deletingLastPathComponent().relativePath)/: \(emitted.files.keys.sorted().joined(separator: ", "))")
       print("arena \(grouped(emitted.arenaBytes)) bytes, weights \(grouped(emitted.weightBytes)) bytes")

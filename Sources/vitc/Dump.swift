@@ -10,7 +10,8 @@ struct Dump: ParsableCommand {
       The output is itself a valid .graph file (flat, every value typed, blocks kept), so it \
       can be read back by every vitc command. Stages, in pipeline order: parsed (after \
       reading, expanding blocks and inferring shapes), fused-attention (softmax(q·kᵀ·s)·v \
-      recognized as one attention op), fused-epilogues (GELU and residual adds folded into \
+      recognized as one attention op), pruned (the --prune schedule's scoring, selection and \
+      merging ops inserted), fused-epilogues (GELU and residual adds folded into \
       the linear before them), planned (the last stage with each value's place in the static \
       arena as a comment).
       """)
@@ -20,6 +21,8 @@ struct Dump: ParsableCommand {
 
   @Argument(help: "The model graph (.graph file).")
   var graph: String
+
+  @OptionGroup var pruning: PruneOptions
 
   @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
   var output: String?
@@ -35,8 +38,9 @@ struct Dump: ParsableCommand {
   func run() throws {
     try reportingErrors {
       let parsed = try GraphLoader.load(path: self.graph)
-      let graph = try Pipeline.run(parsed, through: stage == "planned" ? Pipeline.stages.last! : stage)
-      var header = "vitc \(vitcVersion) IR, stage \(stage), from \(self.graph)"
+      let schedule = try resolveSchedule(pruning.prune, for: parsed, weights: nil)
+      let graph = try Pipeline.run(parsed, through: stage == "planned" ? Pipeline.stages.last! : stage, schedule: schedule)
+      var header = "vitc \(vitcVersion) IR, stage \(stage), from \(self.graph), --prune \(schedule.spec)"
       var annotate: (Op) -> String? = { _ in nil }
       if stage == "planned" {
         let plan = PlanMemory.plan(graph)

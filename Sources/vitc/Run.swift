@@ -16,6 +16,7 @@ struct Run: ParsableCommand {
       """)
 
   @OptionGroup var model: ModelOptions
+  @OptionGroup var pruning: PruneOptions
 
   @Option(help: ArgumentHelp("A PPM image (P6 or P3, 8-bit).", valueName: "file"))
   var image: String?
@@ -41,7 +42,8 @@ struct Run: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let (graph, weights) = try model.load()
+      let loaded = try model.load(prune: pruning.prune)
+      let (graph, weights) = (loaded.graph, loaded.weights)
       guard graph.inputs.count == 1, let inputShape = graph.type(of: graph.inputs[0]).fixedShape else {
         throw RunError.unsupportedInput(graph.type(of: graph.inputs[0]))
       }
@@ -60,7 +62,7 @@ struct Run: ParsableCommand {
       let progress = Progress(blocks: graph.blocks.count)
       let clock = ContinuousClock()
       let start = clock.now
-      let logits = try interpreter.run([tensor]) { op in progress.update(block: op.block) }
+      let (logits, stages) = try interpreter.runTraced([tensor]) { op in progress.update(block: op.block) }
       let elapsed = clock.now - start
       progress.finish()
 
@@ -68,13 +70,16 @@ struct Run: ParsableCommand {
         logits.scalars[a] != logits.scalars[b] ? logits.scalars[a] > logits.scalars[b] : a < b
       }
       let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-      print("\(graph.name) on \(image ?? input!): interpreter, \(String(format: "%.2f", seconds)) s")
+      print("\(graph.name) on \(image ?? input!): interpreter, \(String(format: "%.2f", seconds)) s, --prune \(loaded.schedule.spec)")
+      for stage in stages {
+        print("  block \(stage.block): \(stage.tokens) tokens")
+      }
       for (rank, index) in ranked.prefix(top).enumerated() {
         let name = classNames.map { "  \($0[index])" } ?? ""
         print(String(format: "%2d. %5d  %10.4f", rank + 1, index, logits.scalars[index]) + name)
       }
       if let trace {
-        let record = Trace(method: "none", stages: [], logits: logits.scalars)
+        let record = Trace(method: loaded.schedule.spec, stages: stages, logits: logits.scalars)
         try writeAtomically(record.json(), to: trace)
       }
     }

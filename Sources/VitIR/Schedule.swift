@@ -1,0 +1,62 @@
+/// A token-pruning schedule: which method, with which arguments, at which blocks
+/// (`--prune SPEC`, docs/methods.md). Parsed by VitFrontend's `ScheduleParser`, applied by
+/// VitPasses' `InsertPruning`.
+public struct Schedule: Sendable, Equatable {
+  /// The methods and their arguments (SEMANTICS.md §2–§6).
+  public enum Method: Sendable, Equatable {
+    /// Dense: no pruning.
+    case none
+    /// DynamicViT: predictor MLPs before each location; stage s keeps int(P·ρ^(s+1)) patches.
+    case dyvit(rho: Double)
+    /// EViT: inside each location after the attention residual, keep ceil(ρ·(N−1)) tokens by
+    /// cls attention, plus (with `fuse`) one token fusing the others.
+    case evit(rho: Double, fuse: Bool)
+    /// AS-ViT: before each location, keep the tokens whose head-weighted cls attention is above
+    /// the stage's threshold (nil: read `score_predictor.{s}.keep_threshold` from the weights).
+    case asvit(thresholds: [Double]?)
+    /// BAT: EViT's split, similar attentive pairs merged, inattentive tokens clustered; n_c =
+    /// ceil(clusterFraction·M) clusters.
+    case bat(rho: Double, clusterFraction: Double)
+    /// ToMe: `r[i]` merges in the i-th location's block.
+    case tome(r: [Int])
+  }
+
+  public var method: Method
+  /// 0-based blocks the method acts at (before them for DynamicViT and AS-ViT, inside them for
+  /// EViT, BAT and ToMe), ascending.
+  public var locations: [Int]
+  /// The spec as the user wrote it (the trace's `method`).
+  public var spec: String
+
+  public init(method: Method, locations: [Int], spec: String) {
+    self.method = method
+    self.locations = locations
+    self.spec = spec
+  }
+
+  /// The dense schedule.
+  public static let none = Schedule(method: .none, locations: [], spec: "none")
+
+  /// The method's name as written in specs.
+  public var methodName: String {
+    switch method {
+    case .none: "none"
+    case .dyvit: "dyvit"
+    case .evit: "evit"
+    case .asvit: "asvit"
+    case .bat: "bat"
+    case .tome: "tome"
+    }
+  }
+
+  /// The locations a method uses unless the spec gives `@L1,L2,…`, for a model of `depth`
+  /// blocks (the papers' DeiT placements: 3, 6, 9 and AS-ViT's 4, 7, 10; ToMe every block).
+  public static func defaultLocations(of methodName: String, depth: Int) -> [Int] {
+    switch methodName {
+    case "none": []
+    case "asvit": [4, 7, 10]
+    case "tome": Array(0..<depth)
+    default: [3, 6, 9]
+    }
+  }
+}
