@@ -18,7 +18,7 @@ let package = Package(
     .target(name: "VitIR"),
     // Everything that reads a user's files into VitIR: .graph text, safetensors, PPM images.
     .target(name: "VitFrontend", dependencies: ["VitIR"]),
-    // Rewrites and analyses over the IR (FLOP counting today; fusion and pruning later).
+    // Rewrites and analyses over the IR: fusion, pruning, the memory plan, FLOP counting.
     .target(name: "VitPasses", dependencies: ["VitIR"]),
     // The C backend: emits specialized C for a fused, planned graph. Never imports the
     // interpreter, so golden tests compare two independent implementations.
@@ -55,6 +55,6 @@ let package = Package(
     // End to end: vitc build → C compiler → binary, held to the interpreter.
     .testTarget(
       name: "GoldenTests",
-      dependencies: ["vitc", "VitIR", "VitFrontend", "VitInterpreter", "TestSupport"]),
+      dependencies: ["vitc", "VitIR", "VitFrontend", "VitInterpreter", "VitPasses", "TestSupport"]),
   ]
 )

@@ -90,6 +90,8 @@ struct ModelEmitter {
   var traceStages = 0
   /// The largest token count an attention with ToMe's sizes runs on (0: none).
   var keyBiasFloats = 0
+  /// The run-time token counts (`vit_k{s}`) that `threshold_keep` ops set.
+  var dynamicCounts: [String] = []
 
   init(graph: Graph, blob: WeightBlob, plan: MemoryPlan, provenance: EmitC.Provenance) {
     self.graph = graph
@@ -230,10 +232,28 @@ struct ModelEmitter {
   }
 
   /// Rows of a value seen as a matrix whose width is its last dim.
-  func rows(_ id: ValueID) -> Int {
-    let dims = graph.type(of: id).dims
-    return dims.dropLast().reduce(1) { $0 * $1.bound }
+  /// The C expression of a dimension: a literal, or the run-time count AS-ViT's
+  /// `threshold_keep` of stage s stored in `vit_k{s}` (rows `n{s}` = that count + 1).
+  func dim(_ dim: Dim) -> String {
+    switch dim {
+    case .fixed(let value): "\(value)"
+    case .dynamic(let symbol, _): symbol.hasPrefix("k") ? "vit_\(symbol)" : "(vit_k\(symbol.dropFirst()) + 1)"
+    }
   }
+
+  /// The product of dims as C: a literal when all are static.
+  func product(_ dims: some Collection<Dim>) -> String {
+    if dims.allSatisfy({ !$0.isDynamic }) { return "\(dims.reduce(1) { $0 * $1.bound })" }
+    let fixed = dims.compactMap(\.fixedValue).reduce(1, *)
+    let dynamic = dims.filter(\.isDynamic).map(dim)
+    return ((fixed == 1 ? [] : ["\(fixed)"]) + dynamic).joined(separator: " * ")
+  }
+
+  /// Elements of a value (C expression).
+  func count(_ id: ValueID) -> String { product(graph.type(of: id).dims) }
+
+  /// Rows of a value seen as a matrix whose width is its last dim (C expression).
+  func rows(_ id: ValueID) -> String { product(graph.type(of: id).dims.dropLast()) }
 
   func width(_ id: ValueID) -> Int { graph.type(of: id).dims.last!.bound }
 
@@ -243,8 +263,9 @@ struct ModelEmitter {
   }
 
   mutating func modelSource(embedding: WeightsEmbedding) throws(EmitError) -> String {
-    for op in graph.ops where graph.type(of: op.results[0]).isDynamic || op.operands.contains(where: { graph.type(of: $0).isDynamic }) {
-      throw .unsupported(op.kind, reason: "run-time token counts arrive with the pruning passes", at: op.location)
+    let primitive: Set<OpKind> = [.softmax, .splitHeads, .mergeHeads, .transpose, .matmul, .concat, .patchEmbed, .batMerge, .bipartiteMerge]
+    for op in graph.ops where primitive.contains(op.kind) && op.operands.contains(where: { graph.type(of: $0).isDynamic }) {
+      throw .unsupported(op.kind, reason: "this op is emitted for static token counts only", at: op.location)
     }
     // Stages: runs of ops with the same block; the stem and the head have none.
     var stages: [(name: String, ops: [Op])] = []
@@ -326,24 +347,32 @@ struct ModelEmitter {
     w.comment(["Scratch for the im2col of the patch embedding, the attention kernel and the pruning kernels (the largest need)."])
     var needs = Array(Set(scratchNeeds)).sorted()
     if needs.isEmpty { needs = ["16"] }
-    w.line("#define VIT_SCRATCH_FLOATS_0 (\(needs[0]))")
-    for (index, need) in needs.enumerated().dropFirst() {
-      w.line("#define VIT_SCRATCH_FLOATS_\(index) (VIT_SCRATCH_FLOATS_\(index - 1) > (\(need)) ? VIT_SCRATCH_FLOATS_\(index - 1) : (\(need)))")
+    // A running maximum as enum constants: each is evaluated once (nested macros would expand
+    // exponentially), and every need is a constant expression well below INT_MAX.
+    func runningMaximum(_ name: String, _ needs: [String]) {
+      w.line("enum {")
+      w.line("  \(name)_0 = (int)(\(needs[0])),")
+      for (index, need) in needs.enumerated().dropFirst() {
+        w.line("  \(name)_\(index) = \(name)_\(index - 1) > (int)(\(need)) ? \(name)_\(index - 1) : (int)(\(need)),")
+      }
+      w.line("  \(name) = \(name)_\(needs.count - 1)")
+      w.line("};")
     }
-    w.line("static _Alignas(64) float vit_scratch[VIT_SCRATCH_FLOATS_\(needs.count - 1)];")
+    runningMaximum("VIT_SCRATCH_FLOATS", needs)
+    w.line("static _Alignas(64) float vit_scratch[VIT_SCRATCH_FLOATS];")
     let intNeeds = Array(Set(intScratchNeeds)).sorted()
     if !intNeeds.isEmpty {
-      w.line("#define VIT_ISCRATCH_INTS_0 (\(intNeeds[0]))")
-      for (index, need) in intNeeds.enumerated().dropFirst() {
-        w.line("#define VIT_ISCRATCH_INTS_\(index) (VIT_ISCRATCH_INTS_\(index - 1) > (\(need)) ? VIT_ISCRATCH_INTS_\(index - 1) : (\(need)))")
-      }
-      w.line("static int vit_iscratch[VIT_ISCRATCH_INTS_\(intNeeds.count - 1)];")
+      runningMaximum("VIT_ISCRATCH_INTS", intNeeds)
+      w.line("static int vit_iscratch[VIT_ISCRATCH_INTS];")
     }
     if keyBiasFloats > 0 {
       w.line("static float vit_key_bias[\(keyBiasFloats)]; /* log(size) of each key, ToMe's proportional attention */")
     }
     if traceStages > 0 {
       w.line("static struct vit_\(model)_trace *vit_trace; /* where trace_stage records, or NULL */")
+    }
+    for symbol in dynamicCounts {
+      w.line("static int \(symbol); /* patch tokens kept by a threshold_keep, known at run time */")
     }
     w.line("static const float *vit_input; /* \(graph[graph.inputs[0]].name) \(graph.type(of: graph.inputs[0])) */")
     w.line()
@@ -407,18 +436,18 @@ struct ModelEmitter {
       }
       w.line("vit_linear_f32(vit_scratch, \(gridH * gridW), \(k), \(operand(1)), \(operand(2)), \(width(result)), VIT_EPI_NONE, NULL, \(y));")
     case .concat:
-      let a = graph.type(of: op.operands[0]).boundCount
-      let b = graph.type(of: op.operands[1]).boundCount
+      let a = count(op.operands[0])
+      let b = count(op.operands[1])
       w.line("memcpy(\(y), \(operand(0)), \(a) * sizeof(float)); /* \(graph[result].name) = concat */")
       w.line("memcpy(\(y) + \(a), \(operand(1)), \(b) * sizeof(float));")
     case .add:
-      let count = graph.type(of: result).boundCount
+      let count = count(result)
       w.line("for (int i = 0; i < \(count); i++) \(y)[i] = \(operand(0))[i] + \(operand(1))[i]; /* \(graph[result].name) = add */")
     case .scale:
-      let count = graph.type(of: result).boundCount
+      let count = count(result)
       w.line("for (int i = 0; i < \(count); i++) \(y)[i] = \(operand(0))[i] * \(real(op.real("factor")));")
     case .gelu:
-      let count = graph.type(of: result).boundCount
+      let count = count(result)
       w.line("for (int i = 0; i < \(count); i++) \(y)[i] = 0.5f * \(operand(0))[i] * (1.0f + erff(\(operand(0))[i] * 0.70710678118654752f)); /* exact GELU */")
     case .layernorm:
       w.line("vit_layernorm_f32(\(operand(0)), \(rows(result)), \(width(result)), \(operand(1)), \(operand(2)), \(real(op.real("eps"))), \(y)); /* \(graph[result].name) */")
@@ -436,13 +465,14 @@ struct ModelEmitter {
         }
       w.line("vit_linear_f32(\(operand(0)), \(rows(op.operands[0])), \(k), \(operand(1)), \(bias), \(width(result)), \(epilogue), \(residual), \(y)); /* \(graph[result].name) */")
     case .attention:
-      let n = graph.type(of: op.operands[0]).dims[0].bound
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      let n = rows(op.operands[0])
       let heads = op.int("heads")
       let headWidth = width(result) / heads
-      scratchNeeds.append("VIT_ATTENTION_SCRATCH_FLOATS(\(n), \(heads), \(headWidth))")
+      scratchNeeds.append("VIT_ATTENTION_SCRATCH_FLOATS(\(bound), \(heads), \(headWidth))")
       var keyBias = "NULL"
       if op.operands.count > 1 {
-        keyBiasFloats = max(keyBiasFloats, n)
+        keyBiasFloats = max(keyBiasFloats, bound)
         w.line("for (int i = 0; i < \(n); i++) vit_key_bias[i] = logf(\(operand(1))[i]); /* proportional attention: + log(size) */")
         keyBias = "vit_key_bias"
       }
@@ -454,30 +484,32 @@ struct ModelEmitter {
     case .clsAttention:
       let n = rows(op.operands[0])
       let heads = op.int("heads")
-      scratchNeeds.append("VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(n))")
+      scratchNeeds.append("VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(graph.type(of: op.operands[0]).dims[0].bound))")
       w.line("vit_cls_attention_f32(\(operand(0)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .asvitScores:
       let n = rows(op.operands[0])
       let heads = op.int("heads")
-      scratchNeeds.append("VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(n), \(heads))")
+      scratchNeeds.append("VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(graph.type(of: op.operands[0]).dims[0].bound), \(heads))")
       w.line("vit_asvit_scores_f32(\(operand(0)), \(operand(1)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .tomeMetric:
       let heads = op.int("heads")
       w.line("vit_tome_metric_f32(\(operand(0)), \(rows(op.operands[0])), \(heads), \(width(op.operands[0]) / 3 / heads), \(y)); /* \(graph[result].name) */")
     case .topkKeep:
-      w.line("vit_topk_keep_f32(\(operand(0)), \(rows(op.operands[0]) * width(op.operands[0])), \(op.int("k")), \(y)); /* \(graph[result].name) */")
+      w.line("vit_topk_keep_f32(\(operand(0)), \(count(op.operands[0])), \(op.int("k")), \(y)); /* \(graph[result].name) */")
     case .thresholdKeep:
-      throw .unsupported(op.kind, reason: "run-time token counts (AS-ViT) are not emitted as C yet", at: op.location)
+      let symbol = dim(graph.type(of: result).dims[0])
+      dynamicCounts.append(symbol)
+      w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(real(op.real("threshold"))), \(y)); /* \(graph[result].name): a run-time count */")
     case .patchOwner:
       w.line("for (int p = 0; p < \(op.int("patches")); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")
     case .unitSizes:
-      w.line("for (int i = 0; i < \(rows(result)); i++) \(y)[i] = 1.0f; /* \(graph[result].name) */")
+      w.line("for (int i = 0; i < \(count(result)); i++) \(y)[i] = 1.0f; /* \(graph[result].name) */")
     case .gatherTokens, .gatherFuseTokens:
       let n = rows(op.operands[0])
       let c = width(op.operands[0])
-      let k = graph.type(of: op.operands[1]).dims[0].bound
+      let k = dim(graph.type(of: op.operands[1]).dims[0])
       let owner = op.kind == .gatherTokens ? operand(2) : operand(3)
-      intScratchNeeds.append("\(n)")
+      intScratchNeeds.append("\(graph.type(of: op.operands[0]).dims[0].bound)")
       if op.kind == .gatherTokens {
         w.line("vit_gather_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
       } else {

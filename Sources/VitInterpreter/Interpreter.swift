@@ -87,6 +87,14 @@ public struct Interpreter: Sendable {
     return try run(inputs, observe: observe, stages: &stages, inspect: inspect)
   }
 
+  /// Runs the graph, showing `inspect` every op result and collecting the trace stages.
+  public func runTraced(
+    _ inputs: [Tensor], observe: (Op) -> Void = { _ in }, inspect: (ValueID, Tensor) -> Void,
+    stages: inout [Trace.Stage]
+  ) throws(InterpreterError) -> Tensor {
+    try run(inputs, observe: observe, stages: &stages, inspect: inspect)
+  }
+
   func run(
     _ inputs: [Tensor], observe: (Op) -> Void, stages: inout [Trace.Stage], inspect: (ValueID, Tensor) -> Void
   ) throws(InterpreterError) -> Tensor {
