@@ -37,8 +37,16 @@ public struct FlopReport: Sendable {
 /// dimension at its bound (an upper bound; AS-ViT averages over images in the pruning issue).
 public enum FlopCounter {
   /// MACs of one op.
-  public static func macs(of op: Op, in graph: Graph, convention: FlopConvention) -> Int {
-    func bounds(_ id: ValueID) -> [Int] { graph.type(of: id).dims.map(\.bound) }
+  ///
+  /// `counts` gives run-time token counts by symbol (AS-ViT's `n{s}` and `k{s}` of one image);
+  /// a dynamic dimension without one is counted at its bound.
+  public static func macs(of op: Op, in graph: Graph, convention: FlopConvention, counts: [String: Int] = [:]) -> Int {
+    func bounds(_ id: ValueID) -> [Int] {
+      graph.type(of: id).dims.map { dim in
+        if case .dynamic(let symbol, _) = dim, let count = counts[symbol] { return count }
+        return dim.bound
+      }
+    }
     func elements(_ id: ValueID) -> Int { bounds(id).reduce(1, *) }
     switch op.kind {
     case .linear, .linearGelu, .linearAdd:
@@ -78,7 +86,20 @@ public enum FlopCounter {
     }
   }
 
-  public static func report(_ graph: Graph, convention: FlopConvention) -> FlopReport {
+  /// The run-time counts of AS-ViT's symbols from a run's trace: stage s kept `tokens` rows,
+  /// so n{s} = tokens and k{s} = tokens − 1 (stages in the order of the graph's trace_stage ops).
+  public static func counts(of graph: Graph, stages: [Int]) -> [String: Int] {
+    var counts: [String: Int] = [:]
+    for (op, tokens) in zip(graph.ops.filter { $0.kind == .traceStage }, stages) {
+      if case .dynamic(let symbol, _) = graph.type(of: op.operands[0]).dims[0] {
+        counts[symbol] = tokens
+        counts["k" + symbol.dropFirst()] = tokens - 1
+      }
+    }
+    return counts
+  }
+
+  public static func report(_ graph: Graph, convention: FlopConvention, counts: [String: Int] = [:]) -> FlopReport {
     var rows: [FlopReport.Row] = []
     var seenBlock = false
     for op in graph.ops {
@@ -92,12 +113,14 @@ public enum FlopCounter {
       if rows.last?.name != name {
         rows.append(FlopReport.Row(name: name, block: op.block, tokens: 0, macs: 0))
       }
-      rows[rows.count - 1].macs += macs(of: op, in: graph, convention: convention)
+      rows[rows.count - 1].macs += macs(of: op, in: graph, convention: convention, counts: counts)
       if [.linear, .linearGelu, .linearAdd, .layernorm].contains(op.kind),
         let first = graph.type(of: op.operands[0]).dims.first, graph.type(of: op.operands[0]).rank == 2
       {
-        rows[rows.count - 1].tokens = max(rows[rows.count - 1].tokens, first.bound)
-        rows[rows.count - 1].tokensOut = first.bound
+        var tokens = first.bound
+        if case .dynamic(let symbol, _) = first, let count = counts[symbol] { tokens = count }
+        rows[rows.count - 1].tokens = max(rows[rows.count - 1].tokens, tokens)
+        rows[rows.count - 1].tokensOut = tokens
       }
     }
     return FlopReport(rows: rows, convention: convention, parameters: graph.parameterCount)

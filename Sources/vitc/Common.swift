@@ -27,20 +27,27 @@ struct ModelOptions: ParsableArguments {
   /// Loads the graph, applies the schedule `prune` (docs/methods.md) and every pass up to
   /// `stage`, and binds the weights of the resulting graph (DynamicViT's predictors included).
   func load(prune: String, through stage: String = Pipeline.stages.last!) throws -> LoadedModel {
-    let parsed = try GraphLoader.load(path: self.graph)
-    let file = try weights.map { path throws(InputError) in try SafetensorsFile(path: path) }
-    let schedule = try resolveSchedule(prune, for: parsed, weights: file)
-    let graph = try Pipeline.run(parsed, through: stage, schedule: schedule)
-    guard let file else {
-      return LoadedModel(graph: graph, weights: RandomWeights.generate(for: graph, seed: randomWeights!), schedule: schedule)
-    }
-    // Tensors the schedule added (no place in the graph file declares them).
-    for parameter in graph.parameters where graph[parameter].location == nil && file.entries[graph[parameter].name] == nil {
-      throw ScheduleError.missingTensor(graph[parameter].name, method: schedule.methodName, path: file.path)
-    }
-    return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file), schedule: schedule)
+    try loadModel(graph: graph, weights: weights, randomWeights: randomWeights, prune: prune, through: stage)
   }
+}
 
+/// `ModelOptions.load` for callers with their own options (`flops --image`): exactly one of
+/// `weights` and `randomWeights` is given.
+func loadModel(
+  graph path: String, weights: String?, randomWeights: UInt64?, prune: String, through stage: String = Pipeline.stages.last!
+) throws -> LoadedModel {
+  let parsed = try GraphLoader.load(path: path)
+  let file = try weights.map { path throws(InputError) in try SafetensorsFile(path: path) }
+  let schedule = try resolveSchedule(prune, for: parsed, weights: file)
+  let graph = try Pipeline.run(parsed, through: stage, schedule: schedule)
+  guard let file else {
+    return LoadedModel(graph: graph, weights: RandomWeights.generate(for: graph, seed: randomWeights!), schedule: schedule)
+  }
+  // Tensors the schedule added (no place in the graph file declares them).
+  for parameter in graph.parameters where graph[parameter].location == nil && file.entries[graph[parameter].name] == nil {
+    throw ScheduleError.missingTensor(graph[parameter].name, method: schedule.methodName, path: file.path)
+  }
+  return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file), schedule: schedule)
 }
 
 /// Parses `--prune` for a graph. AS-ViT without thresholds in the spec takes the learned ones,
@@ -121,6 +128,19 @@ enum CommandError: Error, CustomStringConvertible {
 func writeAtomically(_ text: String, to path: String) throws {
   let temporary = path + ".vitc-tmp-\(ProcessInfo.processInfo.processIdentifier)"
   guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+    throw CommandError.cannotWrite(path: path, reason: "cannot create the file")
+  }
+  if rename(temporary, path) != 0 {
+    let reason = String(cString: strerror(errno))
+    unlink(temporary)
+    throw CommandError.cannotWrite(path: path, reason: reason)
+  }
+}
+
+/// Writes bytes whole or not at all, like `writeAtomically(_:to:)` for text.
+func writeAtomically(bytes: [UInt8], to path: String) throws {
+  let temporary = path + ".vitc-tmp-\(ProcessInfo.processInfo.processIdentifier)"
+  guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
     throw CommandError.cannotWrite(path: path, reason: "cannot create the file")
   }
   if rename(temporary, path) != 0 {

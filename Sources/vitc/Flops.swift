@@ -1,6 +1,8 @@
 import ArgumentParser
+import Foundation
 import VitFrontend
 import VitIR
+import VitInterpreter
 import VitPasses
 
 struct Flops: ParsableCommand {
@@ -11,7 +13,10 @@ struct Flops: ParsableCommand {
       multiply-adds in the two conventions the papers use (SEMANTICS.md §7): fvcore (DeiT, \
       DynamicViT; LayerNorm 5 per element, no elementwise ops) and torchprofile (EViT, BAT; \
       LayerNorm 1 per element, the attention scaling 1 per element). One multiply-add counts \
-      as one FLOP. Needs no weights.
+      as one FLOP. "197→140" means the block's attention ran on 197 tokens and its MLP on 140. \
+      Needs no weights, except for AS-ViT, whose token counts depend on the image: give \
+      --image (one or more) and the weights, and vitc runs the interpreter on each image and \
+      prints the average; without images the run-time counts are taken at their bound.
       """)
 
   @Argument(help: "The model graph (.graph file).")
@@ -19,18 +24,59 @@ struct Flops: ParsableCommand {
 
   @OptionGroup var pruning: PruneOptions
 
+  @Option(help: ArgumentHelp("Images (PPM) to average AS-ViT's run-time counts over; repeat the option for more.", valueName: "file"))
+  var image: [String] = []
+
+  @Option(help: ArgumentHelp("Weights for --image (safetensors).", valueName: "file"))
+  var weights: String?
+
+  @Option(help: ArgumentHelp("Random weights for --image, from this seed.", valueName: "seed"))
+  var randomWeights: UInt64?
+
+  func validate() throws {
+    if !image.isEmpty && (weights == nil) == (randomWeights == nil) {
+      throw ValidationError("--image needs exactly one of --weights FILE and --random-weights SEED")
+    }
+  }
+
   func run() throws {
     try reportingErrors {
-      let parsed = try GraphLoader.load(path: self.graph)
-      let schedule = try resolveSchedule(pruning.prune, for: parsed, weights: nil)
-      let graph = try Pipeline.run(parsed, through: "pruned", schedule: schedule)
-      let fvcore = FlopCounter.report(graph, convention: .fvcore)
-      let torchprofile = FlopCounter.report(graph, convention: .torchprofile)
+      var reports: [(fvcore: FlopReport, torchprofile: FlopReport)] = []
+      let schedule: Schedule
+      let graph: Graph
+      if image.isEmpty {
+        let parsed = try GraphLoader.load(path: self.graph)
+        schedule = try resolveSchedule(pruning.prune, for: parsed, weights: nil)
+        graph = try Pipeline.run(parsed, through: "pruned", schedule: schedule)
+        reports.append((FlopCounter.report(graph, convention: .fvcore), FlopCounter.report(graph, convention: .torchprofile)))
+      } else {
+        let loaded = try loadModel(
+          graph: self.graph, weights: weights, randomWeights: randomWeights, prune: pruning.prune, through: "pruned")
+        (schedule, graph) = (loaded.schedule, loaded.graph)
+        let interpreter = try Interpreter(graph: graph, weights: loaded.weights)
+        let crop = graph.type(of: graph.inputs[0]).dims.last!.bound
+        for path in image {
+          let input = Preprocessing.deitEvaluation(try PPM.read(path: path), crop: crop)
+          let (_, stages) = try interpreter.runTraced([input])
+          let counts = FlopCounter.counts(of: graph, stages: stages.map(\.tokens))
+          reports.append((
+            FlopCounter.report(graph, convention: .fvcore, counts: counts),
+            FlopCounter.report(graph, convention: .torchprofile, counts: counts)
+          ))
+          printError("\(path): " + stages.map { "block \($0.block) \($0.tokens) tokens" }.joined(separator: ", "))
+        }
+      }
+      let fvcore = Self.average(reports.map(\.fvcore))
+      let torchprofile = Self.average(reports.map(\.torchprofile))
       let width = max(grouped(fvcore.totalMACs).count, grouped(torchprofile.totalMACs).count)
       func pad(_ text: String, _ count: Int) -> String {
         String(repeating: " ", count: max(0, count - text.count)) + text
       }
-      print("\(graph.name), --prune \(schedule.spec): multiply-adds (1 MAC = 1 FLOP)")
+      let over = image.isEmpty ? "" : ", average over \(image.count) image\(image.count == 1 ? "" : "s")"
+      print("\(graph.name), --prune \(schedule.spec): multiply-adds (1 MAC = 1 FLOP)\(over)")
+      if image.isEmpty && graph.values.contains(where: { $0.type.isDynamic }) {
+        print("(run-time token counts at their bound; give --image and weights to average over images)")
+      }
       print("stage        tokens  \(pad("fvcore", width))  \(pad("torchprofile", width))")
       for (row, other) in zip(fvcore.rows, torchprofile.rows) {
         let name = row.name.padding(toLength: 9, withPad: " ", startingAt: 0)
@@ -41,5 +87,20 @@ struct Flops: ParsableCommand {
       print("total                  \(pad(grouped(fvcore.totalMACs), width))  \(pad(grouped(torchprofile.totalMACs), width))")
       print("parameters             \(pad(grouped(fvcore.parameters), width))")
     }
+  }
+
+  /// The row-wise mean of reports of the same graph (MACs and tokens rounded to the nearest
+  /// integer).
+  static func average(_ reports: [FlopReport]) -> FlopReport {
+    guard var result = reports.first, reports.count > 1 else { return reports[0] }
+    for index in result.rows.indices {
+      func mean(_ value: (FlopReport.Row) -> Int) -> Int {
+        Int((Double(reports.map { value($0.rows[index]) }.reduce(0, +)) / Double(reports.count)).rounded())
+      }
+      result.rows[index].macs = mean(\.macs)
+      result.rows[index].tokens = mean(\.tokens)
+      result.rows[index].tokensOut = mean(\.tokensOut)
+    }
+    return result
   }
 }

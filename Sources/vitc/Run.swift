@@ -33,6 +33,12 @@ struct Run: ParsableCommand {
   @Option(help: ArgumentHelp("Write the trace (docs/trace-format.md) as JSON to this file.", valueName: "file"))
   var trace: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "Write the kept-token map (docs/kept-map.md) as a PPM image: the input, then per pruning stage its patches, dropped ones washed out, merged tokens outlined.",
+      valueName: "file"))
+  var keptMap: String?
+
   func validate() throws {
     if (image == nil) == (input == nil) {
       throw ValidationError("give exactly one of --image FILE and --input FILE")
@@ -58,6 +64,13 @@ struct Run: ParsableCommand {
       }
       let classNames = try loadLabels(graphPath: model.graph, explicit: labels, classes: graph.outputType.dims.last?.bound ?? 0)
 
+      // The patch grid of --kept-map, checked before the (slow) run.
+      let patches = graph.ops.first { $0.kind == .patchEmbed }.map { graph.type(of: $0.results[0]).dims[0].bound } ?? 0
+      if keptMap != nil {
+        guard tensor.shape.count == 3, tensor.shape[0] == 3 else { throw KeptMapError.notAnImage(shape: tensor.shape) }
+        _ = try KeptMap.grid(patches: patches, height: tensor.shape[1], width: tensor.shape[2])
+      }
+
       let interpreter = try Interpreter(graph: graph, weights: weights)
       let progress = Progress(blocks: graph.blocks.count)
       let clock = ContinuousClock()
@@ -81,6 +94,9 @@ struct Run: ParsableCommand {
       if let trace {
         let record = Trace(method: loaded.schedule.spec, stages: stages, logits: logits.scalars)
         try writeAtomically(record.json(), to: trace)
+      }
+      if let keptMap {
+        try writeAtomically(bytes: try KeptMap.render(input: tensor, stages: stages, patches: patches), to: keptMap)
       }
     }
   }

@@ -9,19 +9,22 @@ struct Vitc: ParsableCommand {
       vitc reads a model graph (.graph, docs/graph-format.md) and its weights (safetensors with \
       timm's tensor names, or --random-weights SEED), compiles it to C and to a standalone \
       binary, runs it with the reference interpreter, counts its multiply-adds, and prints its \
-      IR at every stage.
+      IR at every stage. --prune SPEC applies a token-pruning method (DynamicViT, EViT, AS-ViT, \
+      BAT, ToMe; docs/methods.md) as compiler passes.
 
       Examples:
         vitc build samples/deit-s.graph --random-weights 1 -o out/deit-s
         vitc run samples/deit-s.graph --random-weights 1 --image samples/images/chelsea.ppm
-        vitc flops samples/deit-s.graph
+        vitc flops samples/deit-s.graph --prune dyvit:0.7
+        vitc build samples/deit-s.graph --random-weights 1 --prune evit:0.7 -o out/deit-s-evit
+        vitc calibrate samples/tiny.graph --random-weights 1 --budget 0.65 --images samples/images
         vitc dump --stage parsed samples/tiny.graph
 
       Errors are printed as FILE:LINE:COL: error: … and exit with status 1; no output file is \
       left behind.
       """,
     version: vitcVersion,
-    subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self])
+    subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self, Calibrate.self])
 }
 
 /// The version printed by `--version` and in the provenance of every generated file.
