@@ -103,6 +103,27 @@ struct ModelEmitter {
 
   var upper: String { model.uppercased() }
 
+  /// The model's stage functions: runs of ops with the same block (the stem and the head have
+  /// none). A pruning method's scoring and selection ops get stages of their own (`_prune`),
+  /// so that --bench's per-stage times show what they cost.
+  func stageGroups() -> [(name: String, ops: [Op])] {
+    let selection = Self.selectionOps(graph)
+    var stages: [(name: String, ops: [Op])] = []
+    var seenBlock = false
+    for (index, op) in graph.ops.enumerated() {
+      var name: String
+      if let block = op.block {
+        name = String(format: "block%02d", block)
+        seenBlock = true
+      } else {
+        name = seenBlock ? "head" : "stem"
+      }
+      if selection.contains(index) { name += "_prune" }
+      if stages.last?.name == name { stages[stages.count - 1].ops.append(op) } else { stages.append((name, [op])) }
+    }
+    return stages
+  }
+
   /// Patches of the owner maps (the pruning ops' `patches`).
   var patchCount: Int {
     graph.ops.first { $0.kind == .patchOwner }.map { $0.int("patches") } ?? 0
@@ -159,6 +180,15 @@ struct ModelEmitter {
       "\(classes) logits. trace may be NULL. Not reentrant: one static arena. Returns 0.",
     ])
     w.line("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace);")
+    w.line()
+    w.comment([
+      "Profiling: while vit_\(model)_profile is non-zero, each run adds the wall time of every",
+      "stage function to vit_\(model)_stage_seconds (names in vit_\(model)_stage_names).",
+    ])
+    w.line("#define VIT_\(upper)_N_STAGE_FUNCTIONS \(stageGroups().count)")
+    w.line("extern int vit_\(model)_profile;")
+    w.line("extern double vit_\(model)_stage_seconds[VIT_\(upper)_N_STAGE_FUNCTIONS];")
+    w.line("extern const char *const vit_\(model)_stage_names[VIT_\(upper)_N_STAGE_FUNCTIONS];")
     w.line()
     w.line("#endif")
     return w.text
@@ -267,19 +297,7 @@ struct ModelEmitter {
     for op in graph.ops where primitive.contains(op.kind) && op.operands.contains(where: { graph.type(of: $0).isDynamic }) {
       throw .unsupported(op.kind, reason: "this op is emitted for static token counts only", at: op.location)
     }
-    // Stages: runs of ops with the same block; the stem and the head have none.
-    var stages: [(name: String, ops: [Op])] = []
-    var seenBlock = false
-    for op in graph.ops {
-      let name: String
-      if let block = op.block {
-        name = String(format: "block%02d", block)
-        seenBlock = true
-      } else {
-        name = seenBlock ? "head" : "stem"
-      }
-      if stages.last?.name == name { stages[stages.count - 1].ops.append(op) } else { stages.append((name, [op])) }
-    }
+    let stages = stageGroups()
     var bodies: [String] = []
     for (index, stage) in stages.enumerated() {
       var w = CWriter()
@@ -293,6 +311,7 @@ struct ModelEmitter {
     w.line()
     w.line("#include <math.h>")
     w.line("#include <string.h>")
+    w.line("#include <time.h>")
     w.line()
     w.line("#include \"vit_runtime.h\"")
     if graph.ops.contains(where: { $0.kind == .patchOwner }) { w.line("#include \"vit_prune.h\"") }
@@ -380,11 +399,32 @@ struct ModelEmitter {
       w.line(body.trimmingCharacters(in: .newlines))
       w.line()
     }
+    w.comment(["Per-stage wall time, accumulated over runs while vit_\(model)_profile is set (--bench)."])
+    w.line("int vit_\(model)_profile;")
+    w.line("double vit_\(model)_stage_seconds[\(stages.count)];")
+    w.line("const char *const vit_\(model)_stage_names[\(stages.count)] = {")
+    for (index, stage) in stages.enumerated() {
+      w.line("  \"" + String(format: "stage%02d_%@", index, stage.name) + "\",")
+    }
+    w.line("};")
+    w.line()
+    w.block("static double vit_seconds(void)") { w in
+      w.line("struct timespec t;")
+      w.line("timespec_get(&t, TIME_UTC);")
+      w.line("return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;")
+    }
+    w.line()
     w.block("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace)") { w in
       w.line("vit_input = input;")
       if traceStages > 0 { w.line("vit_trace = trace;") }
+      w.line("double t = vit_\(model)_profile ? vit_seconds() : 0.0;")
       for (index, stage) in stages.enumerated() {
         w.line(String(format: "stage%02d_%@();", index, stage.name))
+        w.block("if (vit_\(model)_profile)") { w in
+          w.line("const double now = vit_seconds();")
+          w.line("vit_\(model)_stage_seconds[\(index)] += now - t;")
+          w.line("t = now;")
+        }
       }
       let output = graph.output!
       w.line("memcpy(logits, \(pointer(output)), \(graph.type(of: output).boundCount) * sizeof(float));")
@@ -392,6 +432,34 @@ struct ModelEmitter {
       w.line("return 0;")
     }
     return w.text
+  }
+
+  /// Indices of the ops that only serve a pruning method's selection: the pruning ops, and
+  /// ops all of whose results only feed their scores (DynamicViT's predictor MLP).
+  static func selectionOps(_ graph: Graph) -> Set<Int> {
+    let pruning: Set<OpKind> = [
+      .patchTokens, .dyvitMix, .keepScore, .clsAttention, .asvitScores, .tomeMetric, .topkKeep, .thresholdKeep,
+      .patchOwner, .unitSizes, .gatherTokens, .gatherFuseTokens, .batMerge, .bipartiteMerge, .traceStage,
+    ]
+    // Uses that count: not the token sequence a rewriting op reads (operand 0), which is the
+    // model's own data path, not the selection's.
+    let rewriting: Set<OpKind> = [.patchTokens, .gatherTokens, .gatherFuseTokens, .batMerge, .bipartiteMerge, .traceStage, .unitSizes]
+    var users: [ValueID: [Int]] = [:]
+    for (index, op) in graph.ops.enumerated() {
+      for (position, operand) in op.operands.enumerated() {
+        users[operand, default: []].append(rewriting.contains(op.kind) && position == 0 ? -1 : index)
+      }
+    }
+    var selected = Set<Int>()
+    for index in graph.ops.indices.reversed() {
+      let op = graph.ops[index]
+      if pruning.contains(op.kind) {
+        selected.insert(index)
+      } else if op.results.allSatisfy({ $0 != graph.output && !(users[$0] ?? []).isEmpty && users[$0]!.allSatisfy(selected.contains) }) {
+        selected.insert(index)
+      }
+    }
+    return selected
   }
 
   mutating func emitStage(_ name: String, _ ops: [Op], into w: inout CWriter) throws(EmitError) {
