@@ -293,6 +293,9 @@ struct ModelEmitter {
   }
 
   mutating func modelSource(embedding: WeightsEmbedding) throws(EmitError) -> String {
+    for input in graph.inputs where graph.type(of: input).isDynamic {
+      throw .dynamicInput(graph[input].name, graph.type(of: input), at: graph[input].location)
+    }
     let primitive: Set<OpKind> = [.softmax, .splitHeads, .mergeHeads, .transpose, .matmul, .concat, .patchEmbed, .batMerge, .bipartiteMerge]
     for op in graph.ops where primitive.contains(op.kind) && op.operands.contains(where: { graph.type(of: $0).isDynamic }) {
       throw .unsupported(op.kind, reason: "this op is emitted for static token counts only", at: op.location)

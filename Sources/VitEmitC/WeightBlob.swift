@@ -7,6 +7,8 @@ public enum EmitError: Error, Equatable, CustomStringConvertible {
   case unsupported(OpKind, reason: String, at: SourceLocation?)
   /// A parameter without a tensor.
   case missingWeight(String)
+  /// A graph input whose shape is not static (the entry point takes fixed-size inputs).
+  case dynamicInput(String, TensorType, at: SourceLocation?)
 
   public var description: String {
     switch self {
@@ -14,6 +16,8 @@ public enum EmitError: Error, Equatable, CustomStringConvertible {
       "\(at.map { "\($0): " } ?? "")error: the C backend cannot emit '\(kind.rawValue)': \(reason)"
     case .missingWeight(let name):
       "error: no tensor for parameter '@\(name)'"
+    case .dynamicInput(let name, let type, let at):
+      "\(at.map { "\($0): " } ?? "")error: the C backend needs a static input shape, but '\(name)' is \(type) (run-time token counts come from pruning only)"
     }
   }
 }

@@ -31,7 +31,9 @@ public enum RandomWeights {
   /// The role of every parameter, from its first use.
   public static func roles(of graph: Graph) -> [String: Role] {
     var feedsSplit = Set<ValueID>()
-    for op in graph.ops where op.kind == .splitHeads { feedsSplit.insert(op.operands[0]) }
+    // The qkv projection, before attention fusion (split_heads) or after it (attention), so
+    // that every stage of the pipeline draws the same weights.
+    for op in graph.ops where op.kind == .splitHeads || op.kind == .attention { feedsSplit.insert(op.operands[0]) }
     var roles: [String: Role] = [:]
     for op in graph.ops {
       for (position, operand) in op.operands.enumerated() where graph[operand].origin == .parameter {
@@ -39,12 +41,12 @@ public enum RandomWeights {
         if roles[name] != nil { continue }
         let shape = graph.type(of: operand).fixedShape!
         switch (op.kind, position) {
-        case (.linear, 1):
+        case (.linear, 1), (.linearGelu, 1), (.linearAdd, 1):
           let gain = feedsSplit.contains(op.results[0]) ? qkvGain : 1
           roles[name] = .projection(fanIn: shape[1], gain: gain)
         case (.patchEmbed, 1):
           roles[name] = .projection(fanIn: shape.dropFirst().reduce(1, *), gain: 1)
-        case (.linear, 2), (.patchEmbed, 2): roles[name] = .bias
+        case (.linear, 2), (.linearGelu, 2), (.linearAdd, 2), (.patchEmbed, 2): roles[name] = .bias
         case (.layernorm, 1): roles[name] = .normWeight
         case (.layernorm, 2): roles[name] = .normBias
         default: roles[name] = .embedding

@@ -77,10 +77,12 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: Testing.
     try assertSnapshot(String(decoding: emitted.files["tiny_vit.h"]!, as: UTF8.self), named: "tiny_vit.h")
   }
 
-  @Test func dynamicTokenCountsAreRefusedClearly() throws {
+  /// Run-time counts come from pruning (AS-ViT's threshold_keep); a dynamic graph input has
+  /// no count the entry point could take.
+  @Test func dynamicInputsAreRefusedClearly() throws {
     let graph = try GraphLoader.parse(
       "graph g(x: f32[n<=4,4]) -> f32[n<=4,4] {\n  y = gelu(x)\n  return y\n}\n", file: "g.graph")
-    #expect(throws: EmitError.self) {
+    #expect(throws: EmitError.dynamicInput("x", TensorType([.dynamic(symbol: "n", bound: 4), .fixed(4)]), at: SourceLocation(file: "g.graph", line: 1, column: 9))) {
       try EmitC.emit(graph, weights: [:], provenance: .init(version: "t", graphFile: "g", weights: "w", schedule: "none"))
     }
   }

@@ -159,6 +159,18 @@ import VitPasses
 
   // MARK: - the rewritten IR
 
+  /// Random weights are drawn by each parameter's role, found from its use; every stage of the
+  /// pipeline (fused attention, fused epilogues) must draw the same values, or the backends
+  /// would run other models than the interpreter of the parsed graph.
+  @Test func randomWeightsDoNotDependOnTheStage() throws {
+    let tiny = try GraphLoader.load(path: repositoryPath("samples/tiny.graph"))
+    let parsed = RandomWeights.generate(for: tiny, seed: 1)
+    let schedule = try ScheduleParser.parse("dyvit:0.7", depth: 12)
+    let final = RandomWeights.generate(for: try Pipeline.run(tiny, through: Pipeline.stages.last!, schedule: schedule), seed: 1)
+    for (name, tensor) in parsed { #expect(final[name] == tensor, "\(name)") }
+    #expect(final.count == parsed.count + 30)  // three predictors of ten tensors
+  }
+
   /// DynamicViT's stage as ops: predictor, score, top-k, gather, trace, right before block 3's
   /// first op (IR in → IR out, as text).
   @Test func dynamicViTStageIsInsertedBeforeItsBlock() throws {
