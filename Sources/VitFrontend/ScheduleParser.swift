@@ -20,8 +20,12 @@ public enum ScheduleError: Error, Equatable, CustomStringConvertible {
   case locationOutsideModel(Int, depth: Int, spec: String, column: Int)
   /// Locations not strictly ascending.
   case locationsOutOfOrder(spec: String, column: Int)
-  /// A schedule that would keep no patch token at some stage.
-  case keepsNothing(stage: Int, spec: String)
+  /// An argument given twice (`evit:0.7,nofuse,nofuse`).
+  case repeatedArgument(String, spec: String, column: Int)
+  /// More per-block r values than the model has blocks.
+  case tooManyMerges(found: Int, depth: Int, spec: String, column: Int)
+  /// `@locations` where the method has none (`none@3`) or takes a per-block list instead.
+  case locationsNotTaken(String, spec: String, column: Int)
   /// A negative ToMe r.
   case negativeMerges(Int, spec: String, column: Int)
   /// A parameter the schedule needs is missing from the weights (predictors, thresholds).
@@ -46,8 +50,12 @@ public enum ScheduleError: Error, Equatable, CustomStringConvertible {
       "--prune '\(spec)':\(column): error: location \(location) is outside the model (blocks 0 … \(depth - 1))"
     case .locationsOutOfOrder(let spec, let column):
       "--prune '\(spec)':\(column): error: locations must be strictly ascending"
-    case .keepsNothing(let stage, let spec):
-      "--prune '\(spec)': error: stage \(stage) would keep no patch token"
+    case .repeatedArgument(let argument, let spec, let column):
+      "--prune '\(spec)':\(column): error: '\(argument)' is given twice"
+    case .tooManyMerges(let found, let depth, let spec, let column):
+      "--prune '\(spec)':\(column): error: \(found) per-block merge counts for a model of \(depth) blocks"
+    case .locationsNotTaken(let what, let spec, let column):
+      "--prune '\(spec)':\(column): error: \(what)"
     case .negativeMerges(let r, let spec, let column):
       "--prune '\(spec)':\(column): error: ToMe's r must be 0 or more, found \(r)"
     case .missingTensor(let name, let method, let path):
@@ -119,7 +127,7 @@ public enum ScheduleParser {
       guard value > 0, value <= 1 else { throw .ratioOutOfRange(value, what: what, spec: spec, column: argument.column) }
       return value
     }
-    /// Rejects arguments past the first `allowed` that are not in `options`.
+    /// The error for an argument this method does not take, naming the method it belongs to.
     func foreign(_ argument: (text: String, column: Int)) -> ScheduleError {
       let owner: String? =
         argument.text == "nofuse" ? "evit" : argument.text.hasPrefix("clusters=") ? "bat" : nil
@@ -130,6 +138,7 @@ public enum ScheduleParser {
     switch method {
     case "none":
       if let first = arguments.first { throw foreign(first) }
+      if locationsGiven { throw .locationsNotTaken("'none' prunes nowhere and takes no @locations", spec: spec, column: 5) }
       result = .none
       locations = []
     case "dyvit":
@@ -140,7 +149,8 @@ public enum ScheduleParser {
       guard let first = arguments.first else { throw .missingArgument("the keep ratio (evit:RHO)", spec: spec) }
       var fuse = true
       for extra in arguments.dropFirst() {
-        guard extra.text == "nofuse", fuse else { throw foreign(extra) }
+        guard extra.text == "nofuse" else { throw foreign(extra) }
+        guard fuse else { throw .repeatedArgument(extra.text, spec: spec, column: extra.column) }
         fuse = false
       }
       result = .evit(rho: try ratio(first, "keep ratio"), fuse: fuse)
@@ -163,7 +173,8 @@ public enum ScheduleParser {
       var fraction = 0.2
       var seen = false
       for extra in arguments.dropFirst() {
-        guard extra.text.hasPrefix("clusters="), !seen else { throw foreign(extra) }
+        guard extra.text.hasPrefix("clusters=") else { throw foreign(extra) }
+        guard !seen else { throw .repeatedArgument("clusters=", spec: spec, column: extra.column) }
         seen = true
         let value = (String(extra.text.dropFirst("clusters=".count)), extra.column + "clusters=".count)
         fraction = try ratio(value, "cluster fraction")
@@ -185,12 +196,12 @@ public enum ScheduleParser {
       } else {
         // A per-block list of r: block i merges r_i.
         guard !locationsGiven else {
-          throw .foreignArgument(
-            "@", method: "tome with a per-block list of r", owner: nil, spec: spec,
+          throw .locationsNotTaken(
+            "a per-block list of r gives every block its own r; it takes no @locations", spec: spec,
             column: trimmed.distance(from: trimmed.startIndex, to: trimmed.firstIndex(of: "@")!) + 1)
         }
         guard values.count <= depth else {
-          throw .locationOutsideModel(values.count - 1, depth: depth, spec: spec, column: arguments[depth].column)
+          throw .tooManyMerges(found: values.count, depth: depth, spec: spec, column: arguments[depth].column)
         }
         result = .tome(r: values)
         locations = Array(0..<values.count)

@@ -201,7 +201,8 @@ enum PruningKernels {
         for b in (a + 1)..<k {
           var dot = 0.0
           for i in 0..<c { dot += features[a][i] * features[b][i] }
-          candidates.append((dot / (norms[a] * norms[b]), a, b))
+          // Cosine similarity, 0 for a zero row (as vit_prune.h defines it).
+          candidates.append((norms[a] > 0 && norms[b] > 0 ? dot / (norms[a] * norms[b]) : 0, a, b))
         }
       }
       candidates.sort { $0.sim != $1.sim ? $0.sim > $1.sim : ($0.a, $0.b) < ($1.a, $1.b) }

@@ -19,11 +19,33 @@ import VitPasses
       ("deit-s-3blocks", $0, "gcc")
     }
 
-  @Test(arguments: cases)
+  /// The kernels at their edges, through both backends: tiny's structure on images of 1, 2
+  /// and 16 patches (n = 2, 3, 17 tokens): one token kept (k = 1), every token kept, no token
+  /// above the threshold (AS-ViT keeps only cls), all above, merges that take half the tokens.
+  static let edges: [(model: String, spec: String, cc: String)] = [
+    ("micro-1", "dyvit:1.0", "clang"), ("micro-1", "evit:0.5", "clang"), ("micro-1", "asvit:1.0@1", "clang"),
+    ("micro-1", "tome:1", "clang"), ("micro-1", "bat:0.5", "clang"),
+    ("micro-2", "dyvit:0.5@1", "clang"), ("micro-2", "evit:0.5@0", "clang"), ("micro-2", "evit:0.5,nofuse@0", "clang"),
+    ("micro-2", "tome:1", "clang"), ("micro-2", "bat:0.5@0", "clang"), ("micro-2", "asvit:0.0@1,2", "clang"),
+    ("micro-16", "dyvit:0.3", "clang"), ("micro-16", "evit:0.1", "clang"), ("micro-16", "asvit:0.05,0.06,0.07", "clang"),
+    ("micro-16", "bat:0.3", "clang"), ("micro-16", "bat:0.5,clusters=1", "clang"), ("micro-16", "tome:8", "clang"),
+  ]
+
+  @Test(arguments: cases + edges)
   func binaryTraceMatchesInterpreter(model: String, spec: String, cc: String) throws {
     let scratch = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: scratch) }
     var graphPath = repositoryPath("samples/\(model).graph")
+    if model.hasPrefix("micro-") {
+      // tiny.graph on a 16×16P image: P patches.
+      let patches = Int(model.dropFirst("micro-".count))!
+      let text = try String(contentsOfFile: repositoryPath("samples/tiny.graph"), encoding: .utf8)
+      let micro = text.replacingOccurrences(of: "f32[3,224,224]", with: "f32[3,16,\(16 * patches)]")
+        .replacingOccurrences(of: "197", with: "\(patches + 1)").replacingOccurrences(of: "196", with: "\(patches)")
+      try #require(micro != text)
+      graphPath = scratch.appendingPathComponent("\(model).graph").path
+      try micro.write(toFile: graphPath, atomically: true, encoding: .utf8)
+    }
     if model == "deit-s-3blocks" {
       let text = try String(contentsOfFile: repositoryPath("samples/deit-s.graph"), encoding: .utf8)
       let cut = text.replacingOccurrences(of: "block i in 0..<12", with: "block i in 0..<3")
@@ -48,8 +70,18 @@ import VitPasses
 
     // The interpreter, keeping the scores each selection read, to tell a near-tie from a bug.
     var scores: [ValueID: Tensor] = [:]
-    let selections = graph.ops.filter { $0.kind == .topkKeep || $0.kind == .thresholdKeep }
-    let scoreValues = Set(selections.map { $0.operands[0] })
+    // For each trace stage, the top-k or threshold selection that decided it (nil: merges
+    // only, or nothing dropped).
+    var selections: [Op?] = []
+    var pending: Op? = nil
+    for op in graph.ops {
+      if op.kind == .topkKeep || op.kind == .thresholdKeep { pending = op }
+      if op.kind == .traceStage {
+        selections.append(pending)
+        pending = nil
+      }
+    }
+    let scoreValues = Set(selections.compactMap { $0?.operands[0] })
     var stages: [Trace.Stage] = []
     let interpreter = try Interpreter(graph: graph, weights: RandomWeights.generate(for: graph, seed: 1))
     let logits = try interpreter.runTraced([Tensor(shape: inputShape, scalars: input)], inspect: { id, tensor in
@@ -66,7 +98,7 @@ import VitPasses
     for (index, (mine, theirs)) in zip(compiled, stages).enumerated() where mine != theirs {
       // SEMANTICS §8: a flip is excused only at a near-tie of the selection's scores (relative
       // gap below 1e-5); after it the sequences differ, so later stages are not compared.
-      let gap = index < selections.count ? Self.relativeGap(selections[index], scores[selections[index].operands[0]]) : nil
+      let gap = selections[index].flatMap { Self.relativeGap($0, scores[$0.operands[0]]) }
       #expect(gap.map { $0 < 1e-5 } == true, "stage \(index) (block \(theirs.block)) differs; relative gap \(String(describing: gap))")
       return
     }

@@ -58,6 +58,10 @@ import VitPasses
     ("dyvit", "missing the keep ratio (dyvit:RHO)"),
     ("tome:-1", "ToMe's r must be 0 or more, found -1"),
     ("bat:0.7,clusters=2", "cluster fraction 2.0 is outside (0, 1]"),
+    ("evit:0.7,nofuse,nofuse", "'nofuse' is given twice"),
+    ("none@3", "'none' prunes nowhere and takes no @locations"),
+    ("tome:1,1,1,1,1,1,1,1,1,1,1,1,1", "13 per-block merge counts for a model of 12 blocks"),
+    ("tome:8,8@1", "a per-block list of r gives every block its own r; it takes no @locations"),
   ])
   func badSpecsAreRejected(spec: String, message: String) {
     do {
