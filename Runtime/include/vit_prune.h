@@ -17,7 +17,8 @@
  *   on, and every macro counts the one float this may skip.
  * - Scores, distances and densities are accumulated in double; the merged rows in double, then
  *   rounded to float once. A mean written (1/m) * sum is the double sum in index order divided
- *   by m. A cosine similarity involving an all-zero row is 0.
+ *   by m. Cosine similarity is cos(a, b) = a·b / sqrt((a·a)(b·b)) (so identical rows give
+ *   exactly 1 and tie exactly, whatever the summation order), and 0 if either row is all zero.
  */
 #ifndef VIT_PRUNE_H
 #define VIT_PRUNE_H

@@ -4,6 +4,8 @@
 # x {libm exp/erf, -DVIT_VECTOR_MATH}, plus -DVIT_BLAS_OPENBLAS when cblas.h and libopenblas are
 # there, plus NEON (aarch64, armv7) under qemu when the cross compilers and qemu-user are there
 # (RUNTIME_TESTS_CROSS=0 skips them). ISA configurations the CPU lacks are skipped.
+# Then builds Runtime/tests/test_prune.c with src/vit_prune.c (portable, no ISA code) with gcc
+# and clang, -pedantic, in the default, -DVIT_GENERIC and -O3 -march=native configurations.
 # Prints one line per configuration and "N passed, N failed" (configurations) last; exits 1 if
 # any configuration fails to build or fails a test.
 set -u
@@ -87,6 +89,18 @@ for cc in gcc clang; do
     run "$cc -O3 -march=native -ffp-contract=off" "" "$cc" -O3 -march=native -ffp-contract=off
   fi
 done
+
+# token-pruning kernels (vit_prune.c does not depend on the ISA or on threads)
+sources=("$here/test_prune.c" "$rt/src/vit_prune.c")
+for cc in gcc clang; do
+  command -v "$cc" >/dev/null || continue
+  run "$cc prune" "" "$cc" -pedantic
+  run "$cc prune -DVIT_GENERIC" "" "$cc" -pedantic -DVIT_GENERIC
+  if has_flag avx2; then
+    run "$cc prune -O3 -march=native -ffp-contract=off" "" "$cc" -pedantic -O3 -march=native -ffp-contract=off
+  fi
+done
+sources=("$here/test_kernels.c" "$rt/src/vit_runtime.c" "$rt/src/vit_gemm.c")
 
 # OpenBLAS for vit_linear_f32
 if printf '#include <cblas.h>\nint main(void) { return 0; }\n' |

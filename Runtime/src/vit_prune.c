@@ -1,0 +1,490 @@
+/*
+ * vit_prune.c: the token-pruning kernels (DynamicViT, EViT, AS-ViT, BAT, ToMe). The contract,
+ * shapes and tie rules are in include/vit_prune.h; the methods in ../shared/SEMANTICS.md.
+ *
+ * Portable C11, serial, no malloc, no stdio; it does not depend on the ISA flags. Scores,
+ * distances, densities and merged rows are computed in double and rounded to float once.
+ * The double parts of `scratch` start at the first 8-byte boundary (see as_doubles), so
+ * scratch only needs float alignment; the scratch macros reserve the float this may skip.
+ *
+ * Every token-rewriting kernel first builds row_new[old row] = new row (or -1 when the row is
+ * dropped) in iscratch, then maps owner through it, so owner_in == owner_out is fine.
+ */
+#include "vit_prune.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+/* The start of scratch rounded up to 8 bytes, seen as doubles (at most one float skipped). */
+static double *as_doubles(float *scratch) {
+  uintptr_t p = (uintptr_t)scratch;
+  p = (p + sizeof(double) - 1) & ~(uintptr_t)(sizeof(double) - 1);
+  return (double *)p;
+}
+
+/* owner_out[p] = row_new[owner_in[p]]; rows outside 0 .. n-1 (i.e. -1) stay -1. */
+static void remap_owner(const int *owner_in, int patches, const int *row_new, int n,
+                        int *owner_out) {
+  for (int p = 0; p < patches; p++) {
+    const int t = owner_in[p];
+    owner_out[p] = (t >= 0 && t < n) ? row_new[t] : -1;
+  }
+}
+
+static void copy_row(const float *x, int from, int c, float *y, int to) {
+  memcpy(y + (size_t)to * c, x + (size_t)from * c, (size_t)c * sizeof(float));
+}
+
+/* Dot product and squared distance in double. Four interleaved partial sums, added as
+   (0+1)+(2+3), then the tail: a fixed order, so still deterministic, and ~4x faster than one
+   serial chain (the BAT similarity and ToMe score matrices are most of these kernels' time). */
+static double dot_d(const float *a, const float *b, int len) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int j = 0;
+  for (; j + 4 <= len; j += 4) {
+    s0 += (double)a[j] * b[j];
+    s1 += (double)a[j + 1] * b[j + 1];
+    s2 += (double)a[j + 2] * b[j + 2];
+    s3 += (double)a[j + 3] * b[j + 3];
+  }
+  double acc = (s0 + s1) + (s2 + s3);
+  for (; j < len; j++) acc += (double)a[j] * b[j];
+  return acc;
+}
+
+static double sqdist_d(const float *a, const float *b, int len) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const double d0 = (double)a[j] - b[j], d1 = (double)a[j + 1] - b[j + 1];
+    const double d2 = (double)a[j + 2] - b[j + 2], d3 = (double)a[j + 3] - b[j + 3];
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
+  }
+  double acc = (s0 + s1) + (s2 + s3);
+  for (; j < len; j++) {
+    const double d = (double)a[j] - b[j];
+    acc += d * d;
+  }
+  return acc;
+}
+
+/* Cosine similarity a·b / sqrt((a·a)(b·b)) from the dot product and the squared norms; a zero
+   row has cosine 0. In this form two identical rows have cosine exactly 1 (sqrt(fl(x*x)) == x
+   in binary floating point), whatever the summation order, so duplicate tokens tie exactly. */
+static double cosine(double dot, double sq_a, double sq_b) {
+  return (sq_a > 0 && sq_b > 0) ? dot / sqrt(sq_a * sq_b) : 0.0;
+}
+
+/* The k largest of v[0 .. m-1] in descending order, equal values in ascending index order:
+   insertion into idx[0 .. k), a newcomer only passes strictly smaller values. O(m k). */
+static void top_desc_d(const double *v, int m, int k, int *idx) {
+  int count = 0;
+  if (k <= 0) return;
+  for (int j = 0; j < m; j++) {
+    if (count == k && !(v[j] > v[idx[k - 1]])) continue;
+    int pos = count < k ? count++ : k - 1;
+    while (pos > 0 && v[j] > v[idx[pos - 1]]) {
+      idx[pos] = idx[pos - 1];
+      pos--;
+    }
+    idx[pos] = j;
+  }
+}
+
+/* p[t] = softmax_t(scale * q_h[0]·k_h[t]) over all n keys, max-subtracted, in double. */
+static void cls_softmax_row(const float *qkv, int n, int heads, int d, int h, float scale,
+                            double *p) {
+  const int C = heads * d;
+  const size_t ld = (size_t)3 * C;
+  const float *q = qkv + (size_t)h * d;
+  double mx = -HUGE_VAL, sum = 0;
+  for (int t = 0; t < n; t++) {
+    p[t] = dot_d(q, qkv + t * ld + C + (size_t)h * d, d) * scale;
+    if (p[t] > mx) mx = p[t];
+  }
+  for (int t = 0; t < n; t++) {
+    p[t] = exp(p[t] - mx);
+    sum += p[t];
+  }
+  for (int t = 0; t < n; t++) p[t] /= sum;
+}
+
+/* ||context[t][h*d .. h*d+d)||_2 in double (AS-ViT's head importance). */
+static double head_norm(const float *context, int heads, int d, int t, int h) {
+  const float *v = context + (size_t)t * heads * d + (size_t)h * d;
+  return sqrt(dot_d(v, v, d));
+}
+
+/* ---- scores ----------------------------------------------------------------------------- */
+
+/* EViT/BAT: cls-query attention averaged over heads. */
+void vit_cls_attention_f32(const float *qkv, int n, int heads, int head_dim, float scale,
+                           float *scratch, float *s) {
+  double *p = as_doubles(scratch), *acc = p + n;
+  for (int t = 0; t < n; t++) acc[t] = 0;
+  for (int h = 0; h < heads; h++) {
+    cls_softmax_row(qkv, n, heads, head_dim, h, scale, p);
+    for (int t = 1; t < n; t++) acc[t] += p[t];
+  }
+  for (int j = 0; j < n - 1; j++) s[j] = (float)(acc[1 + j] / heads);
+}
+
+/* AS-ViT eq. 5-7: cls attention of each head weighted by that head's share of the context
+   norm of the key token. */
+void vit_asvit_scores_f32(const float *qkv, const float *context, int n, int heads, int head_dim,
+                          float scale, float *scratch, float *s) {
+  double *p = as_doubles(scratch), *den = p + n, *acc = den + n;
+  for (int t = 1; t < n; t++) { /* den[t] = sum_h' imp_h'[t] + 1e-8 */
+    double sum = 0;
+    for (int h = 0; h < heads; h++) sum += head_norm(context, heads, head_dim, t, h);
+    den[t] = sum + 1e-8;
+    acc[t] = 0;
+  }
+  for (int h = 0; h < heads; h++) {
+    cls_softmax_row(qkv, n, heads, head_dim, h, scale, p);
+    for (int t = 1; t < n; t++)
+      acc[t] += p[t] * (head_norm(context, heads, head_dim, t, h) / den[t]); /* A_h * R_h */
+  }
+  for (int j = 0; j < n - 1; j++) s[j] = (float)acc[1 + j];
+}
+
+/* DynamicViT predictor: local half as is, global half replaced by its mean over the rows. */
+void vit_dyvit_mix_f32(const float *u, int m, int c, float *y) {
+  const int half = c / 2;
+  for (int i = 0; i < m; i++)
+    memcpy(y + (size_t)i * c, u + (size_t)i * c, (size_t)half * sizeof(float));
+  for (int j = half; j < c; j++) {
+    double sum = 0;
+    for (int r = 0; r < m; r++) sum += u[(size_t)r * c + j];
+    const float mean = (float)(sum / m);
+    for (int i = 0; i < m; i++) y[(size_t)i * c + j] = mean;
+  }
+}
+
+/* DynamicViT: log_softmax channel 0 ("keep"), in PyTorch's max-subtracted form. */
+void vit_keep_score_f32(const float *l, int m, float *s) {
+  for (int i = 0; i < m; i++) {
+    const double l0 = l[2 * i], l1 = l[2 * i + 1], mx = l0 > l1 ? l0 : l1;
+    s[i] = (float)((l0 - mx) - log(exp(l0 - mx) + exp(l1 - mx)));
+  }
+}
+
+/* ToMe: the keys averaged over heads. */
+void vit_tome_metric_f32(const float *qkv, int n, int heads, int head_dim, float *metric) {
+  const int C = heads * head_dim;
+  for (int t = 0; t < n; t++) {
+    const float *k = qkv + (size_t)t * 3 * C + C;
+    for (int j = 0; j < head_dim; j++) {
+      double sum = 0;
+      for (int h = 0; h < heads; h++) sum += k[h * head_dim + j];
+      metric[(size_t)t * head_dim + j] = (float)(sum / heads);
+    }
+  }
+}
+
+/* ---- selection -------------------------------------------------------------------------- */
+
+/* DynamicViT/EViT/BAT top-k: a stable descending sort, cut at k (see top_desc_d). */
+void vit_topk_keep_f32(const float *s, int m, int k, int *idx) {
+  int count = 0;
+  if (k <= 0) return;
+  for (int j = 0; j < m; j++) {
+    if (count == k && !(s[j] > s[idx[k - 1]])) continue;
+    int pos = count < k ? count++ : k - 1;
+    while (pos > 0 && s[j] > s[idx[pos - 1]]) {
+      idx[pos] = idx[pos - 1];
+      pos--;
+    }
+    idx[pos] = j;
+  }
+}
+
+/* AS-ViT (B = 1): every score strictly above the learned threshold, in index order. */
+int vit_threshold_keep_f32(const float *s, int m, float theta, int *idx) {
+  int count = 0;
+  for (int j = 0; j < m; j++)
+    if (s[j] > theta) idx[count++] = j;
+  return count;
+}
+
+/* ---- token rewriting -------------------------------------------------------------------- */
+
+/* y = [x[0]; x[1 + keep[i]] ...]; row_new gets 0 -> 0, 1 + keep[i] -> 1 + i, others -1. */
+static void gather_kept(const float *x, int n, int c, const int *keep, int k, int *row_new,
+                        float *y) {
+  for (int t = 0; t < n; t++) row_new[t] = -1;
+  row_new[0] = 0;
+  copy_row(x, 0, c, y, 0);
+  for (int i = 0; i < k; i++) {
+    copy_row(x, 1 + keep[i], c, y, 1 + i);
+    row_new[1 + keep[i]] = 1 + i;
+  }
+}
+
+/* DynamicViT / AS-ViT / EViT without fusion: keep the selected rows, drop the rest. */
+void vit_gather_tokens_f32(const float *x, int n, int c, const int *keep, int k,
+                           const int *owner_in, int patches, int *owner_out, int *iscratch,
+                           float *y) {
+  gather_kept(x, n, c, keep, k, iscratch, y);
+  remap_owner(owner_in, patches, iscratch, n, owner_out);
+}
+
+/* EViT with fusion: the dropped rows become one extra token, sum_j s[j] x[1+j]. */
+void vit_gather_fuse_tokens_f32(const float *x, int n, int c, const int *keep, int k,
+                                const float *s, const int *owner_in, int patches, int *owner_out,
+                                int *iscratch, float *y) {
+  int *row_new = iscratch;
+  gather_kept(x, n, c, keep, k, row_new, y);
+  for (int t = 1; t < n; t++) /* complement_idx: the dropped rows go to row k+1 */
+    if (row_new[t] < 0) row_new[t] = k + 1;
+  for (int ch = 0; ch < c; ch++) {
+    double acc = 0;
+    for (int j = 0; j < n - 1; j++)
+      if (row_new[1 + j] == k + 1) acc += (double)s[j] * x[(size_t)(1 + j) * c + ch];
+    y[(size_t)(k + 1) * c + ch] = (float)acc;
+  }
+  remap_owner(owner_in, patches, row_new, n, owner_out);
+}
+
+/* BAT: attentive tokens matched in pairs, inattentive ones clustered with DPC-kNN.
+   Out-of-contract counts are clamped so that no more rows are written than promised: k to
+   [0, n-1], pairs to [0, k/2], clusters to [0, M]; with clusters = 0 and M > 0 the
+   inattentive rows are dropped (owner -1). */
+int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int clusters,
+                      int pairs, const int *owner_in, int patches, int *owner_out,
+                      float *scratch, int *iscratch, float *y) {
+  if (k < 0) k = 0;
+  if (k > n - 1) k = n - 1;
+  const int m = n - 1 - k; /* inattentive tokens */
+  const int np = pairs < 0 ? 0 : pairs > k / 2 ? k / 2 : pairs;
+  const int nc = clusters < 0 ? 0 : clusters > m ? m : clusters;
+  const double sqrt_c = sqrt((double)c);
+  /* ints: att[k] ina[m] pair_of[k] pair_a[np] pair_b[np] centre[nc] cluster_of[m]
+           start[nc+1] member[m] row_new[n]  (<= 6n) */
+  int *att = iscratch, *ina = att + k, *pair_of = ina + m, *pair_a = pair_of + k,
+      *pair_b = pair_a + np, *centre = pair_b + np, *cluster_of = centre + nc,
+      *start = cluster_of + m, *member = start + nc + 1, *row_new = member + m;
+  /* doubles: sim[k*k] sq[k] dist[m*m] rho[m] delta[m] score[m]  (<= (n-1)^2 + 4n) */
+  double *sim = as_doubles(scratch), *sq = sim + (size_t)k * k, *dist = sq + k,
+         *rho = dist + (size_t)m * m, *delta = rho + m, *score = delta + m;
+
+  /* decoupler: top-k of the cls attention attentive, the rest inattentive (ascending) */
+  vit_topk_keep_f32(s, n - 1, k, att);
+  for (int t = 0; t < n; t++) row_new[t] = -1;
+  for (int i = 0; i < k; i++) row_new[1 + att[i]] = 0;
+  for (int j = 0, q = 0; j < n - 1; j++)
+    if (row_new[1 + j] < 0) ina[q++] = j;
+
+  /* attentive pairs: cosine similarity, greedy disjoint matching, largest first */
+  for (int a = 0; a < k; a++) {
+    const float *xa = x + (size_t)(1 + att[a]) * c;
+    sq[a] = dot_d(xa, xa, c);
+    pair_of[a] = -1;
+  }
+  for (int a = 0; a < k; a++)
+    for (int b = a + 1; b < k; b++)
+      sim[(size_t)a * k + b] = cosine(dot_d(x + (size_t)(1 + att[a]) * c,
+                                            x + (size_t)(1 + att[b]) * c, c),
+                                      sq[a], sq[b]);
+  for (int p = 0; p < np; p++) {
+    int best_a = -1, best_b = -1;
+    for (int a = 0; a < k; a++) {
+      if (pair_of[a] >= 0) continue;
+      for (int b = a + 1; b < k; b++)
+        if (pair_of[b] < 0 && (best_a < 0 || sim[(size_t)a * k + b] >
+                                                 sim[(size_t)best_a * k + best_b])) {
+          best_a = a;
+          best_b = b;
+        }
+    }
+    pair_a[p] = best_a;
+    pair_b[p] = best_b;
+    pair_of[best_a] = pair_of[best_b] = p;
+  }
+
+  /* DPC-kNN on the inattentive rows: distance, density, delta, centres, assignment */
+  for (int i = 0; i < m; i++) {
+    dist[(size_t)i * m + i] = 0;
+    for (int j = i + 1; j < m; j++) {
+      const double d2 = sqdist_d(x + (size_t)(1 + ina[i]) * c, x + (size_t)(1 + ina[j]) * c, c);
+      dist[(size_t)i * m + j] = dist[(size_t)j * m + i] = sqrt(d2) / sqrt_c;
+    }
+  }
+  const int kk = m < 5 ? m : 5;
+  for (int i = 0; i < m; i++) { /* rho_i = exp(-mean of the kk smallest D_ij^2) */
+    double near[5];
+    int count = 0;
+    for (int j = 0; j < m; j++) {
+      const double d2 = dist[(size_t)i * m + j] * dist[(size_t)i * m + j];
+      if (count == kk && !(d2 < near[kk - 1])) continue;
+      int pos = count < kk ? count++ : kk - 1;
+      while (pos > 0 && d2 < near[pos - 1]) {
+        near[pos] = near[pos - 1];
+        pos--;
+      }
+      near[pos] = d2;
+    }
+    double sum = 0;
+    for (int q = 0; q < kk; q++) sum += near[q]; /* ascending */
+    rho[i] = exp(-(sum / kk));
+  }
+  for (int i = 0; i < m; i++) { /* delta_i: distance to the nearest denser token */
+    double dmin = HUGE_VAL, dmax = 0;
+    int found = 0;
+    for (int j = 0; j < m; j++) {
+      const double dij = dist[(size_t)i * m + j];
+      if (dij > dmax) dmax = dij;
+      if (rho[j] > rho[i] || (rho[j] == rho[i] && j < i)) {
+        found = 1;
+        if (dij < dmin) dmin = dij;
+      }
+    }
+    delta[i] = found ? dmin : dmax;
+    score[i] = rho[i] * delta[i];
+  }
+  top_desc_d(score, m, nc, centre);
+  for (int i = 0; i < m; i++) cluster_of[i] = -1;
+  for (int r = 0; r < nc; r++) cluster_of[centre[r]] = r;
+  for (int i = 0; i < m && nc > 0; i++) { /* nearest centre, first minimum in rank order */
+    if (cluster_of[i] >= 0) continue;
+    int best = 0;
+    for (int r = 1; r < nc; r++)
+      if (dist[(size_t)i * m + centre[r]] < dist[(size_t)i * m + centre[best]]) best = r;
+    cluster_of[i] = best;
+  }
+  /* members of each cluster, ascending: member[start[r] .. start[r+1]) */
+  for (int r = 0; r <= nc; r++) start[r] = 0;
+  for (int i = 0; i < m; i++)
+    if (cluster_of[i] >= 0) start[cluster_of[i] + 1]++;
+  for (int r = 0; r < nc; r++) start[r + 1] += start[r];
+  for (int i = 0; i < m; i++)
+    if (cluster_of[i] >= 0) member[start[cluster_of[i]]++] = i;
+  for (int r = nc; r > 0; r--) start[r] = start[r - 1];
+  start[0] = 0;
+
+  /* output: [cls; merged pairs; unpaired attentive (descending s); clusters (rank order)] */
+  for (int t = 0; t < n; t++) row_new[t] = -1;
+  row_new[0] = 0;
+  copy_row(x, 0, c, y, 0);
+  for (int p = 0; p < np; p++) { /* (s_i x_i + s_j x_j) / (s_i + s_j + 1e-6) */
+    const int ri = 1 + att[pair_a[p]], rj = 1 + att[pair_b[p]];
+    const double si = s[ri - 1], sj = s[rj - 1], den = si + sj + 1e-6;
+    for (int ch = 0; ch < c; ch++)
+      y[(size_t)(1 + p) * c + ch] =
+          (float)((si * x[(size_t)ri * c + ch] + sj * x[(size_t)rj * c + ch]) / den);
+    row_new[ri] = row_new[rj] = 1 + p;
+  }
+  int row = 1 + np;
+  for (int a = 0; a < k; a++) {
+    if (pair_of[a] >= 0) continue;
+    copy_row(x, 1 + att[a], c, y, row);
+    row_new[1 + att[a]] = row++;
+  }
+  for (int r = 0; r < nc; r++, row++) { /* sum s_j x_j / (sum s_j + 1e-6) */
+    double wsum = 0;
+    for (int q = start[r]; q < start[r + 1]; q++) wsum += s[ina[member[q]]];
+    const double den = wsum + 1e-6;
+    for (int ch = 0; ch < c; ch++) {
+      double acc = 0;
+      for (int q = start[r]; q < start[r + 1]; q++) {
+        const int j = ina[member[q]];
+        acc += (double)s[j] * x[(size_t)(1 + j) * c + ch];
+      }
+      y[(size_t)row * c + ch] = (float)(acc / den);
+    }
+    for (int q = start[r]; q < start[r + 1]; q++) row_new[1 + ina[member[q]]] = row;
+  }
+  remap_owner(owner_in, patches, row_new, n, owner_out);
+  return row;
+}
+
+/* ToMe bipartite soft matching (cls protected), merge_wavg. r is clamped to (n-1)/2; with
+   r <= 0 nothing is merged and the tokens are copied unchanged (ToMe skips the step). */
+void vit_bipartite_merge_f32(const float *x, const float *metric, const float *size, int n,
+                             int c, int d, int r, const int *owner_in, int patches,
+                             int *owner_out, float *scratch, int *iscratch, float *y,
+                             float *size_out) {
+  if (r > (n - 1) / 2) r = (n - 1) / 2;
+  if (r <= 0) {
+    memcpy(y, x, (size_t)n * c * sizeof(float));
+    memcpy(size_out, size, (size_t)n * sizeof(float));
+    if (owner_out != owner_in) memcpy(owner_out, owner_in, (size_t)patches * sizeof(int));
+    return;
+  }
+  const int na = (n + 1) / 2, nu = na - r, rows = n - r; /* a-rows, unmerged a-rows, out */
+  /* doubles: sq[n] node_max[na];  ints: node_idx[na] src[r] row_new[n] head[rows] next[n] */
+  double *sq = as_doubles(scratch), *node_max = sq + n;
+  int *node_idx = iscratch, *src = node_idx + na, *row_new = src + r, *head = row_new + n,
+      *next = head + rows;
+
+  /* node_max/node_idx: best b-row (odd) for every a-row (even); the cls row can't be a source */
+  for (int t = 0; t < n; t++) {
+    const float *mt = metric + (size_t)t * d;
+    sq[t] = dot_d(mt, mt, d);
+  }
+  node_max[0] = -HUGE_VAL;
+  node_idx[0] = 0;
+  for (int i = 1; i < na; i++) {
+    const float *ma = metric + (size_t)(2 * i) * d;
+    for (int j = 0; 2 * j + 1 < n; j++) {
+      const double sc = cosine(dot_d(ma, metric + (size_t)(2 * j + 1) * d, d), sq[2 * i],
+                               sq[2 * j + 1]);
+      if (j == 0 || sc > node_max[i]) {
+        node_max[i] = sc;
+        node_idx[i] = j;
+      }
+    }
+  }
+  /* the r a-rows of largest node_max merge; the rest stay, ascending, then every b-row */
+  top_desc_d(node_max, na, r, src);
+  for (int t = 0; t < n; t++) row_new[t] = 0;
+  for (int q = 0; q < r; q++) row_new[2 * src[q]] = -1;
+  for (int i = 0, u = 0; i < na; i++)
+    row_new[2 * i] = row_new[2 * i] < 0 ? nu + node_idx[i] : u++;
+  for (int j = 0; 2 * j + 1 < n; j++) row_new[2 * j + 1] = nu + j;
+
+  /* merge_wavg: every out row = sum size_t x_t / sum size_t over its rows t, ascending t */
+  for (int o = 0; o < rows; o++) head[o] = -1;
+  for (int t = n - 1; t >= 0; t--) {
+    next[t] = head[row_new[t]];
+    head[row_new[t]] = t;
+  }
+  for (int o = 0; o < rows; o++) {
+    double wsum = 0;
+    for (int t = head[o]; t >= 0; t = next[t]) wsum += size[t];
+    for (int ch = 0; ch < c; ch++) {
+      double acc = 0;
+      for (int t = head[o]; t >= 0; t = next[t]) acc += (double)x[(size_t)t * c + ch] * size[t];
+      y[(size_t)o * c + ch] = (float)(acc / wsum);
+    }
+    size_out[o] = (float)wsum;
+  }
+  remap_owner(owner_in, patches, row_new, n, owner_out);
+}
+
+/* ---- trace ------------------------------------------------------------------------------ */
+
+/* Counting sort of the patches by owner row. The write cursor of row t lives in first[t-1]:
+   it starts at the end of row t's range and counts down to its start, which is the end of
+   row t-1, i.e. the final first[t-1]. */
+void vit_trace_stage(const int *owner, int patches, int tokens, int16_t *first,
+                     int16_t *members) {
+  int total = 0;
+  if (tokens <= 0) return;
+  for (int t = 0; t < tokens; t++) first[t] = 0;
+  for (int p = 0; p < patches; p++)
+    if (owner[p] >= 1 && owner[p] < tokens) first[owner[p] - 1]++;
+  for (int t = 1; t < tokens; t++) { /* first[t-1] = end of row t */
+    total += first[t - 1];
+    first[t - 1] = (int16_t)total;
+  }
+  for (int p = patches - 1; p >= 0; p--)
+    if (owner[p] >= 1 && owner[p] < tokens) members[--first[owner[p] - 1]] = (int16_t)p;
+  first[tokens - 1] = (int16_t)total;
+}
