@@ -44,6 +44,19 @@ enum PruningKernels {
     return exps.map { Float($0 / total) }
   }
 
+  /// Cosine similarity as vit_prune.h defines it, `a·b / √((a·a)(b·b))`, 0 when a row is all
+  /// zero: identical rows give exactly 1 whatever else is summed, so duplicate tokens tie
+  /// exactly and the tie rules decide (with ‖a‖‖b‖ they would differ by rounding).
+  static func cosine(_ a: [Double], _ b: [Double]) -> Double {
+    var (ab, aa, bb) = (0.0, 0.0, 0.0)
+    for i in a.indices {
+      ab += a[i] * b[i]
+      aa += a[i] * a[i]
+      bb += b[i] * b[i]
+    }
+    return aa > 0 && bb > 0 ? ab / (aa * bb).squareRoot() : 0
+  }
+
   // MARK: - scores
 
   /// `patch_tokens`: rows 1 … n−1.
@@ -194,15 +207,11 @@ enum PruningKernels {
     // Pairs: greedy disjoint matching on cosine similarity, largest first, ties to the
     // lexicographically smallest (a, b) in attentive order.
     let features = attentive.map(feature)
-    let norms = features.map { $0.reduce(0) { $0 + $1 * $1 }.squareRoot() }
     var candidates: [(sim: Double, a: Int, b: Int)] = []
     if pairs > 0 {
       for a in 0..<k {
         for b in (a + 1)..<k {
-          var dot = 0.0
-          for i in 0..<c { dot += features[a][i] * features[b][i] }
-          // Cosine similarity, 0 for a zero row (as vit_prune.h defines it).
-          candidates.append((norms[a] > 0 && norms[b] > 0 ? dot / (norms[a] * norms[b]) : 0, a, b))
+          candidates.append((cosine(features[a], features[b]), a, b))
         }
       }
       candidates.sort { $0.sim != $1.sim ? $0.sim > $1.sim : ($0.a, $0.b) < ($1.a, $1.b) }
@@ -284,11 +293,7 @@ enum PruningKernels {
   static func bipartiteMerge(_ x: Tensor, metric: Tensor, size: Tensor, owner: Tensor, r: Int) -> [Tensor] {
     let (n, c) = rowsOf(x)
     let d = metric.shape[1]
-    let normalized: [[Double]] = (0..<n).map { t in
-      let v = (0..<d).map { Double(metric.scalars[t * d + $0]) }
-      let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-      return v.map { $0 / norm }
-    }
+    let metricRows: [[Double]] = (0..<n).map { t in (0..<d).map { Double(metric.scalars[t * d + $0]) } }
     let evens = Array(stride(from: 0, to: n, by: 2))
     let odds = Array(stride(from: 1, to: n, by: 2))
     var nodeMax = [Float](repeating: 0, count: evens.count)
@@ -300,9 +305,7 @@ enum PruningKernels {
       }
       var best = -Float.infinity
       for (j, b) in odds.enumerated() {
-        var dot = 0.0
-        for t in 0..<d { dot += normalized[a][t] * normalized[b][t] }
-        let score = Float(dot)
+        let score = Float(cosine(metricRows[a], metricRows[b]))
         if score > best {
           best = score
           nodeIndex[i] = j

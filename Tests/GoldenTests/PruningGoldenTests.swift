@@ -26,8 +26,8 @@ import VitPasses
     ("micro-1", "dyvit:1.0", "clang"), ("micro-1", "evit:0.5", "clang"), ("micro-1", "asvit:1.0@1", "clang"),
     ("micro-1", "tome:1", "clang"), ("micro-1", "bat:0.5", "clang"),
     ("micro-2", "dyvit:0.5@1", "clang"), ("micro-2", "evit:0.5@0", "clang"), ("micro-2", "evit:0.5,nofuse@0", "clang"),
-    ("micro-2", "tome:1", "clang"), ("micro-2", "bat:0.5@0", "clang"), ("micro-2", "asvit:0.0@1,2", "clang"),
-    ("micro-16", "dyvit:0.3", "clang"), ("micro-16", "evit:0.1", "clang"), ("micro-16", "asvit:0.05,0.06,0.07", "clang"),
+    ("micro-2", "tome:1", "clang"), ("micro-2", "bat:0.5@0", "clang"), ("micro-2", "asvit:0.0,0.0@1,2", "clang"),
+    ("micro-16", "dyvit:0.5", "clang"), ("micro-16", "evit:0.1", "clang"), ("micro-16", "asvit:0.05,0.06,0.07", "clang"),
     ("micro-16", "bat:0.3", "clang"), ("micro-16", "bat:0.5,clusters=1", "clang"), ("micro-16", "tome:8", "clang"),
   ]
 
