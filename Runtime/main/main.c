@@ -254,6 +254,110 @@ static void preprocess(struct image image, int crop, float *out) {
   free(resized.rgb);
 }
 
+/* ---- the kept-token map (docs/kept-map.md; Sources/VitFrontend/KeptMap.swift is the same) --- */
+
+#define KEPT_MAP_GAP 4 /* white pixels between two panels */
+#define VIT_MODEL_PATCH_COUNT ((int)(sizeof(((VIT_MODEL_TRACE *)0)->members[0]) / sizeof(int16_t)))
+
+static const unsigned char kept_map_palette[12][3] = {
+    {230, 25, 75}, {60, 180, 75},  {0, 130, 200},  {245, 130, 48}, {145, 30, 180}, {70, 240, 240},
+    {240, 50, 230}, {210, 245, 60}, {0, 128, 128}, {170, 110, 40}, {128, 0, 0},    {0, 0, 128},
+};
+
+/* The side of the square patch grid, or 0 (after a message naming path) if there is none. */
+static int kept_map_grid(const char *path) {
+  int patches = VIT_MODEL_PATCH_COUNT, side = 0;
+  while ((side + 1) * (side + 1) <= patches) side++;
+  char message[160];
+  if (patches <= 0 || side * side != patches) {
+    snprintf(message, sizeof message, "--kept-map needs a square patch grid, the model has %d patches", patches);
+    fail(path, message);
+  }
+  if (VIT_MODEL_INPUT_FLOATS != 3 * VIT_MODEL_INPUT_SIZE * VIT_MODEL_INPUT_SIZE) {
+    snprintf(message, sizeof message, "--kept-map needs an image input [3,%d,%d]", VIT_MODEL_INPUT_SIZE, VIT_MODEL_INPUT_SIZE);
+    fail(path, message);
+  }
+  if (VIT_MODEL_INPUT_SIZE % side != 0) {
+    snprintf(message, sizeof message, "--kept-map: a %dx%d patch grid does not divide the %dx%d input", side, side,
+             VIT_MODEL_INPUT_SIZE, VIT_MODEL_INPUT_SIZE);
+    fail(path, message);
+  }
+  return side;
+}
+
+/* One input value back to 8 bits: v = x*s + m, w = v*255 in double (x*s is exact, so a fused
+   multiply-add gives the same v); NaN and w <= 0 give 0, w >= 255 gives 255, else w rounded
+   half away from zero. */
+static unsigned char kept_map_sample(float x, int c) {
+  static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+  double v = (double)x * (double)std[c] + (double)mean[c];
+  double w = v * 255.0;
+  if (!(w > 0)) return 0;
+  if (w >= 255) return 255;
+  return (unsigned char)lround(w);
+}
+
+static void write_kept_map(const char *path, const float *input, const VIT_MODEL_TRACE *trace) {
+  const int side = kept_map_grid(path), size = VIT_MODEL_INPUT_SIZE, patch = size / side;
+  const int line = patch / 8 > 1 ? patch / 8 : 1, stages = trace->n_stages;
+  const int total = (stages + 1) * size + stages * KEPT_MAP_GAP;
+  unsigned char *out = malloc((size_t)total * size * 3);
+  unsigned char *base = malloc((size_t)size * size * 3);
+  int *owner = malloc(sizeof(int) * side * side);
+  if (!out || !base || !owner) fail(path, "out of memory");
+  memset(out, 255, (size_t)total * size * 3);
+  for (int c = 0; c < 3; c++)
+    for (int y = 0; y < size; y++)
+      for (int x = 0; x < size; x++)
+        base[((size_t)y * size + x) * 3 + c] = kept_map_sample(input[((size_t)c * size + y) * size + x], c);
+  for (int y = 0; y < size; y++) memcpy(out + (size_t)y * total * 3, base + (size_t)y * size * 3, (size_t)size * 3);
+
+  for (int s = 0; s < stages; s++) {
+    const int tokens = trace->tokens[s] - 1;
+    for (int q = 0; q < side * side; q++) owner[q] = -1;
+    for (int t = 0; t < tokens; t++)
+      for (int m = trace->first[s][t]; m < trace->first[s][t + 1]; m++) owner[trace->members[s][m]] = t;
+    unsigned char *panel = out + (size_t)(s + 1) * (size + KEPT_MAP_GAP) * 3;
+    for (int y = 0; y < size; y++)
+      for (int x = 0; x < size; x++) {
+        const int gy = y / patch, gx = x / patch, py = y % patch, px = x % patch, t = owner[gy * side + gx];
+        const unsigned char *p = base + ((size_t)y * size + x) * 3;
+        unsigned char *o = panel + ((size_t)y * total + x) * 3;
+        if (t < 0) {
+          for (int c = 0; c < 3; c++) o[c] = (unsigned char)((p[c] + 765) / 4);
+          continue;
+        }
+        const int from = trace->first[s][t], to = trace->first[s][t + 1];
+        if (to - from > 1) {
+#define OTHER(dy, dx)                                                                                   \
+  (gy + (dy) < 0 || gy + (dy) >= side || gx + (dx) < 0 || gx + (dx) >= side || \
+   owner[(gy + (dy)) * side + gx + (dx)] != t)
+          const int up = py < line, down = py >= patch - line, left = px < line, right = px >= patch - line;
+          const int boundary = (up && OTHER(-1, 0)) || (down && OTHER(1, 0)) || (left && OTHER(0, -1)) ||
+                               (right && OTHER(0, 1)) || (up && left && OTHER(-1, -1)) || (up && right && OTHER(-1, 1)) ||
+                               (down && left && OTHER(1, -1)) || (down && right && OTHER(1, 1));
+#undef OTHER
+          if (boundary) {
+            int smallest = trace->members[s][from];
+            for (int m = from + 1; m < to; m++)
+              if (trace->members[s][m] < smallest) smallest = trace->members[s][m];
+            memcpy(o, kept_map_palette[smallest % 12], 3);
+            continue;
+          }
+        }
+        memcpy(o, p, 3);
+      }
+  }
+
+  FILE *f = fopen(path, "wb");
+  if (!f) fail(path, strerror(errno));
+  fprintf(f, "P6\n%d %d\n255\n", total, size);
+  if (fwrite(out, 1, (size_t)total * size * 3, f) != (size_t)total * size * 3 || fclose(f) != 0) fail(path, "write error");
+  free(out);
+  free(base);
+  free(owner);
+}
+
 /* ---- the driver --------------------------------------------------------------------------- */
 
 static double now_ms(void) {
@@ -276,6 +380,8 @@ static void usage(FILE *to, const char *program) {
           "  --top N               print the N best classes (default 5)\n"
           "  --out F               write the %d logits as raw float32\n"
           "  --trace F             write the trace as JSON (docs/trace-format.md)\n"
+          "  --kept-map F          write the kept-token map as a PPM image (docs/kept-map.md): the input,\n"
+          "                        then per pruning stage dropped patches washed out, merged tokens outlined\n"
           "  --bench N             time N runs after warm-up: median, p10, p90 ms and images/s\n"
           "  --threads N           worker threads (default: all cores)\n"
           "  --dump-input F        write the preprocessed input as raw float32 (to check preprocessing)\n"
@@ -321,6 +427,7 @@ static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const fl
 
 int main(int argc, char **argv) {
   const char *image_path = NULL, *input_path = NULL, *out_path = NULL, *trace_path = NULL, *dump_path = NULL;
+  const char *kept_map_path = NULL;
   int top = 5, bench = 0, threads = 0;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -330,7 +437,7 @@ int main(int argc, char **argv) {
     }
     int takes_value = strcmp(arg, "--image") == 0 || strcmp(arg, "--input") == 0 || strcmp(arg, "--out") == 0 ||
                       strcmp(arg, "--trace") == 0 || strcmp(arg, "--top") == 0 || strcmp(arg, "--bench") == 0 ||
-                      strcmp(arg, "--threads") == 0 || strcmp(arg, "--dump-input") == 0;
+                      strcmp(arg, "--threads") == 0 || strcmp(arg, "--dump-input") == 0 || strcmp(arg, "--kept-map") == 0;
     if (takes_value) {
       if (i + 1 >= argc) {
         fprintf(stderr, "error: %s needs a value\n", arg);
@@ -342,6 +449,7 @@ int main(int argc, char **argv) {
       else if (strcmp(arg, "--out") == 0) out_path = value;
       else if (strcmp(arg, "--trace") == 0) trace_path = value;
       else if (strcmp(arg, "--dump-input") == 0) dump_path = value;
+      else if (strcmp(arg, "--kept-map") == 0) kept_map_path = value;
       else if (strcmp(arg, "--top") == 0) top = parse_count(arg, value, 1);
       else if (strcmp(arg, "--bench") == 0) bench = parse_count(arg, value, 1);
       else threads = parse_count(arg, value, 1);
@@ -360,6 +468,7 @@ int main(int argc, char **argv) {
     return EXIT_BAD_INPUT;
   }
   if (threads) vit_set_threads(threads);
+  if (kept_map_path) kept_map_grid(kept_map_path); /* a model without a square grid: say so before running */
 
   static float input[VIT_MODEL_INPUT_FLOATS];
   if (input_path) {
@@ -417,20 +526,29 @@ int main(int argc, char **argv) {
     if (fwrite(logits, sizeof(float), VIT_MODEL_CLASSES, f) != VIT_MODEL_CLASSES || fclose(f) != 0) fail(out_path, "write error");
   }
   if (trace_path) write_trace(trace_path, &trace, logits);
+  if (kept_map_path) write_kept_map(kept_map_path, input, &trace);
 
   if (bench) {
     for (int i = 0; i < 3; i++) VIT_MODEL_RUN(input, logits, NULL);
     double *times = malloc(sizeof(double) * bench);
     if (!times) fail("--bench", "out of memory");
+    VIT_MODEL_PROFILE = 1; /* per-stage wall time, a few clock reads per run */
     for (int i = 0; i < bench; i++) {
       double t0 = now_ms();
       VIT_MODEL_RUN(input, logits, NULL);
       times[i] = now_ms() - t0;
     }
+    VIT_MODEL_PROFILE = 0;
     qsort(times, bench, sizeof(double), compare_doubles);
     double median = times[bench / 2], p10 = times[bench / 10], p90 = times[(bench * 9) / 10 < bench ? (bench * 9) / 10 : bench - 1];
     printf("bench: %d runs, median %.2f ms, p10 %.2f ms, p90 %.2f ms, %.1f images/s, %d threads\n", bench, median, p10, p90,
            1000.0 / median, vit_get_threads());
+    double total = 0;
+    for (int i = 0; i < VIT_MODEL_N_STAGE_FUNCTIONS; i++) total += VIT_MODEL_STAGE_SECONDS[i];
+    printf("stages (mean of the %d timed runs; _prune = a method's scoring and selection):\n", bench);
+    for (int i = 0; i < VIT_MODEL_N_STAGE_FUNCTIONS; i++)
+      printf("  stage %-26s %8.3f ms %5.1f%%\n", VIT_MODEL_STAGE_NAMES[i], 1000.0 * VIT_MODEL_STAGE_SECONDS[i] / bench,
+             total > 0 ? 100.0 * VIT_MODEL_STAGE_SECONDS[i] / total : 0.0);
     free(times);
   }
   return 0;
