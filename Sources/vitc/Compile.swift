@@ -85,12 +85,15 @@ struct Compile: ParsableCommand {
       -o out/model.c writes out/model.c, out/model.h, the weights (out/model_weights.S and \
       out/model_weights.bin, or out/model_weights.c with --embed-weights hex), and the runtime \
       (vit_runtime.h, vit_runtime.c, vit_gemm.c) and main.c beside them. Build with \
-      `vitc build`, or by hand: cc -std=c11 -O3 -Wa,-Iout out/*.c out/*.S -lm -lpthread.
+      `vitc build`, or by hand: cc -std=c11 -O3 -Wa,-Iout out/*.c out/*.S -lm -lpthread. The C \
+      is the same for every target; --target only chooses the build command printed at the end \
+      (the compiler and flags `vitc build --target` would use).
       """)
 
   @OptionGroup var model: ModelOptions
   @OptionGroup var pruning: PruneOptions
   @OptionGroup var emit: EmitOptions
+  @OptionGroup var targetOptions: TargetOptions
 
   @Option(name: .shortAndLong, help: ArgumentHelp("The model's C file; the other files go beside it.", valueName: "file.c"))
   var output: String
@@ -109,6 +112,12 @@ struct Compile: ParsableCommand {
       try writeFiles(emitted.files, into: url.deletingLastPathComponent().path)
       print("wrote \(emitted.files.count) files to \(url.deletingLastPathComponent().relativePath)/: \(emitted.files.keys.sorted().joined(separator: ", "))")
       print("arena \(grouped(emitted.arenaBytes)) bytes, weights \(grouped(emitted.weightBytes)) bytes")
+      let directory = url.deletingLastPathComponent().relativePath
+      let invocation = CompilerInvocation(
+        target: targetOptions.target, cc: nil, directory: directory, threads: true, vectorMath: true,
+        openblas: emit.blas == .openblas, isStatic: false)
+      let sources = emitted.files.keys.filter { $0.hasSuffix(".c") || $0.hasSuffix(".S") }.sorted().map { directory + "/" + $0 }
+      print("build for \(targetOptions.target.rawValue) with: \(invocation.commandLine(sources: sources, output: directory + "/" + stem))")
     }
   }
 }
