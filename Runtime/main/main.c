@@ -9,7 +9,7 @@
  *
  * The model is reached through vit_model.h, which vitc writes beside this file.
  */
-#define _POSIX_C_SOURCE 199309L
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -20,6 +20,14 @@
 
 #include "vit_model.h"
 #include "vit_runtime.h"
+
+#if defined(VIT_MODEL_WEIGHTS_AT_RUNTIME) && (defined(__unix__) || defined(__APPLE__))
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define VIT_HAVE_MMAP 1
+#endif
 
 #define EXIT_BAD_INPUT 2
 
@@ -51,6 +59,47 @@ static unsigned char *read_file(const char *path, size_t *size) {
   return data;
 }
 
+
+#ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
+/* The weights file (docs/weights-file.md), mapped where the system has mmap (the pages stay
+   shared with the page cache), else read into 64-byte aligned memory; then checked and bound. */
+static void load_weights(const char *path) {
+  size_t size = 0;
+  const void *file = NULL;
+#ifdef VIT_HAVE_MMAP
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) fail(path, errno == ENOENT ? "no such file" : strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) fail(path, strerror(errno));
+  size = (size_t)st.st_size;
+  if (size > 0) {
+    file = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (file == MAP_FAILED) fail(path, strerror(errno));
+  }
+  close(fd);
+#else
+  unsigned char *data = read_file(path, &size);
+  unsigned char *aligned = aligned_alloc(64, (size + 63) / 64 * 64);
+  if (!aligned) fail(path, "out of memory");
+  memcpy(aligned, data, size);
+  free(data);
+  file = aligned;
+#endif
+  static const char *const reasons[] = {
+      "",
+      "not a vitc weights file (no VITCWTS header)",
+      "a weights file format this binary does not read",
+      "the weights of another model",
+      "truncated: shorter than its header says",
+      "a weights blob of another size than this model's",
+      "corrupt: its checksum does not match its contents",
+      "intact, but not the weights this binary was built with (rebuild, or use the file vitc build wrote with it)",
+      "not 64-byte aligned in memory",
+  };
+  const int status = size == 0 ? 1 : VIT_MODEL_BIND_WEIGHTS(file, size);
+  if (status != 0) fail(path, reasons[status > 0 && status < (int)(sizeof reasons / sizeof *reasons) ? status : 1]);
+}
+#endif
 /* ---- PPM ---------------------------------------------------------------------------------- */
 
 struct image {
@@ -384,6 +433,9 @@ static void usage(FILE *to, const char *program) {
           "                        then per pruning stage dropped patches washed out, merged tokens outlined\n"
           "  --bench N             time N runs after warm-up: median, p10, p90 ms and images/s\n"
           "  --threads N           worker threads (default: all cores)\n"
+#ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
+          "  --weights F           the weights file vitc build wrote with this binary (required)\n"
+#endif
           "  --dump-input F        write the preprocessed input as raw float32 (to check preprocessing)\n"
           "  --help                this text\n",
           program, (int)floor(VIT_MODEL_INPUT_SIZE / 0.875), VIT_MODEL_INPUT_SIZE, VIT_MODEL_INPUT_FLOATS,
@@ -427,8 +479,14 @@ static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const fl
 
 int main(int argc, char **argv) {
   const char *image_path = NULL, *input_path = NULL, *out_path = NULL, *trace_path = NULL, *dump_path = NULL;
-  const char *kept_map_path = NULL;
+  const char *kept_map_path = NULL, *weights_path = NULL;
   int top = 5, bench = 0, threads = 0;
+  { /* the weights are little-endian float32, loaded as they are */
+    const uint32_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    if (first != 1) fail(argv[0], "this machine is big-endian; vitc's weights are little-endian float32");
+  }
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -437,7 +495,8 @@ int main(int argc, char **argv) {
     }
     int takes_value = strcmp(arg, "--image") == 0 || strcmp(arg, "--input") == 0 || strcmp(arg, "--out") == 0 ||
                       strcmp(arg, "--trace") == 0 || strcmp(arg, "--top") == 0 || strcmp(arg, "--bench") == 0 ||
-                      strcmp(arg, "--threads") == 0 || strcmp(arg, "--dump-input") == 0 || strcmp(arg, "--kept-map") == 0;
+                      strcmp(arg, "--threads") == 0 || strcmp(arg, "--dump-input") == 0 || strcmp(arg, "--kept-map") == 0 ||
+                      strcmp(arg, "--weights") == 0;
     if (takes_value) {
       if (i + 1 >= argc) {
         fprintf(stderr, "error: %s needs a value\n", arg);
@@ -450,6 +509,7 @@ int main(int argc, char **argv) {
       else if (strcmp(arg, "--trace") == 0) trace_path = value;
       else if (strcmp(arg, "--dump-input") == 0) dump_path = value;
       else if (strcmp(arg, "--kept-map") == 0) kept_map_path = value;
+      else if (strcmp(arg, "--weights") == 0) weights_path = value;
       else if (strcmp(arg, "--top") == 0) top = parse_count(arg, value, 1);
       else if (strcmp(arg, "--bench") == 0) bench = parse_count(arg, value, 1);
       else threads = parse_count(arg, value, 1);
@@ -467,6 +527,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "error: give exactly one of IMAGE.ppm (or --image) and --input F.f32 (see --help)\n");
     return EXIT_BAD_INPUT;
   }
+#ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
+  if (!weights_path) fail("--weights", "this model reads its weights at run time: give --weights F (the file vitc build wrote beside it)");
+  load_weights(weights_path);
+#else
+  if (weights_path) fail(weights_path, "this binary carries its weights; --weights is for models built with --weights-at-runtime");
+#endif
   if (threads) vit_set_threads(threads);
   if (kept_map_path) kept_map_grid(kept_map_path); /* a model without a square grid: say so before running */
 

@@ -25,6 +25,11 @@ extension EmitC {
     header.line("#define VIT_MODEL_INPUT_SIZE VIT_\(upper)_INPUT_SIZE")
     header.line("#define VIT_MODEL_CLASSES VIT_\(upper)_CLASSES")
     header.line("#define VIT_MODEL_N_LABELS \(labels?.count ?? 0)")
+    if model.weightsAtRuntime {
+      header.line("#define VIT_MODEL_WEIGHTS_AT_RUNTIME 1")
+      header.line("#define VIT_MODEL_BIND_WEIGHTS vit_\(model.name)_bind_weights")
+      header.line("#define VIT_MODEL_WEIGHT_BYTES VIT_\(upper)_WEIGHT_BYTES")
+    }
     header.line("extern const char *const vit_model_labels[];")
     header.line("#endif")
 

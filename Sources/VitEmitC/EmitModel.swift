@@ -8,6 +8,31 @@ public enum WeightsEmbedding: String, Sendable, CaseIterable {
   case incbin
   /// `<model>_weights.c`, a hex-float array: exact, diffable, for tiny models only.
   case hex
+  /// Not in the binary: `<model>_weights.bin` is a vitc weights file (docs/weights-file.md)
+  /// that the binary maps at run time (`--weights FILE`), for boards that keep models on
+  /// storage.
+  case file
+}
+
+/// The vitc weights file: a 64-byte header, then the blob (docs/weights-file.md).
+public enum WeightsFile {
+  public static let magic: [UInt8] = Array("VITCWTS".utf8) + [0]
+  public static let version: UInt32 = 1
+  public static let headerBytes = 64
+
+  /// The file for `blob` of model `name` (a C identifier of at most 31 bytes).
+  static func bytes(_ blob: WeightBlob, model name: String) -> [UInt8] {
+    var header = magic
+    func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { header += $0 } }
+    append(version)
+    append(UInt32(headerBytes))
+    append(UInt64(blob.bytes.count))
+    append(blob.hash)
+    let nameBytes = Array(name.utf8.prefix(31))
+    header += nameBytes + [UInt8](repeating: 0, count: 32 - nameBytes.count)
+    precondition(header.count == headerBytes)
+    return header + blob.bytes
+  }
 }
 
 /// The GEMM the model's linears run on.
@@ -29,6 +54,8 @@ public struct EmittedModel: Sendable {
   public var arenaBytes: Int
   /// Weights blob size in bytes.
   public var weightBytes: Int
+  /// Whether the binary reads its weights from a file at run time (`WeightsEmbedding.file`).
+  public var weightsAtRuntime = false
 }
 
 /// Emits specialized C for a fused, planned graph: one function per stage (stem, each block,
@@ -57,7 +84,7 @@ public enum EmitC {
     let plan = PlanMemory.plan(graph)
     var emitter = ModelEmitter(graph: graph, blob: blob, plan: plan, provenance: provenance)
     let source = try emitter.modelSource(embedding: embedding)
-    let header = emitter.headerSource()
+    let header = emitter.headerSource(weightsAtRuntime: embedding == .file)
     let name = emitter.model
     var files: [String: [UInt8]] = [
       "\(name).c": Array(source.utf8),
@@ -69,8 +96,12 @@ public enum EmitC {
       files["\(name)_weights.S"] = Array(emitter.incbinSource().utf8)
     case .hex:
       files["\(name)_weights.c"] = Array(emitter.hexWeightsSource().utf8)
+    case .file:
+      files["\(name)_weights.bin"] = WeightsFile.bytes(blob, model: name)
     }
-    return EmittedModel(name: name, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.bytes.count)
+    var emitted = EmittedModel(name: name, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.bytes.count)
+    emitted.weightsAtRuntime = embedding == .file
+    return emitted
   }
 }
 
@@ -144,12 +175,13 @@ struct ModelEmitter {
     graph.ops.first { $0.kind == .patchEmbed }.map { graph.type(of: $0.results[0]).dims[0].bound } ?? 0
   }
 
-  func headerSource() -> String {
+  func headerSource(weightsAtRuntime: Bool = false) -> String {
     var w = CWriter()
     w.comment(provenanceLines("Public interface"))
     w.line("#ifndef VIT_\(upper)_H")
     w.line("#define VIT_\(upper)_H")
     w.line()
+    w.line("#include <stddef.h>")
     w.line("#include <stdint.h>")
     w.line()
     w.line("#define VIT_\(upper)_INPUT_FLOATS \(inputShape.reduce(1, *)) /* input f32\(formatShape(inputShape)), normalized */")
@@ -181,6 +213,27 @@ struct ModelEmitter {
     ])
     w.line("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace);")
     w.line()
+    if weightsAtRuntime {
+      w.comment([
+        "The weights are not in the binary: bind a vitc weights file first (docs/weights-file.md).",
+        "file is the whole file in memory (mapped), 64-byte aligned; returns VIT_WEIGHTS_OK or the",
+        "reason the file is refused. vit_\(model)_run returns -1 until weights are bound.",
+      ])
+      w.line("#define VIT_\(upper)_WEIGHTS_AT_RUNTIME 1")
+      w.line("enum vit_\(model)_weights_status {")
+      w.line("  VIT_\(upper)_WEIGHTS_OK = 0,")
+      w.line("  VIT_\(upper)_WEIGHTS_NOT_VITC,    /* no vitc weights header */")
+      w.line("  VIT_\(upper)_WEIGHTS_VERSION,     /* a format version this binary does not read */")
+      w.line("  VIT_\(upper)_WEIGHTS_OTHER_MODEL, /* the header names another model */")
+      w.line("  VIT_\(upper)_WEIGHTS_TRUNCATED,   /* shorter than its header says */")
+      w.line("  VIT_\(upper)_WEIGHTS_SIZE,        /* a blob of another size than this model's */")
+      w.line("  VIT_\(upper)_WEIGHTS_CORRUPT,     /* the blob's checksum differs from the header's */")
+      w.line("  VIT_\(upper)_WEIGHTS_MISMATCH,    /* intact, but not the weights this binary was built with */")
+      w.line("  VIT_\(upper)_WEIGHTS_ALIGNMENT    /* the blob is not 64-byte aligned in memory */")
+      w.line("};")
+      w.line("int vit_\(model)_bind_weights(const void *file, size_t bytes);")
+      w.line()
+    }
     w.comment([
       "Profiling: while vit_\(model)_profile is non-zero, each run adds the wall time of every",
       "stage function to vit_\(model)_stage_seconds (names in vit_\(model)_stage_names).",
@@ -330,8 +383,14 @@ struct ModelEmitter {
       w.line("#endif")
     }
     w.line()
-    w.comment(["The weights blob (\(blob.bytes.count) bytes): \(embedding == .incbin ? "\(model)_weights.S" : "\(model)_weights.c")."])
-    w.line("extern const float vit_\(model)_weights[];")
+    switch embedding {
+    case .incbin, .hex:
+      w.comment(["The weights blob (\(blob.bytes.count) bytes): \(embedding == .incbin ? "\(model)_weights.S" : "\(model)_weights.c")."])
+      w.line("extern const float vit_\(model)_weights[];")
+    case .file:
+      w.comment(["The weights blob (\(blob.bytes.count) bytes), bound at run time by vit_\(model)_bind_weights."])
+      w.line("static const float *vit_\(model)_weights;")
+    }
     for parameter in graph.parameters {
       let entry = blob.entries[parameter]!
       let name = naming.name(parameter, graph[parameter].name, prefix: "P_")
@@ -417,7 +476,9 @@ struct ModelEmitter {
       w.line("return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;")
     }
     w.line()
+    if embedding == .file { weightsBinder(into: &w) }
     w.block("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace)") { w in
+      if embedding == .file { w.line("if (!vit_\(model)_weights) return -1;") }
       w.line("vit_input = input;")
       if traceStages > 0 { w.line("vit_trace = trace;") }
       w.line("double t = vit_\(model)_profile ? vit_seconds() : 0.0;")
@@ -463,6 +524,37 @@ struct ModelEmitter {
       }
     }
     return selected
+  }
+
+  /// `vit_<model>_bind_weights`: checks a vitc weights file (docs/weights-file.md) against
+  /// this model and binds its blob.
+  func weightsBinder(into w: inout CWriter) {
+    w.comment([
+      "Little-endian fields of the weights file's header.",
+    ])
+    w.block("static uint64_t vit_le(const unsigned char *p, int bytes)") { w in
+      w.line("uint64_t v = 0;")
+      w.line("for (int i = bytes - 1; i >= 0; i--) v = v << 8 | p[i];")
+      w.line("return v;")
+    }
+    w.line()
+    w.block("int vit_\(model)_bind_weights(const void *file, size_t bytes)") { w in
+      w.line("const unsigned char *p = file;")
+      w.line("if (bytes < \(WeightsFile.headerBytes) || memcmp(p, \"VITCWTS\", 8) != 0) return VIT_\(upper)_WEIGHTS_NOT_VITC;")
+      w.line("if (vit_le(p + 8, 4) != \(WeightsFile.version) || vit_le(p + 12, 4) != \(WeightsFile.headerBytes)) return VIT_\(upper)_WEIGHTS_VERSION;")
+      w.line("if (memcmp(p + 32, \"\(model)\", \(model.utf8.count + 1)) != 0) return VIT_\(upper)_WEIGHTS_OTHER_MODEL;")
+      w.line("const uint64_t payload = vit_le(p + 16, 8);")
+      w.line("if (bytes - \(WeightsFile.headerBytes) < payload) return VIT_\(upper)_WEIGHTS_TRUNCATED;")
+      w.line("if (payload != VIT_\(upper)_WEIGHT_BYTES) return VIT_\(upper)_WEIGHTS_SIZE;")
+      w.line("if ((uintptr_t)(p + \(WeightsFile.headerBytes)) % 64 != 0) return VIT_\(upper)_WEIGHTS_ALIGNMENT;")
+      w.line("uint64_t hash = 0xcbf29ce484222325u; /* FNV-1a 64 */")
+      w.line("for (uint64_t i = 0; i < payload; i++) hash = (hash ^ p[\(WeightsFile.headerBytes) + i]) * 0x100000001b3u;")
+      w.line("if (hash != vit_le(p + 24, 8)) return VIT_\(upper)_WEIGHTS_CORRUPT;")
+      w.line("if (hash != 0x\(String(format: "%016llx", blob.hash))u) return VIT_\(upper)_WEIGHTS_MISMATCH;")
+      w.line("vit_\(model)_weights = (const float *)(const void *)(p + \(WeightsFile.headerBytes));")
+      w.line("return VIT_\(upper)_WEIGHTS_OK;")
+    }
+    w.line()
   }
 
   mutating func emitStage(_ name: String, _ ops: [Op], into w: inout CWriter) throws(EmitError) {

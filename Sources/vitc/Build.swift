@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VitEmitC
 
 /// What `vitc build` compiles for. The emitted C is the same for every target: the runtime picks
 /// its kernels from the compiler's predefined macros (Runtime/README.md), so a target is a
@@ -187,15 +188,24 @@ struct Build: ParsableCommand {
 
       let destination = URL(fileURLWithPath: output)
       try? fileManager.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
-      try? fileManager.removeItem(atPath: output)
-      do {
-        try fileManager.moveItem(atPath: binary, toPath: output)
-      } catch {
-        throw CommandError.cannotWrite(path: output, reason: "\(error.localizedDescription)")
+      // With --weights-at-runtime the weights file goes beside the binary, as OUTPUT.weights.
+      var moves = [(binary, output)]
+      if emitted.weightsAtRuntime { moves.append((work + "/model_weights.bin", output + ".weights")) }
+      for (from, to) in moves {
+        try? fileManager.removeItem(atPath: to)
+        do {
+          try fileManager.moveItem(atPath: from, toPath: to)
+        } catch {
+          throw CommandError.cannotWrite(path: to, reason: "\(error.localizedDescription)")
+        }
       }
       let size = (try? fileManager.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
       let kind = target.rawValue + (`static` ? ", static" : "")
-      print("built \(output) (\(kind)): \(grouped(size)) bytes (weights \(grouped(emitted.weightBytes)), code and data \(grouped(max(0, size - emitted.weightBytes)))), arena \(grouped(emitted.arenaBytes)) bytes")
+      let carried = emitted.weightsAtRuntime ? 0 : emitted.weightBytes
+      print("built \(output) (\(kind)): \(grouped(size)) bytes (weights \(grouped(carried)), code and data \(grouped(max(0, size - carried)))), arena \(grouped(emitted.arenaBytes)) bytes")
+      if emitted.weightsAtRuntime {
+        print("weights \(output).weights: \(grouped(emitted.weightBytes + WeightsFile.headerBytes)) bytes; run with --weights \(output).weights")
+      }
       if let emulator = target.emulator {
         let libraries = `static` ? "" : " -L /usr/\(target.triple!)"
         print("run it on the board, or here with: \(emulator)\(libraries) \(output) --help")

@@ -13,9 +13,21 @@ struct EmitOptions: ParsableArguments {
 
   @Option(
     help: ArgumentHelp(
-      "How the weights reach the binary: incbin (a .bin pulled in by the assembler, any size) or hex (a hex-float C array, exact and diffable, for tiny models).",
+      "How the weights reach the binary: incbin (a .bin pulled in by the assembler, any size), hex (a hex-float C array, exact and diffable, for tiny models) or file (the same as --weights-at-runtime).",
       valueName: "mode"))
   var embedWeights: WeightsEmbedding = .incbin
+
+  @Flag(help: "Leave the weights out of the binary: write them to a vitc weights file (docs/weights-file.md) that the binary maps at run time with --weights FILE (for boards that keep models on storage).")
+  var weightsAtRuntime = false
+
+  /// How the weights reach the binary, after --weights-at-runtime.
+  var embedding: WeightsEmbedding { weightsAtRuntime ? .file : embedWeights }
+
+  func validate() throws {
+    if weightsAtRuntime && embedWeights != .incbin {
+      throw ValidationError("--weights-at-runtime leaves the weights out of the binary; it does not go with --embed-weights \(embedWeights.rawValue)")
+    }
+  }
 
   @Option(help: ArgumentHelp("The GEMM: builtin (vitc's kernels on weights packed at compile time) or openblas (cblas_sgemm; needs libopenblas-dev).", valueName: "gemm"))
   var blas: GEMMBackend = .builtin
@@ -31,7 +43,7 @@ func compileModel(_ model: ModelOptions, _ emit: EmitOptions, prune: String, ste
   let provenance = EmitC.Provenance(
     version: vitcVersion, graphFile: model.graph,
     weights: model.weights ?? "--random-weights \(model.randomWeights!)", schedule: loaded.schedule.spec)
-  var emitted = try EmitC.emit(graph, weights: weights, provenance: provenance, embedding: emit.embedWeights, gemm: emit.blas)
+  var emitted = try EmitC.emit(graph, weights: weights, provenance: provenance, embedding: emit.embedding, gemm: emit.blas)
   // Files are named after the output's stem; the C symbols after the graph.
   var renamed: [String: [UInt8]] = [:]
   for (file, contents) in emitted.files {
