@@ -8,8 +8,9 @@ import VitPasses
 
 /// Every pruning method compiled to C against the interpreter: the binary's trace (tokens and
 /// original patches per stage, in order) equal to the interpreter's, and logits within the
-/// backend tolerance.
-@Suite(.serialized) struct PruningGoldenTests {
+/// backend tolerance. The cases are independent (each builds in its own directory) and run in
+/// parallel: on two cores the interpreter of one overlaps the C build of another.
+@Suite struct PruningGoldenTests {
   /// Models: tiny at the papers' locations (built with clang), and DeiT-S-shaped (width 384,
   /// 6 heads, 197 tokens) cut to 3 blocks with the methods moved to blocks 1 and 2 (built with
   /// gcc), so that the debug-build interpreter stays at seconds.

@@ -7,6 +7,7 @@
 #ifndef VIT_TINY_VIT_H
 #define VIT_TINY_VIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define VIT_TINY_VIT_INPUT_FLOATS 150528 /* input f32[3,224,224], normalized */
