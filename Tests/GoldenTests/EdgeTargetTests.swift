@@ -87,6 +87,37 @@ import Testing
     var logits: [Double]
   }
 
+  /// The runtime's kernel harness (Runtime/tests/test_kernels.c: every kernel against naive
+  /// double-precision C on odd shapes, and bitwise across thread counts) cross-built with the
+  /// NEON microkernels and run under qemu. -DVIT_TEST_QUICK leaves out the 197-row shapes,
+  /// which take 40 s under emulation; Runtime/tests/run_tests.sh runs them all.
+  @Test(arguments: [
+    ("aarch64-linux-gnu-gcc", "qemu-aarch64", ["-march=armv8-a"]),
+    ("arm-linux-gnueabihf-gcc", "qemu-arm", ["-march=armv7-a", "-mfpu=neon-vfpv4", "-mfloat-abi=hard"]),
+  ])
+  func neonKernelsMatchTheReferenceUnderEmulation(compiler: String, emulator: String, flags: [String]) throws {
+    try Self.requireCrossTools()
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let binary = scratch.appendingPathComponent("test_kernels")
+    let runtime = repositoryRoot.appendingPathComponent("Runtime")
+    let sources = ["tests/test_kernels.c", "src/vit_runtime.c", "src/vit_gemm.c"].map { runtime.appendingPathComponent($0).path }
+    let env = URL(fileURLWithPath: "/usr/bin/env")
+    var arguments: [String] = [compiler, "-std=c11", "-O2", "-static", "-DVIT_TEST_QUICK", "-Wall", "-Wextra", "-Werror"]
+    arguments += flags
+    arguments += ["-I", runtime.appendingPathComponent("include").path]
+    arguments += sources
+    arguments += ["-o", binary.path, "-lm", "-pthread"]
+    let built = try TestSupport.run(env, arguments)
+    try #require(built.status == 0, "\(compiler) failed:\n\(built.output)")
+    let ran = try TestSupport.run(env, [emulator, binary.path])
+    #expect(ran.status == 0, "\(ran.output)")
+    let lines = ran.stdout.split(separator: "\n")
+    #expect(lines.first?.contains("gemm=neon") == true, "\(lines.first ?? "")")
+    let summary = lines.last.map(String.init) ?? ""
+    #expect(summary.hasSuffix(" passed, 0 failed") && (Int(summary.split(separator: " ")[0]) ?? 0) > 500, "\(summary)")
+  }
+
   static func requireCrossTools() throws {
     var missing: [String] = []
     for tool in ["aarch64-linux-gnu-gcc", "arm-linux-gnueabihf-gcc", "qemu-aarch64", "qemu-arm"] where !onPath(tool) {
