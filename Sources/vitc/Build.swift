@@ -265,7 +265,8 @@ struct Build: ParsableCommand {
     let output = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-      throw BuildError.compilerFailed(compiler, status: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
+      throw BuildError.compilerFailed(
+        compiler, status: process.terminationStatus, output: String(decoding: output, as: UTF8.self), chosenByUser: cc != nil)
     }
   }
 }
@@ -275,7 +276,9 @@ enum BuildError: Error, CustomStringConvertible {
   case crossCompilerNotFound(String, target: BuildTarget)
   case crossLibcNotFound(String, target: BuildTarget)
   case hostCompiler(String, target: BuildTarget)
-  case compilerFailed(String, status: Int32, output: String)
+  /// `chosenByUser`: the compiler came from --cc (it may simply not be a C11 compiler vitc
+  /// supports); otherwise a failure of vitc's own choice is a vitc bug.
+  case compilerFailed(String, status: Int32, output: String, chosenByUser: Bool)
 
   var description: String {
     switch self {
@@ -286,7 +289,9 @@ enum BuildError: Error, CustomStringConvertible {
       "error: no \(target.rawValue) C library (\(file) is missing); on Debian or Ubuntu: apt-get install \(target.debianPackages)"
     case .hostCompiler(let cc, let target):
       "error: '\(cc)' compiles for this machine, not for \(target.rawValue); leave out --cc (\(target.defaultCompiler)) or give --cc clang"
-    case .compilerFailed(let cc, let status, let output):
+    case .compilerFailed(let cc, let status, let output, true):
+      "error: the C compiler '\(cc)' (--cc) failed (status \(status)):\n\(output)"
+    case .compilerFailed(let cc, let status, let output, false):
       "error: the C compiler '\(cc)' failed (status \(status)); this is a vitc bug, please report it:\n\(output)"
     }
   }
