@@ -33,21 +33,6 @@ static float *rand_array(size_t count, float lo, float hi) {
   return a;
 }
 
-/* Buffers with a guard tail, to catch writes past the end. */
-#define GUARD 64
-static const float guard_value = -12345.678f;
-
-static float *guarded(size_t count) {
-  float *a = malloc((count + GUARD) * sizeof(float));
-  for (size_t i = 0; i < count + GUARD; i++) a[i] = guard_value;
-  return a;
-}
-
-static int guard_intact(const float *a, size_t count) {
-  for (size_t i = count; i < count + GUARD; i++)
-    if (a[i] != guard_value) return 0;
-  return 1;
-}
 
 static double gelu_ref(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
 

@@ -49,22 +49,8 @@ static float *rand_array(size_t count, float lo, float hi) {
 
 static void *xmalloc(size_t bytes) { return calloc(bytes ? bytes : 1, 1); } /* zeroed */
 
-/* Float buffers with a guard tail (and, for scratch, an optional float in front). */
-#define GUARD 64
-static const float guard_value = -12345.678f;
+/* Int buffers with a guard tail, like guarded() of test_check.h. */
 static const int iguard_value = -777777;
-
-static float *guarded(size_t count) {
-  float *a = malloc((count + GUARD) * sizeof(float));
-  for (size_t i = 0; i < count + GUARD; i++) a[i] = guard_value;
-  return a;
-}
-
-static int guard_intact(const float *a, size_t count) {
-  for (size_t i = count; i < count + GUARD; i++)
-    if (a[i] != guard_value) return 0;
-  return 1;
-}
 
 static int *iguarded(size_t count) {
   int *a = malloc((count + GUARD) * sizeof(int));
