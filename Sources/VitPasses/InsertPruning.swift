@@ -78,8 +78,10 @@ public enum InsertPruning {
       throw .scheduleMismatch(
         "--prune '\(schedule.spec)' acts at block \(block), but the graph has no such block with a fused attention and its residual add")
     }
-    if case .asvit = schedule.method, let first = schedule.locations.first, shapes[first - 1] == nil {
-      throw .scheduleMismatch("--prune '\(schedule.spec)': AS-ViT scores block \(first) from the attention of block \(first - 1), which the graph does not have")
+    if case .asvit = schedule.method {
+      for block in schedule.locations where shapes[block - 1] == nil {
+        throw .scheduleMismatch("--prune '\(schedule.spec)': AS-ViT scores block \(block) from the attention of block \(block - 1), which the graph does not have")
+      }
     }
     guard let patchOp = graph.ops.first(where: { $0.kind == .patchEmbed }) else {
       throw .scheduleMismatch("--prune '\(schedule.spec)': the graph has no patch_embed, so its patches are unknown")
@@ -182,10 +184,9 @@ public enum InsertPruning {
         }
         var parameters: [String: ValueID] = [:]
         for (name, shape) in InsertPruning.predictorParameters(stage: stage, width: c) {
-          parameters[String(name.split(separator: ".").dropFirst(2).joined(separator: "."))] =
-            try rewriter.addParameter(name: name, type: TensorType(fixed: shape))
+          parameters[name] = try rewriter.addParameter(name: name, type: TensorType(fixed: shape))
         }
-        func p(_ suffix: String) -> ValueID { parameters[suffix]! }
+        func p(_ suffix: String) -> ValueID { parameters["score_predictor.\(stage).\(suffix)"]! }
         let prefix = "dyvit\(stage)"
         let tokens = try op(.patchTokens, [x], names: ["\(prefix).patches"], block: block, location: location)[0]
         let normed = try op(
@@ -207,10 +208,7 @@ public enum InsertPruning {
 
       case .asvit(let thresholds?):
         let source = rewriter.source
-        guard let previous = shapes[block - 1] else {
-          throw .scheduleMismatch("AS-ViT at block \(block) needs the attention of block \(block - 1)")
-        }
-        let attention = source.ops[previous.attention]
+        let attention = source.ops[shapes[block - 1]!.attention]  // checked in run()
         let qkv = rewriter.mapped(attention.operands[0])
         let context = rewriter.mapped(attention.results[0])
         let prefix = "asvit\(stage)"

@@ -5,6 +5,17 @@ import VitFrontend
 import VitIR
 import VitInterpreter
 
+/// deit-s.graph cut to its first `blocks` blocks (width 384, 6 heads, 197 tokens), written
+/// into `directory`: DeiT-S-shaped, small enough for the debug-build interpreter.
+func deitSCutTo(_ blocks: Int, in directory: URL) throws -> String {
+  let text = try String(contentsOfFile: repositoryPath("samples/deit-s.graph"), encoding: .utf8)
+  let cut = text.replacingOccurrences(of: "block i in 0..<12", with: "block i in 0..<\(blocks)")
+  try #require(cut != text)
+  let path = directory.appendingPathComponent("deit-s-\(blocks)blocks.graph").path
+  try cut.write(toFile: path, atomically: true, encoding: .utf8)
+  return path
+}
+
 func seededInput(_ count: Int, seed: UInt64) -> [Float] {
   var generator = SplitMix64(seed: seed, name: "golden-input")
   return (0..<count).map { _ in Float(generator.nextNormal()) }
@@ -27,13 +38,7 @@ func seededInput(_ count: Int, seed: UInt64) -> [Float] {
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: scratch) }
     var graphPath = repositoryRoot.appendingPathComponent("samples/\(model).graph").path
-    if model == "deit-s-2blocks" {
-      let text = try String(contentsOfFile: repositoryRoot.appendingPathComponent("samples/deit-s.graph").path, encoding: .utf8)
-      let cut = text.replacingOccurrences(of: "block i in 0..<12", with: "block i in 0..<2")
-      #expect(cut != text)
-      graphPath = scratch.appendingPathComponent("deit-s-2blocks.graph").path
-      try cut.write(toFile: graphPath, atomically: true, encoding: .utf8)
-    }
+    if model == "deit-s-2blocks" { graphPath = try deitSCutTo(2, in: scratch) }
     let binary = scratch.appendingPathComponent("model")
     let built = try run(
       try vitcExecutable(),

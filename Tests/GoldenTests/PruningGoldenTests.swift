@@ -47,13 +47,7 @@ import VitPasses
       graphPath = scratch.appendingPathComponent("\(model).graph").path
       try micro.write(toFile: graphPath, atomically: true, encoding: .utf8)
     }
-    if model == "deit-s-3blocks" {
-      let text = try String(contentsOfFile: repositoryPath("samples/deit-s.graph"), encoding: .utf8)
-      let cut = text.replacingOccurrences(of: "block i in 0..<12", with: "block i in 0..<3")
-      try #require(cut != text)
-      graphPath = scratch.appendingPathComponent("deit-s-3blocks.graph").path
-      try cut.write(toFile: graphPath, atomically: true, encoding: .utf8)
-    }
+    if model == "deit-s-3blocks" { graphPath = try deitSCutTo(3, in: scratch) }
     let binary = scratch.appendingPathComponent("model")
     let built = try run(
       try vitcExecutable(), ["build", graphPath, "--random-weights", "1", "--prune", spec, "--cc", cc, "-o", binary.path])
