@@ -30,6 +30,9 @@ Stages (`--stage all` runs them in order; checkpoints go to --work, default out/
               tenth of the predictors' learning rate and the dense backbone as the frozen teacher.
   export      rounds all weights to float16 and writes samples/fashion/ (every number the
               README reports is computed with the float16-rounded weights, as vitc reads them).
+  calibrate   AS-ViT thresholds for a 0.65 MACs budget: `vitc calibrate --data` on 256 canvases
+              rendered from the training split; writes samples/fashion/asvit-0.65.txt. Needs
+              a release vitc (swift build -c release; --vitc to use another).
 
 The data: each canvas is one 28x28 item on a black 64x64 canvas, aligned to the 8-px patch grid
 (its top-left pixel at (8r+2, 8c+2), r, c in 0..4: centred in a 4x4 block of patches, 25
@@ -66,6 +69,7 @@ LOCATIONS = [3, 6, 9]
 SEED = 20240601
 SUBSET = 2000
 FIXTURES = 100
+CALIBRATION = 256  # training-split canvases for AS-ViT's thresholds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,8 +572,14 @@ One 28×28 item on a black 64×64 canvas, its top-left pixel at (8r+2, 8c+2) wit
 8–12 px cut from other items of the same split, intensity × U(0.5, 1.0), max-blended at any
 pixel position). The item covers 16 of the 64 patches; the rest is background or clutter.
 **Input to the model:** the grey canvas copied to 3 channels, normalized as `pixel/127.5 − 1`
-(not the ImageNet mean and std: `vitc run --image` applies DeiT's ImageNet preprocessing, so
-use `--input` with a tensor normalized this way).
+= `(pixel/255 − 0.5)/0.5`, not with ImageNet's mean and std. samples/fashion.graph says so in
+its first line (`preprocess mean=0.5, std=0.5, crop_pct=1.0`), so `vitc run --image`, the
+binary's `--image` and `--eval` apply it to these 64×64 PPMs (no resampling: crop_pct 1).
+
+The files `test-images.rle` and `test-labels.u8` make this folder an evaluation set
+(docs/eval-set.md): `vitc eval samples/fashion.graph --weights samples/fashion/weights.safetensors
+--data samples/fashion`, or a built binary's `--eval samples/fashion`. docs/accuracy.md has
+the measured table.
 
 ## Files
 
@@ -589,6 +599,9 @@ use `--input` with a tensor normalized this way).
   is a ten-line loop.
 - `test-labels.u8`: the {SUBSET} labels, one byte each (0…9, indices into `classes.txt`).
 - `classes.txt`: the 10 class names, one per line, in label order.
+- `asvit-0.65.txt`: the `--prune` spec of AS-ViT with thresholds that `vitc calibrate` picked
+  for an average of 0.65 of the dense MACs on 256 canvases of the training split (stage
+  `calibrate`; AS-ViT publishes no thresholds, docs/methods.md §5).
 - {samples}: 64×64 P6 PPMs of canvases of the subset (grey in all three channels).
 - `input0.f32`: canvas 0 as the model's input, [3,64,64] little-endian float32, normalized.
 - `logits-dense-100.f32`: timm's logits (`model(x)`, float32, eval mode) for canvases 0…99,
@@ -639,10 +652,33 @@ were not re-verified by a second full run):
 
 ```sh
 nice -n 15 bench/.venv/bin/python tools/train_sample.py {repeat}
-bench/.venv/bin/python tools/train_sample.py --stage check    # vitc run vs the fixtures
+swift build -c release && bench/.venv/bin/python tools/train_sample.py --stage check    # vitc run vs the fixtures
 ```
 """
     (out / "README.md").write_text(text)
+
+
+def calibrate(args, work):
+    """AS-ViT's thresholds for a 0.65 MACs budget, picked by `vitc calibrate` on canvases rendered
+    from the *training* split (never the test subset), written to samples/fashion/asvit-0.65.txt
+    as the one-line --prune spec."""
+    import subprocess
+    out = ROOT / "samples" / "fashion"
+    images, labels = load_split("train")
+    rng = np.random.default_rng(SEED + 4)
+    items = rng.integers(len(images), size=CALIBRATION)
+    canvases = render(images, items, rng)
+    calib = work / "calibration"
+    calib.mkdir(parents=True, exist_ok=True)
+    (calib / "test-images.rle").write_bytes(rle_encode(canvases.reshape(-1).tolist()))
+    (calib / "test-labels.u8").write_bytes(labels[items].astype(np.uint8).tobytes())
+    run = subprocess.run([args.vitc, "calibrate", str(ROOT / "samples" / "fashion.graph"), "--weights", str(out / "weights.safetensors"),
+                          "--budget", "0.65", "--data", str(calib), "--max-images", str(CALIBRATION)],
+                         check=True, stdout=subprocess.PIPE, text=True)
+    print(run.stdout, end="", flush=True)
+    spec = [line for line in run.stdout.splitlines() if line.startswith("--prune ")][-1][len("--prune "):]
+    (out / "asvit-0.65.txt").write_text(spec + "\n")
+    print(f"samples/fashion/asvit-0.65.txt: {spec}", flush=True)
 
 
 def check(args, work):
@@ -689,7 +725,7 @@ def check(args, work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stage", choices=["all", "backbone", "predictors", "export", "check"], default="all")
+    ap.add_argument("--stage", choices=["all", "backbone", "predictors", "export", "calibrate", "check"], default="all")
     ap.add_argument("--work", default=str(ROOT / "out" / "fashion-train"))
     ap.add_argument("--steps", type=int, help="backbone steps: 100 warm-up, then cosine (the issue's recipe: 1500)")
     ap.add_argument("--backbone-decay-from", type=int, help="backbone: constant lr until this step, then decay")
@@ -700,7 +736,8 @@ def main():
     ap.add_argument("--no-finetune", dest="finetune", action="store_false",
                     help="train the predictors with the backbone frozen")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--vitc", default=str(ROOT / ".build" / "debug" / "vitc"), help="check: the vitc binary")
+    ap.add_argument("--vitc", default=str(ROOT / ".build" / "release" / "vitc"),
+                    help="calibrate, check: the vitc binary (swift build -c release)")
     ap.add_argument("--count", type=int, default=20, help="check: how many canvases")
     ap.add_argument("--quick", type=int, default=0, help="evaluate only this many canvases (smoke tests)")
     args = ap.parse_args()
@@ -713,6 +750,8 @@ def main():
         train_predictors(args, work)
     if args.stage in ("all", "export"):
         export(args, work)
+    if args.stage in ("all", "calibrate"):
+        calibrate(args, work)
     if args.stage == "check":
         check(args, work)
 

@@ -2,8 +2,9 @@
  * vitc's standalone driver: the only file of a compiled model that uses stdio.
  *
  * Loads an image (PPM P6/P3, 8-bit) and preprocesses it exactly as the Swift interpreter
- * does (Sources/VitFrontend: torchvision Resize(256, bicubic) with Pillow's fixed-point
- * resampler, CenterCrop, ToTensor, Normalize), or reads a raw float32 tensor; runs the model;
+ * does (Sources/VitFrontend: torchvision Resize(floor(S / crop_pct), bicubic) with Pillow's
+ * fixed-point resampler, CenterCrop(S), ToTensor, Normalize, with the graph's settings), or
+ * reads a raw float32 tensor; runs the model; or measures accuracy on an evaluation set;
  * prints the top classes; optionally writes the logits, the trace (docs/trace-format.md) and
  * latency statistics. Bad input: one message on stderr, exit status 2.
  *
@@ -20,6 +21,10 @@
 
 #include "vit_model.h"
 #include "vit_runtime.h"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h> /* isatty, for --eval's progress line */
+#endif
 
 #if defined(VIT_MODEL_WEIGHTS_AT_RUNTIME) && (defined(__unix__) || defined(__APPLE__))
 #include <fcntl.h>
@@ -280,9 +285,11 @@ static int half_to_even_half(int d) {
   return (d % 2 == 0 || k % 2 == 0) ? k : k + 1;
 }
 
-/* Resize(floor(crop / 0.875), bicubic), CenterCrop(crop), ToTensor, Normalize: CHW floats. */
+/* timm's evaluation transform with the graph's settings (VIT_MODEL_MEAN, _STD, _CROP_PCT from
+   its 'preprocess' line, DeiT's by default): Resize(floor(crop / crop_pct), bicubic),
+   CenterCrop(crop), ToTensor, Normalize: CHW floats. */
 static void preprocess(struct image image, int crop, float *out) {
-  int size = (int)floor(crop / 0.875);
+  int size = (int)floor(crop / VIT_MODEL_CROP_PCT);
   int width, height;
   if (image.width <= image.height) {
     width = size;
@@ -293,7 +300,7 @@ static void preprocess(struct image image, int crop, float *out) {
   }
   struct image resized = resize_bicubic(image, width, height);
   int top = half_to_even_half(height - crop), left = half_to_even_half(width - crop);
-  static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+  static const float mean[3] = VIT_MODEL_MEAN, std[3] = VIT_MODEL_STD;
   for (int c = 0; c < 3; c++)
     for (int y = 0; y < crop; y++)
       for (int x = 0; x < crop; x++) {
@@ -338,7 +345,7 @@ static int kept_map_grid(const char *path) {
    multiply-add gives the same v); NaN and w <= 0 give 0, w >= 255 gives 255, else w rounded
    half away from zero. */
 static unsigned char kept_map_sample(float x, int c) {
-  static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+  static const float mean[3] = VIT_MODEL_MEAN, std[3] = VIT_MODEL_STD;
   double v = (double)x * (double)std[c] + (double)mean[c];
   double w = v * 255.0;
   if (!(w > 0)) return 0;
@@ -420,10 +427,118 @@ static int compare_doubles(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* ---- --eval: accuracy on an evaluation set (docs/eval-set.md; Sources/VitFrontend/EvalSet.swift) */
+
+/* DIR/name in a new buffer. */
+static char *join_path(const char *dir, const char *name) {
+  size_t length = strlen(dir) + strlen(name) + 2;
+  char *path = malloc(length);
+  if (!path) fail(dir, "out of memory");
+  snprintf(path, length, "%s/%s", dir, name);
+  return path;
+}
+
+/* Runs the model on the first `limit` images (all if 0) of the set in dir and prints what
+   `vitc eval` prints: top-1, mean tokens kept per stage, mean MACs; then the latency. */
+static void run_eval(const char *dir, int limit) {
+  const int side = VIT_MODEL_INPUT_SIZE, size = side * side;
+  char *labels_path = join_path(dir, "test-labels.u8"), *images_path = join_path(dir, "test-images.rle");
+  size_t count, encoded_size;
+  unsigned char *labels = read_file(labels_path, &count);
+  unsigned char *encoded = read_file(images_path, &encoded_size);
+  char message[200];
+  if (count == 0) fail(labels_path, "not an evaluation set (docs/eval-set.md): no labels");
+  if (VIT_MODEL_INPUT_FLOATS != 3 * size) fail(dir, "--eval needs a model with an image input [3,S,S]");
+  unsigned char *grey = malloc(count * size);
+  if (!grey) fail(images_path, "out of memory");
+  size_t decoded = 0;
+  for (size_t i = 0; i < encoded_size; i++) { /* the zero-run encoding: 0 n stands for n zeros */
+    size_t run = 1;
+    unsigned char value = encoded[i];
+    if (value == 0) {
+      if (i + 1 >= encoded_size || encoded[i + 1] == 0) {
+        snprintf(message, sizeof message, "not an evaluation set (docs/eval-set.md): byte %zu: a zero-run without a count of 1 to 255", i);
+        fail(images_path, message);
+      }
+      run = encoded[++i];
+    }
+    if (decoded + run > count * size) {
+      decoded += run;
+      break;
+    }
+    memset(grey + decoded, value, run);
+    decoded += run;
+  }
+  if (decoded != count * size) {
+    snprintf(message, sizeof message,
+             "not an evaluation set (docs/eval-set.md): %s pixels decoded, expected %zu images (one per label) of %dx%d",
+             decoded > count * size ? "more" : "fewer", count, side, side);
+    fail(images_path, message);
+  }
+  for (size_t i = 0; i < count; i++)
+    if (labels[i] >= VIT_MODEL_CLASSES) {
+      snprintf(message, sizeof message, "not an evaluation set (docs/eval-set.md): label %d, the model has %d classes", labels[i], VIT_MODEL_CLASSES);
+      fail(labels_path, message);
+    }
+  if (limit > 0 && (size_t)limit < count) count = (size_t)limit;
+
+  static float input[VIT_MODEL_INPUT_FLOATS], logits[VIT_MODEL_CLASSES];
+  static VIT_MODEL_TRACE trace;
+  double tokens[VIT_MODEL_MAX_STAGES] = {0}, macs = 0;
+  int stages = 0, correct = 0, blocks[VIT_MODEL_MAX_STAGES] = {0};
+  double *times = malloc(sizeof(double) * count);
+  struct image image = {side, side, malloc((size_t)size * 3)};
+  if (!times || !image.rgb) fail(dir, "out of memory");
+#if defined(__unix__) || defined(__APPLE__)
+  const int progress = isatty(STDERR_FILENO);
+#else
+  const int progress = 0;
+#endif
+  for (size_t n = 0; n < count; n++) {
+    for (int i = 0; i < size; i++) image.rgb[3 * i] = image.rgb[3 * i + 1] = image.rgb[3 * i + 2] = grey[n * size + i];
+    preprocess(image, side, input);
+    double start = now_ms();
+    VIT_MODEL_RUN(input, logits, &trace);
+    times[n] = now_ms() - start;
+    int best = 0;
+    for (int c = 1; c < VIT_MODEL_CLASSES; c++)
+      if (logits[c] > logits[best]) best = c;
+    correct += best == labels[n];
+    stages = trace.n_stages;
+    for (int s = 0; s < stages; s++) {
+      tokens[s] += trace.tokens[s];
+      blocks[s] = trace.block[s];
+    }
+    macs += (double)VIT_MODEL_MACS(&trace);
+    if (progress && ((n + 1) % (count / 100 > 0 ? count / 100 : 1) == 0 || n + 1 == count))
+      fprintf(stderr, "\reval: %zu/%zu images", n + 1, count);
+  }
+  if (progress) fprintf(stderr, "\r\033[K");
+  printf("%s, --prune %s, compiled, on %s: %zu images\n", VIT_MODEL_NAME, VIT_MODEL_METHOD, dir, count);
+  printf("top-1: %.2f%% (%d of %zu)\n", 100.0 * correct / (double)count, correct, count);
+  if (stages > 0) {
+    printf("tokens kept (mean, cls included): ");
+    for (int s = 0; s < stages; s++) printf("%sblock %d %.2f", s ? ", " : "", blocks[s], tokens[s] / (double)count);
+    printf("\n");
+  }
+  printf("MACs (fvcore, mean per image): %.0f\n", macs / (double)count);
+  qsort(times, count, sizeof(double), compare_doubles);
+  printf("latency: median %.3f ms per image, p90 %.3f ms, %d threads\n", times[count / 2], times[(count * 9) / 10 < count ? (count * 9) / 10 : count - 1],
+         vit_get_threads());
+  free(times);
+  free(image.rgb);
+  free(grey);
+  free(encoded);
+  free(labels);
+  free(labels_path);
+  free(images_path);
+}
+
 static void usage(FILE *to, const char *program) {
   fprintf(to,
           "usage: %s [options] [IMAGE.ppm]\n"
-          "Runs the model " VIT_MODEL_NAME " (compiled by vitc) on one image.\n\n"
+          "       %s [options] --eval DIR [--limit N]\n"
+          "Runs the model " VIT_MODEL_NAME " (compiled by vitc) on one image, or on an evaluation set.\n\n"
           "  IMAGE.ppm, --image F  PPM image (P6 or P3, 8-bit); resized to %d, center-cropped to %d\n"
           "  --input F             raw little-endian float32 input [%d], already normalized\n"
           "  --top N               print the N best classes (default 5)\n"
@@ -431,6 +546,9 @@ static void usage(FILE *to, const char *program) {
           "  --trace F             write the trace as JSON (docs/trace-format.md)\n"
           "  --kept-map F          write the kept-token map as a PPM image (docs/kept-map.md): the input,\n"
           "                        then per pruning stage dropped patches washed out, merged tokens outlined\n"
+          "  --eval DIR            top-1 accuracy, mean tokens kept and MACs on the labelled images of DIR\n"
+          "                        (test-images.rle, test-labels.u8: docs/eval-set.md), as vitc eval prints\n"
+          "  --limit N             with --eval: only the first N images\n"
           "  --bench N             time N runs after warm-up: median, p10, p90 ms and images/s\n"
           "  --threads N           worker threads (default: all cores)\n"
 #ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
@@ -438,7 +556,7 @@ static void usage(FILE *to, const char *program) {
 #endif
           "  --dump-input F        write the preprocessed input as raw float32 (to check preprocessing)\n"
           "  --help                this text\n",
-          program, (int)floor(VIT_MODEL_INPUT_SIZE / 0.875), VIT_MODEL_INPUT_SIZE, VIT_MODEL_INPUT_FLOATS,
+          program, program, (int)floor(VIT_MODEL_INPUT_SIZE / VIT_MODEL_CROP_PCT), VIT_MODEL_INPUT_SIZE, VIT_MODEL_INPUT_FLOATS,
           VIT_MODEL_CLASSES);
 }
 
@@ -479,8 +597,8 @@ static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const fl
 
 int main(int argc, char **argv) {
   const char *image_path = NULL, *input_path = NULL, *out_path = NULL, *trace_path = NULL, *dump_path = NULL;
-  const char *kept_map_path = NULL, *weights_path = NULL;
-  int top = 5, bench = 0, threads = 0;
+  const char *kept_map_path = NULL, *weights_path = NULL, *eval_dir = NULL;
+  int top = 5, bench = 0, threads = 0, limit = 0;
   { /* the weights are little-endian float32, loaded as they are */
     const uint32_t one = 1;
     unsigned char first;
@@ -496,7 +614,7 @@ int main(int argc, char **argv) {
     int takes_value = strcmp(arg, "--image") == 0 || strcmp(arg, "--input") == 0 || strcmp(arg, "--out") == 0 ||
                       strcmp(arg, "--trace") == 0 || strcmp(arg, "--top") == 0 || strcmp(arg, "--bench") == 0 ||
                       strcmp(arg, "--threads") == 0 || strcmp(arg, "--dump-input") == 0 || strcmp(arg, "--kept-map") == 0 ||
-                      strcmp(arg, "--weights") == 0;
+                      strcmp(arg, "--weights") == 0 || strcmp(arg, "--eval") == 0 || strcmp(arg, "--limit") == 0;
     if (takes_value) {
       if (i + 1 >= argc) {
         fprintf(stderr, "error: %s needs a value\n", arg);
@@ -510,6 +628,8 @@ int main(int argc, char **argv) {
       else if (strcmp(arg, "--dump-input") == 0) dump_path = value;
       else if (strcmp(arg, "--kept-map") == 0) kept_map_path = value;
       else if (strcmp(arg, "--weights") == 0) weights_path = value;
+      else if (strcmp(arg, "--eval") == 0) eval_dir = value;
+      else if (strcmp(arg, "--limit") == 0) limit = parse_count(arg, value, 1);
       else if (strcmp(arg, "--top") == 0) top = parse_count(arg, value, 1);
       else if (strcmp(arg, "--bench") == 0) bench = parse_count(arg, value, 1);
       else threads = parse_count(arg, value, 1);
@@ -523,8 +643,16 @@ int main(int argc, char **argv) {
       return EXIT_BAD_INPUT;
     }
   }
-  if ((image_path == NULL) == (input_path == NULL)) {
-    fprintf(stderr, "error: give exactly one of IMAGE.ppm (or --image) and --input F.f32 (see --help)\n");
+  if ((image_path != NULL) + (input_path != NULL) + (eval_dir != NULL) != 1) {
+    fprintf(stderr, "error: give exactly one of IMAGE.ppm (or --image), --input F.f32 and --eval DIR (see --help)\n");
+    return EXIT_BAD_INPUT;
+  }
+  if (limit && !eval_dir) {
+    fprintf(stderr, "error: --limit goes with --eval DIR\n");
+    return EXIT_BAD_INPUT;
+  }
+  if (eval_dir && (out_path || trace_path || kept_map_path || dump_path || bench)) {
+    fprintf(stderr, "error: --eval DIR does not go with --out, --trace, --kept-map, --dump-input or --bench\n");
     return EXIT_BAD_INPUT;
   }
 #ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
@@ -535,6 +663,10 @@ int main(int argc, char **argv) {
 #endif
   if (threads) vit_set_threads(threads);
   if (kept_map_path) kept_map_grid(kept_map_path); /* a model without a square grid: say so before running */
+  if (eval_dir) {
+    run_eval(eval_dir, limit);
+    return 0;
+  }
 
   static float input[VIT_MODEL_INPUT_FLOATS];
   if (input_path) {

@@ -25,6 +25,13 @@ extension EmitC {
     header.line("#define VIT_MODEL_INPUT_SIZE VIT_\(upper)_INPUT_SIZE")
     header.line("#define VIT_MODEL_CLASSES VIT_\(upper)_CLASSES")
     header.line("#define VIT_MODEL_N_LABELS \(labels?.count ?? 0)")
+    header.line("#define VIT_MODEL_MACS vit_\(model.name)_macs")
+    header.line("#define VIT_MODEL_MAX_STAGES VIT_\(upper)_MAX_STAGES")
+    // The graph's image transform (ImageTransform): float32 as torch converts the Python floats.
+    func floats(_ values: [Double]) -> String { "{" + values.map { "\(Float($0))f" }.joined(separator: ", ") + "}" }
+    header.line("#define VIT_MODEL_MEAN \(floats(graph.imageTransform.mean))")
+    header.line("#define VIT_MODEL_STD \(floats(graph.imageTransform.std))")
+    header.line("#define VIT_MODEL_CROP_PCT \(formatReal(graph.imageTransform.cropFraction)) /* resize to floor(size / crop_pct), crop */")
     if model.weightsAtRuntime {
       header.line("#define VIT_MODEL_WEIGHTS_AT_RUNTIME 1")
       header.line("#define VIT_MODEL_BIND_WEIGHTS vit_\(model.name)_bind_weights")

@@ -213,6 +213,13 @@ struct ModelEmitter {
     ])
     w.line("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace);")
     w.line()
+    w.comment([
+      "Multiply-adds of the run that filled trace, in fvcore's convention (SEMANTICS.md §7, what",
+      "`vitc flops` prints first); the same for every run unless a method keeps a number of",
+      "tokens that depends on the image (AS-ViT).",
+    ])
+    w.line("long long vit_\(model)_macs(const struct vit_\(model)_trace *trace);")
+    w.line()
     if weightsAtRuntime {
       w.comment([
         "The weights are not in the binary: bind a vitc weights file first (docs/weights-file.md).",
@@ -495,7 +502,38 @@ struct ModelEmitter {
       w.line("if (trace) trace->n_stages = \(traceStages);")
       w.line("return 0;")
     }
+    w.line()
+    macsFunction(into: &w)
     return w.text
+  }
+
+  /// `vit_<model>_macs`: FlopCounter's polynomial for the graph, its symbols read from the trace.
+  func macsFunction(into w: inout CWriter) {
+    let polynomial = FlopCounter.polynomial(of: graph, convention: .fvcore)
+    let places = FlopCounter.traceSymbols(of: graph)
+    w.block("long long vit_\(model)_macs(const struct vit_\(model)_trace *trace)") { w in
+      let symbols = polynomial.symbols
+      if symbols.isEmpty { w.line("(void)trace;") }
+      for symbol in symbols {
+        // A symbol the trace does not give stays at its bound (there is none today).
+        let bound = graph.values.lazy.compactMap { value in
+          value.type.dims.lazy.compactMap { dim -> Int? in
+            if case .dynamic(symbol, let bound) = dim { return bound }
+            return nil
+          }.first
+        }.first ?? 0
+        if let (stage, offset) = places[symbol] {
+          let adjust = offset == 0 ? "" : offset < 0 ? " - \(-offset)" : " + \(offset)"
+          w.line("const long long \(symbol) = (long long)trace->tokens[\(stage)]\(adjust); /* at most \(bound) */")
+        } else {
+          w.line("const long long \(symbol) = \(bound);")
+        }
+      }
+      let terms = polynomial.sortedTerms.map { term in
+        (["\(term.coefficient)LL"] + term.monomial).joined(separator: " * ")
+      }
+      w.line("return \(terms.isEmpty ? "0" : terms.joined(separator: " + "));")
+    }
   }
 
   /// Indices of the ops that only serve a pruning method's selection: the pruning ops, and

@@ -48,6 +48,7 @@ struct GraphElaborator {
   init(syntax: GraphSyntax) {
     self.syntax = syntax
     self.graph = Graph(name: syntax.name, outputType: syntax.outputType)
+    if let transform = syntax.imageTransform { graph.imageTransform = transform }
   }
 
   mutating func run() throws(GraphError) -> Graph {

@@ -28,6 +28,9 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
   /// No `return`, or a `return` that is not the last statement of the graph.
   case missingReturn(at: SourceLocation)
   case returnNotLast(at: SourceLocation)
+  /// A `preprocess` statement with a bad setting (`what` says which and why), or one that is
+  /// not the first statement of the graph's body.
+  case badPreprocess(String, at: SourceLocation)
   /// A shape, operand or attribute error found while building the IR.
   case ir(IRError)
 
@@ -61,6 +64,8 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
       "\(at): error: the graph has no 'return' statement"
     case .returnNotLast(let at):
       "\(at): error: 'return' must be the last statement of the graph"
+    case .badPreprocess(let what, let at):
+      "\(at): error: \(what)"
     case .ir(let error):
       error.description
     }

@@ -63,13 +63,79 @@ struct GraphParser {
     try expectSymbol("->", "before the graph's output type")
     let outputType = try type()
     try expectSymbol("{", "to open the graph's body")
+    let transform = isKeyword("preprocess") ? try preprocess() : nil
     let body = try statements(insideBlock: false)
     let end = current.location
     try expectSymbol("}", "to close the graph's body")
     guard current.kind == .endOfFile else {
       throw .expected("end of file after the graph", found: current.quoted, at: current.location)
     }
-    return GraphSyntax(name: name, inputs: inputs, outputType: outputType, body: body, end: end)
+    return GraphSyntax(name: name, inputs: inputs, outputType: outputType, imageTransform: transform, body: body, end: end)
+  }
+
+  /// `preprocess mean=M, std=S, crop_pct=F`: M and S one number for all three channels or a
+  /// list of three; each setting optional (DeiT's by default), in any order.
+  private mutating func preprocess() throws(GraphError) -> ImageTransform {
+    advance()
+    var transform = ImageTransform.deit
+    var seen: Set<String> = []
+    repeat {
+      if !seen.isEmpty { advance() }
+      let (setting, at) = try identifier("a preprocessing setting (mean, std or crop_pct)")
+      guard ["mean", "std", "crop_pct"].contains(setting) else {
+        throw .badPreprocess("unknown preprocessing setting '\(setting)' (settings: mean, std, crop_pct)", at: at)
+      }
+      guard seen.insert(setting).inserted else { throw .duplicateAttribute(setting, at: at) }
+      try expectSymbol("=", "after '\(setting)'")
+      let valueAt = current.location
+      var values: [Double] = []
+      if isSymbol("[") {
+        advance()
+        repeat {
+          if !values.isEmpty { advance() }
+          values.append(try number("a number in the list of '\(setting)'"))
+        } while isSymbol(",")
+        try expectSymbol("]", "after the list of '\(setting)'")
+      } else {
+        values.append(try number("a number or a list of three after '\(setting)='"))
+      }
+      switch setting {
+      case "crop_pct":
+        guard values.count == 1, values[0] > 0, values[0] <= 1 else {
+          throw .badPreprocess("crop_pct must be one number in (0, 1], found \(values.map(formatReal))", at: valueAt)
+        }
+        transform.cropFraction = values[0]
+      default:
+        guard values.count == 1 || values.count == 3 else {
+          throw .badPreprocess("\(setting) takes one number or three (R, G, B), found \(values.count)", at: valueAt)
+        }
+        if setting == "std", let bad = values.first(where: { !($0 > 0) }) {
+          throw .badPreprocess("std must be positive, found \(formatReal(bad))", at: valueAt)
+        }
+        let channels = values.count == 1 ? Array(repeating: values[0], count: 3) : values
+        if setting == "mean" { transform.mean = channels } else { transform.std = channels }
+      }
+    } while isSymbol(",")
+    return transform
+  }
+
+  /// An integer or real, with an optional leading '-'.
+  private mutating func number(_ what: String) throws(GraphError) -> Double {
+    var sign = 1.0
+    if isSymbol("-") {
+      sign = -1
+      advance()
+    }
+    switch current.kind {
+    case .integer(let value):
+      advance()
+      return sign * Double(value)
+    case .real(let value):
+      advance()
+      return sign * value
+    default:
+      throw .expected(what, found: current.quoted, at: current.location)
+    }
   }
 
   /// `f32[3,224,224]` or `f32[n<=197,384]`.
@@ -156,6 +222,9 @@ struct GraphParser {
     if isKeyword("return") {
       advance()
       return .output(try expression(), at: start)
+    }
+    if isKeyword("preprocess") {
+      throw .badPreprocess("'preprocess' must be the first statement of the graph's body", at: start)
     }
     var targets: [Target] = []
     repeat {

@@ -11,6 +11,8 @@ struct GraphSyntax {
   var name: String
   var inputs: [Input]
   var outputType: TensorType
+  /// `preprocess …` at the top of the body, if given.
+  var imageTransform: ImageTransform?
   var body: [Statement]
   /// The closing `}` of the graph, for "no return" messages.
   var end: SourceLocation

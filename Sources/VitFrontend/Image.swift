@@ -88,15 +88,17 @@ public enum PPM {
   }
 }
 
-/// The DeiT evaluation transform, exactly as torchvision runs it on a Pillow image:
-/// `Resize(floor(crop / 0.875), BICUBIC)`, `CenterCrop(crop)`, `ToTensor()`,
-/// `Normalize(ImageNet mean, std)`. Runtime/main/main.c implements the same steps in C.
+/// timm's evaluation transform, exactly as torchvision runs it on a Pillow image:
+/// `Resize(floor(crop / crop_pct), BICUBIC)`, `CenterCrop(crop)`, `ToTensor()`,
+/// `Normalize(mean, std)`, with the graph's `ImageTransform` (DeiT's: ImageNet mean and std,
+/// crop_pct 0.875). Runtime/main/main.c implements the same steps in C.
 public enum Preprocessing {
-  public static let mean: [Float] = [0.485, 0.456, 0.406]
-  public static let std: [Float] = [0.229, 0.224, 0.225]
+  /// DeiT's mean and std as float32 (torch converts the Python floats the same way).
+  public static let mean: [Float] = ImageTransform.deit.mean.map(Float.init)
+  public static let std: [Float] = ImageTransform.deit.std.map(Float.init)
 
-  /// The shorter side before cropping: timm's `floor(crop / crop_pct)` with crop_pct 0.875.
-  public static func resizeSize(crop: Int) -> Int { Int((Double(crop) / 0.875).rounded(.down)) }
+  /// The shorter side before cropping with DeiT's crop_pct 0.875.
+  public static func resizeSize(crop: Int) -> Int { ImageTransform.deit.resizeSize(crop: crop) }
 
   /// torchvision's output size for `Resize(size)`: the shorter side becomes `size`, the longer
   /// `int(size * long / short)`.
@@ -107,15 +109,28 @@ public enum Preprocessing {
     return (Int(Double(size * width) / Double(height)), size)
   }
 
-  /// CHW float32 `[3, crop, crop]`, normalized.
+  /// CHW float32 `[3, crop, crop]`, normalized, with DeiT's transform.
   public static func deitEvaluation(_ image: RGBImage, crop: Int) -> Tensor {
-    let (width, height) = resizedDimensions(width: image.width, height: image.height, shorter: resizeSize(crop: crop))
+    evaluation(image, crop: crop, transform: .deit)
+  }
+
+  /// CHW float32 `[3, crop, crop]`: `transform` applied to `image`. An image whose shorter side
+  /// already has the resize size is not resampled (Pillow returns a copy).
+  public static func evaluation(_ image: RGBImage, crop: Int, transform: ImageTransform) -> Tensor {
+    let (width, height) = resizedDimensions(
+      width: image.width, height: image.height, shorter: transform.resizeSize(crop: crop))
     let cropped = centerCrop(resizeBicubic(image, width: width, height: height), size: crop)
-    return normalize(cropped)
+    return normalize(cropped, transform: transform)
+  }
+
+  /// The input tensor for `image` of a graph with input `f32[3,S,S]`, by the graph's transform.
+  public static func evaluation(_ image: RGBImage, for graph: Graph) -> Tensor {
+    evaluation(image, crop: graph.type(of: graph.inputs[0]).dims.last!.bound, transform: graph.imageTransform)
   }
 
   /// ToTensor and Normalize in float32, as torch computes them.
-  public static func normalize(_ image: RGBImage) -> Tensor {
+  public static func normalize(_ image: RGBImage, transform: ImageTransform = .deit) -> Tensor {
+    let mean = transform.mean.map(Float.init), std = transform.std.map(Float.init)
     var scalars = [Float](repeating: 0, count: 3 * image.width * image.height)
     for c in 0..<3 {
       for y in 0..<image.height {

@@ -29,6 +29,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
   case badPPMSample(path: String, index: Int, reason: String)
   /// A raw .f32 input whose size does not fit the model's input shape.
   case rawInputSize(path: String, expectedBytes: Int, shape: [Int], foundBytes: Int)
+  /// An evaluation set (docs/eval-set.md) whose files do not fit together.
+  case badEvalSet(path: String, reason: String)
 
   public var description: String {
     switch self {
@@ -58,6 +60,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
       "\(path): error: truncated PPM: expected \(expected) bytes of pixels, found \(found)"
     case .badPPMSample(let path, let index, let reason):
       "\(path): error: PPM sample \(index): \(reason)"
+    case .badEvalSet(let path, let reason):
+      "\(path): error: not an evaluation set (docs/eval-set.md): \(reason)"
     case .rawInputSize(let path, let expectedBytes, let shape, let foundBytes):
       "\(path): error: expected \(expectedBytes) bytes (float32 \(formatShapeText(shape))), found \(foundBytes)"
     }

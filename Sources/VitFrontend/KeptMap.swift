@@ -33,8 +33,8 @@ public enum KeptMap {
   /// One model input value back to an 8-bit sample: `v = x·s + m` and `w = v·255` in IEEE
   /// double (s, m: the float32 std and mean of channel c, widened), NaN and w ≤ 0 → 0,
   /// w ≥ 255 → 255, else w rounded half away from zero.
-  static func sample(_ x: Float, channel c: Int) -> UInt8 {
-    let v = Double(x) * Double(Preprocessing.std[c]) + Double(Preprocessing.mean[c])
+  static func sample(_ x: Float, channel c: Int, transform: ImageTransform = .deit) -> UInt8 {
+    let v = Double(x) * Double(Float(transform.std[c])) + Double(Float(transform.mean[c]))
     let w = v * 255
     if !(w > 0) { return 0 }
     if w >= 255 { return 255 }
@@ -42,8 +42,11 @@ public enum KeptMap {
   }
 
   /// The picture as PPM (P6) bytes. `input` is the normalized model input [3,H,W] (what the
-  /// model ran on), `stages` the trace's stages in order, `patches` the number P of patches.
-  public static func render(input: Tensor, stages: [Trace.Stage], patches: Int) throws(KeptMapError) -> [UInt8] {
+  /// model ran on), `stages` the trace's stages in order, `patches` the number P of patches,
+  /// `transform` the normalization the input went through.
+  public static func render(
+    input: Tensor, stages: [Trace.Stage], patches: Int, transform: ImageTransform = .deit
+  ) throws(KeptMapError) -> [UInt8] {
     guard input.shape.count == 3, input.shape[0] == 3, input.shape[1] > 0, input.shape[2] > 0 else {
       throw .notAnImage(shape: input.shape)
     }
@@ -56,7 +59,7 @@ public enum KeptMap {
     for c in 0..<3 {
       for y in 0..<height {
         for x in 0..<width {
-          base[(y * width + x) * 3 + c] = sample(input.scalars[(c * height + y) * width + x], channel: c)
+          base[(y * width + x) * 3 + c] = sample(input.scalars[(c * height + y) * width + x], channel: c, transform: transform)
         }
       }
     }

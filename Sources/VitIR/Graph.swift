@@ -79,6 +79,8 @@ public struct Graph: Sendable {
   public var output: ValueID?
   /// The declared type of the output, from the graph's signature.
   public var outputType: TensorType
+  /// How an image becomes the input (`preprocess …` in the file; DeiT's if not stated).
+  public var imageTransform: ImageTransform = .deit
 
   private var usedValueNames: Set<String> = []
   private var parameterIndex: [String: ValueID] = [:]

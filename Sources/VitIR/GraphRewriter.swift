@@ -9,6 +9,7 @@ public struct GraphRewriter {
   public init(_ source: Graph) {
     self.source = source
     var result = Graph(name: source.name, outputType: source.outputType)
+    result.imageTransform = source.imageTransform
     for input in source.inputs {
       mapping[input] = result.addInput(name: source[input].name, type: source[input].type, location: source[input].location)
     }

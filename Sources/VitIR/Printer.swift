@@ -14,6 +14,7 @@ public enum Printer {
     }
     let inputs = graph.inputs.map { "\(graph[$0].name): \(graph[$0].type)" }
     out += "graph \(graph.name)(\(inputs.joined(separator: ", "))) -> \(graph.outputType) {\n"
+    if graph.imageTransform != .deit { out += "  \(graph.imageTransform.statement)\n" }
     for parameter in graph.parameters {
       out += "  param @\(graph[parameter].name): \(graph[parameter].type)\n"
     }

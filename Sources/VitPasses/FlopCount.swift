@@ -41,13 +41,17 @@ public enum FlopCounter {
   /// `counts` gives run-time token counts by symbol (AS-ViT's `n{s}` and `k{s}` of one image);
   /// a dynamic dimension without one is counted at its bound.
   public static func macs(of op: Op, in graph: Graph, convention: FlopConvention, counts: [String: Int] = [:]) -> Int {
-    func bounds(_ id: ValueID) -> [Int] {
-      graph.type(of: id).dims.map { dim in
-        if case .dynamic(let symbol, _) = dim, let count = counts[symbol] { return count }
-        return dim.bound
-      }
+    var bounds: [String: Int] = [:]
+    for id in op.operands + op.results {
+      for case .dynamic(let symbol, let bound) in graph.type(of: id).dims { bounds[symbol] = bound }
     }
-    func elements(_ id: ValueID) -> Int { bounds(id).reduce(1, *) }
+    return polynomial(of: op, in: graph, convention: convention).evaluated { counts[$0] ?? bounds[$0]! }
+  }
+
+  /// MACs of one op as a polynomial in the graph's dynamic dimensions.
+  public static func polynomial(of op: Op, in graph: Graph, convention: FlopConvention) -> MacPolynomial {
+    func bounds(_ id: ValueID) -> [MacPolynomial] { graph.type(of: id).dims.map { MacPolynomial($0) } }
+    func elements(_ id: ValueID) -> MacPolynomial { bounds(id).reduce(1, *) }
     switch op.kind {
     case .linear, .linearGelu, .linearAdd:
       // fvcore and torchprofile: prod(input shape) × out_features (epilogues are not counted).
@@ -57,7 +61,7 @@ public enum FlopCounter {
       // scaling, H·n² (torchprofile only).
       let n = bounds(op.operands[0])[0]
       let width = bounds(op.results[0])[1]
-      let heads = op.int("heads")
+      let heads = MacPolynomial(op.int("heads"))
       return 2 * n * n * width + (convention == .torchprofile ? heads * n * n : 0)
     case .matmul:
       // prod(first operand) × last dim of the second.
@@ -90,13 +94,28 @@ public enum FlopCounter {
   /// so n{s} = tokens and k{s} = tokens − 1 (stages in the order of the graph's trace_stage ops).
   public static func counts(of graph: Graph, stages: [Int]) -> [String: Int] {
     var counts: [String: Int] = [:]
-    for (op, tokens) in zip(graph.ops.filter { $0.kind == .traceStage }, stages) {
-      if case .dynamic(let symbol, _) = graph.type(of: op.operands[0]).dims[0] {
-        counts[symbol] = tokens
-        counts["k" + symbol.dropFirst()] = tokens - 1
-      }
+    for (symbol, (stage, offset)) in traceSymbols(of: graph) where stage < stages.count {
+      counts[symbol] = stages[stage] + offset
     }
     return counts
+  }
+
+  /// Where a run's trace gives each dynamic symbol: `symbol → (stage, offset)` means
+  /// `symbol = tokens[stage] + offset` (n{s} is the stage's token count, k{s} one less).
+  public static func traceSymbols(of graph: Graph) -> [String: (stage: Int, offset: Int)] {
+    var symbols: [String: (stage: Int, offset: Int)] = [:]
+    for (stage, op) in graph.ops.filter({ $0.kind == .traceStage }).enumerated() {
+      if case .dynamic(let symbol, _) = graph.type(of: op.operands[0]).dims[0] {
+        symbols[symbol] = (stage, 0)
+        symbols["k" + symbol.dropFirst()] = (stage, -1)
+      }
+    }
+    return symbols
+  }
+
+  /// The whole graph's MACs as a polynomial in its dynamic dimensions.
+  public static func polynomial(of graph: Graph, convention: FlopConvention) -> MacPolynomial {
+    graph.ops.reduce(MacPolynomial(0)) { $0 + polynomial(of: $1, in: graph, convention: convention) }
   }
 
   public static func report(_ graph: Graph, convention: FlopConvention, counts: [String: Int] = [:]) -> FlopReport {

@@ -26,7 +26,12 @@ struct Calibrate: ParsableCommand {
   var budget: Double
 
   @Option(help: ArgumentHelp("A directory of PPM images (every *.ppm in it, sorted by name).", valueName: "dir"))
-  var images: String
+  var images: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "Or an evaluation set (docs/eval-set.md, as vitc eval reads): its first --max-images images.", valueName: "dir"))
+  var data: String?
 
   @Option(help: "Use at most this many images (the first ones by name).")
   var maxImages: Int = 64
@@ -40,17 +45,23 @@ struct Calibrate: ParsableCommand {
       throw ValidationError("--prune must be 'asvit' or 'asvit@L1,L2,…' (the thresholds are what calibrate picks)")
     }
     guard maxImages >= 1, steps >= 1 else { throw ValidationError("--max-images and --steps must be at least 1") }
+    guard (images == nil) != (data == nil) else { throw ValidationError("give exactly one of --images DIR and --data DIR") }
   }
 
   func run() throws {
     try reportingErrors {
-      let files = try FileManager.default.contentsOfDirectory(atPath: images).filter { $0.hasSuffix(".ppm") }.sorted()
-        .prefix(maxImages)
-      guard !files.isEmpty else { throw CalibrateError.noImages(images) }
       let parsed = try GraphLoader.load(path: model.graph)
       let base = try ScheduleParser.parse(prune, depth: parsed.blocks.count)
-      let crop = parsed.type(of: parsed.inputs[0]).dims.last!.bound
-      let inputs = try files.map { Preprocessing.deitEvaluation(try PPM.read(path: images + "/" + $0), crop: crop) }
+      let inputs: [Tensor]
+      if let images {
+        let files = try FileManager.default.contentsOfDirectory(atPath: images).filter { $0.hasSuffix(".ppm") }.sorted()
+          .prefix(maxImages)
+        guard !files.isEmpty else { throw CalibrateError.noImages(images) }
+        inputs = try files.map { Preprocessing.evaluation(try PPM.read(path: images + "/" + $0), for: parsed) }
+      } else {
+        let set = try EvalSet.load(directory: data!, side: parsed.type(of: parsed.inputs[0]).dims.last!.bound, limit: maxImages)
+        inputs = set.images.indices.map { Preprocessing.evaluation(set.rgb($0), for: parsed) }
+      }
       let dense = FlopCounter.report(try Pipeline.run(parsed, through: "pruned"), convention: .fvcore).totalMACs
       let target = budget * Double(dense)
       // The weights once, for the graph with every parameter any threshold setting uses.
@@ -61,7 +72,7 @@ struct Calibrate: ParsableCommand {
         let schedule = try ScheduleParser.parse(thresholdsSpec(base, scale: c), depth: parsed.blocks.count)
         let graph = try Pipeline.run(parsed, through: "pruned", schedule: schedule)
         let interpreter = try Interpreter(graph: graph, weights: weights)
-        let results = ResultBox(count: inputs.count)
+        let results = ResultBox<[Int]>(count: inputs.count)
         DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
           results.set(index, Result<[Int], any Error>(catching: { try interpreter.runTraced([inputs[index]]).stages.map(\.tokens) }))
         }
@@ -86,7 +97,7 @@ struct Calibrate: ParsableCommand {
       }
       let chosen = best!
       let spec = thresholdsSpec(base, scale: chosen.c)
-      print("calibrated on \(inputs.count) image\(inputs.count == 1 ? "" : "s") from \(images): average MACs \(String(format: "%.4f", chosen.macs / Double(dense))) of dense (budget \(budget))")
+      print("calibrated on \(inputs.count) image\(inputs.count == 1 ? "" : "s") from \(images ?? data!): average MACs \(String(format: "%.4f", chosen.macs / Double(dense))) of dense (budget \(budget))")
       print("tokens per stage (average): " + zip(base.locations, chosen.tokens).map { "block \($0) \(String(format: "%.1f", $1))" }.joined(separator: ", "))
       print("--prune \(spec)")
     }
@@ -101,17 +112,6 @@ struct Calibrate: ParsableCommand {
 }
 
 /// Results written by concurrent iterations, one slot each.
-private final class ResultBox: @unchecked Sendable {
-  private let lock = NSLock()
-  private(set) var values: [Result<[Int], any Error>?]
-  init(count: Int) { values = Array(repeating: nil, count: count) }
-  func set(_ index: Int, _ value: Result<[Int], any Error>) {
-    lock.lock()
-    values[index] = value
-    lock.unlock()
-  }
-}
-
 enum CalibrateError: Error, CustomStringConvertible {
   case noImages(String)
   var description: String {

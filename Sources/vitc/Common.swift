@@ -184,3 +184,21 @@ func loadLabels(graphPath: String, explicit: String?, classes: Int) throws -> [S
   }
   return nil
 }
+
+/// Results of `DispatchQueue.concurrentPerform` iterations, one slot per index.
+final class ResultBox<Value>: @unchecked Sendable {
+  private let lock = NSLock()
+  private(set) var values: [Result<Value, any Error>?]
+  init(count: Int) { values = Array(repeating: nil, count: count) }
+  func set(_ index: Int, _ value: Result<Value, any Error>) {
+    lock.lock()
+    values[index] = value
+    lock.unlock()
+  }
+  /// How many slots are filled.
+  var filled: Int {
+    lock.lock()
+    defer { lock.unlock() }
+    return values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+  }
+}

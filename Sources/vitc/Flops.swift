@@ -54,9 +54,8 @@ struct Flops: ParsableCommand {
           graph: self.graph, weights: weights, randomWeights: randomWeights, prune: pruning.prune, through: "pruned")
         (schedule, graph) = (loaded.schedule, loaded.graph)
         let interpreter = try Interpreter(graph: graph, weights: loaded.weights)
-        let crop = graph.type(of: graph.inputs[0]).dims.last!.bound
         for path in image {
-          let input = Preprocessing.deitEvaluation(try PPM.read(path: path), crop: crop)
+          let input = Preprocessing.evaluation(try PPM.read(path: path), for: graph)
           let (_, stages) = try interpreter.runTraced([input])
           let counts = FlopCounter.counts(of: graph, stages: stages.map(\.tokens))
           reports.append((

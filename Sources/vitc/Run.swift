@@ -9,8 +9,9 @@ struct Run: ParsableCommand {
     abstract: "Run a model on one image with the Swift reference interpreter.",
     discussion: """
       Prints the top classes and the time taken. An image (--image, PPM P6 or P3, 8-bit) is \
-      preprocessed as DeiT evaluates: shorter side resized to 256 with Pillow's bicubic, \
-      center crop 224, /255, ImageNet mean and std. --input takes a raw little-endian float32 \
+      preprocessed as timm evaluates, with the graph's 'preprocess' settings (DeiT's if it has \
+      none: shorter side resized to 256 with Pillow's bicubic, center crop 224, /255, ImageNet \
+      mean and std; docs/graph-format.md). --input takes a raw little-endian float32 \
       tensor of the graph's input shape, already normalized. Labels come from \
       imagenet-labels.txt beside the graph when the model has 1000 classes, or from --labels.
       """)
@@ -58,7 +59,7 @@ struct Run: ParsableCommand {
         guard inputShape.count == 3, inputShape[0] == 3, inputShape[1] == inputShape[2] else {
           throw RunError.notAnImageModel(graph.type(of: graph.inputs[0]))
         }
-        tensor = Preprocessing.deitEvaluation(try PPM.read(path: image), crop: inputShape[1])
+        tensor = Preprocessing.evaluation(try PPM.read(path: image), for: graph)
       } else {
         tensor = try RawInput.readF32(path: input!, shape: inputShape)
       }
@@ -96,7 +97,7 @@ struct Run: ParsableCommand {
         try writeAtomically(record.json(), to: trace)
       }
       if let keptMap {
-        try writeAtomically(bytes: try KeptMap.render(input: tensor, stages: stages, patches: patches), to: keptMap)
+        try writeAtomically(bytes: try KeptMap.render(input: tensor, stages: stages, patches: patches, transform: graph.imageTransform), to: keptMap)
       }
     }
   }

@@ -24,7 +24,7 @@ struct Vitc: ParsableCommand {
       left behind.
       """,
     version: vitcVersion,
-    subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self, Calibrate.self])
+    subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self, Calibrate.self, Eval.self])
 }
 
 /// The version printed by `--version` and in the provenance of every generated file.

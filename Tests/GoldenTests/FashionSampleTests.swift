@@ -14,7 +14,7 @@ import VitPasses
 
   /// The first `count` canvases of test-images.rle (a 0 byte and a count stand for that many
   /// zeros; any other byte for itself), as normalized inputs [3,64,64]: grey copied to 3
-  /// channels, pixel/127.5 − 1.
+  /// channels, pixel/127.5 − 1 in float32 (as torch computes it).
   static func canvases(_ count: Int) throws -> [[Float]] {
     let data = [UInt8](try Data(contentsOf: folder.appendingPathComponent("test-images.rle")))
     var pixels: [UInt8] = []
@@ -30,7 +30,7 @@ import VitPasses
       }
     }
     return (0..<count).map { image in
-      let grey = pixels[(image * 4096)..<((image + 1) * 4096)].map { Float(Double($0) / 127.5 - 1) }
+      let grey = pixels[(image * 4096)..<((image + 1) * 4096)].map { Float($0) / 127.5 - 1 }
       return grey + grey + grey
     }
   }

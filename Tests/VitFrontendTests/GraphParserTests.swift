@@ -71,12 +71,13 @@ let smallGraph = """
   }
 
   /// `vitc dump --stage parsed` output parses back to the same graph, and prints the same.
-  @Test(arguments: ["tiny.graph", "deit-s.graph", "deit-b.graph"])
+  @Test(arguments: ["tiny.graph", "deit-s.graph", "deit-b.graph", "fashion.graph"])
   func printedIRRoundTrips(file: String) throws {
     let graph = try GraphLoader.load(path: samplePath(file))
     let printed = Printer.print(graph, header: "round trip")
     let reparsed = try GraphLoader.parse(printed, file: "dump.graph")
     #expect(Printer.print(reparsed, header: "round trip") == printed)
+    #expect(reparsed.imageTransform == graph.imageTransform)
     #expect(reparsed.ops.map(\.kind) == graph.ops.map(\.kind))
     #expect(reparsed.ops.map(\.block) == graph.ops.map(\.block))
     #expect(reparsed.ops.map(\.attributes) == graph.ops.map(\.attributes))
@@ -169,6 +170,38 @@ let smallGraph = """
     let message = parseError("graph g(x: f32[4]) -> f32[4] {\n\(body)\n}\n")
     #expect(message == expected)
     #expect(message?.contains("\n") == false)
+  }
+
+  /// `preprocess` sets the image transform; a graph without one gets DeiT's; the printer
+  /// writes it only when it is not DeiT's.
+  @Test func preprocessSetsTheImageTransform() throws {
+    let fashion = try GraphLoader.load(path: samplePath("fashion.graph"))
+    #expect(fashion.imageTransform == ImageTransform(mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropFraction: 1))
+    #expect(Printer.print(fashion).contains("\n  preprocess mean=0.5, std=0.5, crop_pct=1.0\n"))
+    let deit = try GraphLoader.load(path: samplePath("deit-s.graph"))
+    #expect(deit.imageTransform == .deit)
+    #expect(!Printer.print(deit).contains("preprocess"))
+    let source = "graph g(x: f32[4]) -> f32[4] {\n  preprocess std=[0.25,0.5,1], crop_pct=0.9\n  return x\n}\n"
+    let graph = try GraphLoader.parse(source, file: "t.graph")
+    #expect(graph.imageTransform == ImageTransform(mean: ImageTransform.deit.mean, std: [0.25, 0.5, 1], cropFraction: 0.9))
+    #expect(graph.imageTransform.statement == "preprocess mean=[0.485,0.456,0.406], std=[0.25,0.5,1.0], crop_pct=0.9")
+    // Every pass keeps it.
+    var rewriter = GraphRewriter(fashion)
+    for op in fashion.ops { try rewriter.copy(op) }
+    #expect(rewriter.result.imageTransform == fashion.imageTransform)
+  }
+
+  @Test(arguments: [
+    ("  preprocess mean=0.5, gamma=2\n  return x", "t.graph:2:24: error: unknown preprocessing setting 'gamma' (settings: mean, std, crop_pct)"),
+    ("  preprocess crop_pct=0\n  return x", "t.graph:2:23: error: crop_pct must be one number in (0, 1], found [\"0.0\"]"),
+    ("  preprocess std=[0.5,0.5,0]\n  return x", "t.graph:2:18: error: std must be positive, found 0.0"),
+    ("  preprocess mean=[0.5,0.5]\n  return x", "t.graph:2:19: error: mean takes one number or three (R, G, B), found 2"),
+    ("  preprocess mean=0.5, mean=0.4\n  return x", "t.graph:2:24: error: attribute 'mean' is given twice"),
+    ("  y = gelu(x)\n  preprocess mean=0.5\n  return y", "t.graph:3:3: error: 'preprocess' must be the first statement of the graph's body"),
+    ("  preprocess mean=x\n  return x", "t.graph:2:19: error: expected a number or a list of three after 'mean=', found 'x'"),
+  ])
+  func badPreprocessGetsOneClearLine(body: String, expected: String) {
+    #expect(parseError("graph g(x: f32[4]) -> f32[4] {\n\(body)\n}\n") == expected)
   }
 
   @Test func missingFileIsAnError() {

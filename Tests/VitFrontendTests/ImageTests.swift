@@ -73,4 +73,43 @@ struct PreprocessFixture: Decodable {
       try RawInput.readF32(path: url.path, shape: [3])
     }
   }
+
+  /// The zero-run encoding of evaluation sets, and the set's checks.
+  @Test func evalSetDecodesAndChecksItsFiles() throws {
+    #expect(try EvalSet.decode([7, 0, 3, 9, 0, 255, 0, 1], path: "x") == [7, 0, 0, 0, 9] + [UInt8](repeating: 0, count: 256))
+    #expect(throws: InputError.badEvalSet(path: "x", reason: "byte 1: a zero-run without a count of 1 to 255")) {
+      try EvalSet.decode([7, 0], path: "x")
+    }
+    #expect(throws: InputError.badEvalSet(path: "x", reason: "byte 0: a zero-run without a count of 1 to 255")) {
+      try EvalSet.decode([0, 0, 4], path: "x")
+    }
+    let folder = repositoryPath("samples/fashion")
+    let set = try EvalSet.load(directory: folder, side: 64, limit: 3)
+    #expect(set.images.count == 3 && set.labels.count == 3 && set.images.allSatisfy { $0.count == 4096 })
+    #expect(set.rgb(1).pixels.count == 64 * 64 * 3)
+    #expect(throws: InputError.badEvalSet(
+      path: folder + "/test-images.rle",
+      reason: "8192000 pixels decoded, expected 2000 images (one per label) of 32x32 = 2048000")) {
+      try EvalSet.load(directory: folder, side: 32)
+    }
+    #expect(throws: InputError.fileNotFound(path: "no/such/test-labels.u8")) {
+      try EvalSet.load(directory: "no/such", side: 64)
+    }
+  }
+
+  /// A graph's transform: the fashion sample's (x/255 − 0.5)/0.5 with crop_pct 1 leaves a
+  /// 64×64 image unresampled and gives exactly pixel/127.5 − 1, as the training script does.
+  @Test func graphTransformNormalizesAsTheGraphSays() throws {
+    let graph = try GraphLoader.load(path: repositoryPath("samples/fashion.graph"))
+    let set = try EvalSet.load(directory: repositoryPath("samples/fashion"), side: 64, limit: 2)
+    let tensor = Preprocessing.evaluation(set.rgb(1), for: graph)
+    #expect(tensor.shape == [3, 64, 64])
+    // float32 arithmetic, as torch does it: x / 127.5 - 1 is (x / 255 - 0.5) / 0.5 exactly
+    let expected = set.images[1].map { Float($0) / 127.5 - 1 }
+    #expect(Array(tensor.scalars[0..<4096]) == expected, "not pixel/127.5 - 1 in float32")
+    #expect(Array(tensor.scalars[8192..<12288]) == expected, "channel 2 differs")
+    // A larger image is resized by floor(64 / 1.0) = 64 on its shorter side, then cropped.
+    let wide = RGBImage(width: 96, height: 80, pixels: [UInt8](repeating: 200, count: 96 * 80 * 3))
+    #expect(Preprocessing.evaluation(wide, for: graph).shape == [3, 64, 64])
+  }
 }

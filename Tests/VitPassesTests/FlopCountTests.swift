@@ -48,4 +48,33 @@ import VitPasses
     let graph = try GraphLoader.parse(source, file: "g.graph")
     #expect(FlopCounter.report(graph, convention: .fvcore).totalMACs == 10 * 4 * 3)
   }
+
+  /// The polynomial form gives what the per-op counts give, for any run-time counts: AS-ViT on
+  /// DeiT-S (its n{s} and k{s}) and a static schedule (a constant).
+  @Test func polynomialAgreesWithTheReport() throws {
+    let parsed = try GraphLoader.load(path: repositoryPath("samples/deit-s.graph"))
+    let schedule = try ScheduleParser.parse("asvit:0.001,0.002,0.003", depth: 12)
+    let graph = try Pipeline.run(parsed, through: "fused-epilogues", schedule: schedule)
+    for convention in FlopConvention.allCases {
+      let polynomial = FlopCounter.polynomial(of: graph, convention: convention)
+      #expect(polynomial.symbols == ["n0", "n1", "n2"])  // k{s} sizes only the index lists
+      for stages in [[197, 197, 197], [150, 90, 12], [2, 2, 2], [120, 60, 30]] {
+        let counts = FlopCounter.counts(of: graph, stages: stages)
+        #expect(polynomial.evaluated { counts[$0]! } == FlopCounter.report(graph, convention: convention, counts: counts).totalMACs)
+      }
+    }
+    let dyvit = try Pipeline.run(parsed, through: "pruned", schedule: try ScheduleParser.parse("dyvit:0.7", depth: 12))
+    let constant = FlopCounter.polynomial(of: dyvit, convention: .fvcore)
+    #expect(constant.symbols.isEmpty)
+    #expect(constant.evaluated { _ in 0 } == FlopCounter.report(dyvit, convention: .fvcore).totalMACs)
+  }
+
+  @Test func polynomialArithmetic() {
+    let n = MacPolynomial(Dim.dynamic(symbol: "n", bound: 9)), k = MacPolynomial(Dim.dynamic(symbol: "k", bound: 8))
+    let p = 2 * n * n + 3 * n * k - n + 5 - 5
+    #expect(p.sortedTerms.map(\.monomial) == [["n"], ["k", "n"], ["n", "n"]])
+    #expect(p.evaluated { $0 == "n" ? 4 : 3 } == 2 * 16 + 3 * 12 - 4)
+    #expect((n - n).terms.isEmpty)
+    #expect(MacPolynomial(Dim.fixed(7)) == 7)
+  }
 }

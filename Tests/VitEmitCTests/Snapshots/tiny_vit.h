@@ -39,6 +39,13 @@ struct vit_tiny_vit_trace {
 int vit_tiny_vit_run(const float *input, float *logits, struct vit_tiny_vit_trace *trace);
 
 /*
+ * Multiply-adds of the run that filled trace, in fvcore's convention (SEMANTICS.md §7, what
+ * `vitc flops` prints first); the same for every run unless a method keeps a number of
+ * tokens that depends on the image (AS-ViT).
+ */
+long long vit_tiny_vit_macs(const struct vit_tiny_vit_trace *trace);
+
+/*
  * Profiling: while vit_tiny_vit_profile is non-zero, each run adds the wall time of every
  * stage function to vit_tiny_vit_stage_seconds (names in vit_tiny_vit_stage_names).
  */
