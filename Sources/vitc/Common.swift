@@ -161,28 +161,38 @@ func grouped(_ value: Int) -> String {
   return (value < 0 ? "-" : "") + out
 }
 
-/// Class names for a model: `explicit` if given (an error if it does not fit), else
-/// imagenet-labels.txt beside the graph when it has exactly as many lines as the model has
-/// classes, else nil.
+/// Class names for a model: `explicit` if given (an error if it does not fit), else the first
+/// of `imagenet-labels.txt` beside the graph and `STEM/classes.txt` beside it (a sample's own
+/// folder: samples/fashion/classes.txt for samples/fashion.graph) that has exactly as many
+/// lines as the model has classes, else nil.
 func loadLabels(graphPath: String, explicit: String?, classes: Int) throws -> [String]? {
-  let path =
-    explicit
-    ?? URL(fileURLWithPath: graphPath).deletingLastPathComponent()
-    .appendingPathComponent("imagenet-labels.txt").path
-  guard FileManager.default.fileExists(atPath: path) else {
-    if explicit != nil { throw CommandError.labels(path: path, reason: "no such file") }
-    return nil
+  if let explicit {
+    guard FileManager.default.fileExists(atPath: explicit) else { throw CommandError.labels(path: explicit, reason: "no such file") }
+    let names = try readLabels(explicit)
+    guard names.count == classes else {
+      throw CommandError.labels(path: explicit, reason: "\(names.count) labels for a model with \(classes) classes")
+    }
+    return names
   }
+  let graph = URL(fileURLWithPath: graphPath)
+  let beside = graph.deletingLastPathComponent()
+  for candidate in [
+    beside.appendingPathComponent("imagenet-labels.txt"),
+    beside.appendingPathComponent(graph.deletingPathExtension().lastPathComponent).appendingPathComponent("classes.txt"),
+  ] where FileManager.default.fileExists(atPath: candidate.path) {
+    let names = try readLabels(candidate.path)
+    if names.count == classes { return names }
+  }
+  return nil
+}
+
+/// One class name per line (a last empty line is ignored).
+private func readLabels(_ path: String) throws -> [String] {
   guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
     throw CommandError.labels(path: path, reason: "cannot read the labels as UTF-8 text")
   }
   let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-  let names = lines.last == "" ? Array(lines.dropLast()) : lines
-  if names.count == classes { return names }
-  if explicit != nil {
-    throw CommandError.labels(path: path, reason: "\(names.count) labels for a model with \(classes) classes")
-  }
-  return nil
+  return lines.last == "" ? Array(lines.dropLast()) : lines
 }
 
 /// Results of `DispatchQueue.concurrentPerform` iterations, one slot per index.

@@ -8,7 +8,7 @@ import VitRuntimeFiles
 
 /// Options shared by `compile` and `build`: what to emit.
 struct EmitOptions: ParsableArguments {
-  @Option(help: ArgumentHelp("Class names, one per line, built into the binary (default: imagenet-labels.txt beside the graph).", valueName: "file"))
+  @Option(help: ArgumentHelp("Class names, one per line, built into the binary (default: imagenet-labels.txt or STEM/classes.txt beside the graph, if it fits).", valueName: "file"))
   var labels: String?
 
   @Option(

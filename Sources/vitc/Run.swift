@@ -13,7 +13,8 @@ struct Run: ParsableCommand {
       none: shorter side resized to 256 with Pillow's bicubic, center crop 224, /255, ImageNet \
       mean and std; docs/graph-format.md). --input takes a raw little-endian float32 \
       tensor of the graph's input shape, already normalized. Labels come from \
-      imagenet-labels.txt beside the graph when the model has 1000 classes, or from --labels.
+      imagenet-labels.txt beside the graph when the model has 1000 classes, STEM/classes.txt \
+      beside it (samples/fashion/classes.txt for samples/fashion.graph), or --labels.
       """)
 
   @OptionGroup var model: ModelOptions
@@ -28,7 +29,7 @@ struct Run: ParsableCommand {
   @Option(help: "How many top classes to print.")
   var top: Int = 5
 
-  @Option(help: ArgumentHelp("Class names, one per line (default: imagenet-labels.txt beside the graph).", valueName: "file"))
+  @Option(help: ArgumentHelp("Class names, one per line (default: imagenet-labels.txt or STEM/classes.txt beside the graph, if it fits).", valueName: "file"))
   var labels: String?
 
   @Option(help: ArgumentHelp("Write the trace (docs/trace-format.md) as JSON to this file.", valueName: "file"))
