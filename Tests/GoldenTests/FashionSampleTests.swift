@@ -168,11 +168,12 @@ import VitPasses
     defer { try? FileManager.default.removeItem(at: scratch) }
     let binary = try Self.build("dyvit:0.7", into: scratch)
     let dumped = scratch.appendingPathComponent("input.f32"), map = scratch.appendingPathComponent("kept.ppm")
-    let ran = try run(binary, ["samples/fashion/t-shirt-top.ppm", "--dump-input", dumped.path, "--kept-map", map.path, "--top", "1"])
+    // README.md's main job runs samples/fashion/ankle-boot.ppm (canvas 0, an ankle boot).
+    let ran = try run(binary, ["samples/fashion/ankle-boot.ppm", "--dump-input", dumped.path, "--kept-map", map.path, "--top", "1"])
     try #require(ran.status == 0, "\(ran.output)")
-    #expect(try readF32(dumped) == (try Self.canvases(20))[19], "--image is not pixel/127.5 - 1")
-    #expect(ran.stdout.contains(" 1.     0 "), "\(ran.stdout)")
-    #expect(ran.stdout.contains("T-shirt/top"), "\(ran.stdout)")
+    #expect(try readF32(dumped) == (try Self.canvases(1))[0], "--image is not pixel/127.5 - 1")
+    #expect(ran.stdout.contains(" 1.     9 "), "\(ran.stdout)")
+    #expect(ran.stdout.contains("Ankle boot"), "\(ran.stdout)")
     // The kept-token map: the input, then three stages, 64 px each with 4-px gaps.
     let header = try String(decoding: Data(contentsOf: map).prefix(15), as: UTF8.self)
     #expect(header.hasPrefix("P6\n268 64\n255\n"), "\(header)")
