@@ -119,13 +119,16 @@ struct GraphParser {
     return transform
   }
 
+  /// −1 after consuming a leading '-', else 1.
+  private mutating func leadingSign() -> Int {
+    guard isSymbol("-") else { return 1 }
+    advance()
+    return -1
+  }
+
   /// An integer or real, with an optional leading '-'.
   private mutating func number(_ what: String) throws(GraphError) -> Double {
-    var sign = 1.0
-    if isSymbol("-") {
-      sign = -1
-      advance()
-    }
+    let sign = Double(leadingSign())
     switch current.kind {
     case .integer(let value):
       advance()
@@ -317,11 +320,7 @@ struct GraphParser {
 
   /// `12`, `-1e-6`, `0.125` or `[1,384]`.
   private mutating func attributeValue() throws(GraphError) -> Attribute {
-    var sign = 1
-    if isSymbol("-") {
-      sign = -1
-      advance()
-    }
+    let sign = leadingSign()
     switch current.kind {
     case .integer(let value):
       advance()
@@ -334,11 +333,7 @@ struct GraphParser {
       var values: [Int] = []
       while !isSymbol("]") {
         if !values.isEmpty { try expectSymbol(",", "or ']' in the list") }
-        var itemSign = 1
-        if isSymbol("-") {
-          itemSign = -1
-          advance()
-        }
+        let itemSign = leadingSign()
         values.append(itemSign * (try integer("an integer in the list")))
       }
       advance()
