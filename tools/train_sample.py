@@ -61,6 +61,28 @@ import torch.nn.functional as F
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = pathlib.Path("/usr/share/datasets/fashion-mnist")
+DATA_LICENSE = """The images in test-images.rle (and the PPMs beside it) are derived from Fashion-MNIST,
+https://github.com/zalandoresearch/fashion-mnist (Debian package dataset-fashion-mnist).
+
+MIT License
+
+Copyright (c) 2017 Zalando SE, https://tech.zalando.com
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+and associated documentation files (the "Software"), to deal in the Software without
+restriction, including without limitation the rights to use, copy, modify, merge, publish,
+distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING
+BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
+DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+"""
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 SIDE, PATCH, ITEM = 64, 8, 28
@@ -490,6 +512,7 @@ def export(args, work):
     (out / "test-images.rle").write_bytes(enc)
     (out / "test-labels.u8").write_bytes(sub_labels.astype(np.uint8).tobytes())
     (out / "classes.txt").write_text("".join(c + "\n" for c in CLASSES))
+    (out / "LICENSE-fashion-mnist.txt").write_text(DATA_LICENSE)
     samples = []
     for c in range(10):  # the first canvas of a few classes, for the README and demos
         if c not in (0, 1, 7, 8, 9):
@@ -621,6 +644,7 @@ the measured table.
   is a ten-line loop.
 - `test-labels.u8`: the {SUBSET} labels, one byte each (0…9, indices into `classes.txt`).
 - `classes.txt`: the 10 class names, one per line, in label order.
+- `LICENSE-fashion-mnist.txt`: the dataset's MIT notice, which travels with the canvases.
 - `asvit-0.65.txt`: the `--prune` spec of AS-ViT with thresholds that `vitc calibrate` picked
   for an average of 0.65 of the dense MACs on 256 canvases of the training split (stage
   `calibrate`; AS-ViT publishes no thresholds, docs/methods.md §5).
