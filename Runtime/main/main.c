@@ -475,11 +475,13 @@ static void run_eval(const char *dir, int limit) {
              decoded > count * size ? "more" : "fewer", count, side, side);
     fail(images_path, message);
   }
-  for (size_t i = 0; i < count; i++)
-    if (labels[i] >= VIT_MODEL_CLASSES) {
-      snprintf(message, sizeof message, "not an evaluation set (docs/eval-set.md): label %d, the model has %d classes", labels[i], VIT_MODEL_CLASSES);
+  for (size_t i = 0; i < count; i++) {
+    const int label = labels[i], classes = VIT_MODEL_CLASSES; /* variables: 1000 > any byte is no warning */
+    if (label >= classes) {
+      snprintf(message, sizeof message, "not an evaluation set (docs/eval-set.md): label %d, the model has %d classes", label, classes);
       fail(labels_path, message);
     }
+  }
   if (limit > 0 && (size_t)limit < count) count = (size_t)limit;
 
   static float input[VIT_MODEL_INPUT_FLOATS], logits[VIT_MODEL_CLASSES];
@@ -503,7 +505,7 @@ static void run_eval(const char *dir, int limit) {
     int best = 0;
     for (int c = 1; c < VIT_MODEL_CLASSES; c++)
       if (logits[c] > logits[best]) best = c;
-    correct += best == labels[n];
+    correct += best == (int)labels[n];
     stages = trace.n_stages;
     for (int s = 0; s < stages; s++) {
       tokens[s] += trace.tokens[s];

@@ -197,5 +197,17 @@ import VitPasses
     let interpreter = try vitc(["eval", "samples/fashion.graph", "--random-weights", "1", "--data", scratch.path])
     #expect(interpreter.status != 0)
     #expect(interpreter.stderr.contains("test-images.rle: error: not an evaluation set (docs/eval-set.md): 510 pixels decoded, expected 3 images"), "\(interpreter.stderr)")
+    // Three black 64x64 images (48 runs of 255 zeros and one of 48), one label past the classes.
+    try Data((0..<48).flatMap { _ in [0, 255] as [UInt8] } + [0, 48])
+      .write(to: scratch.appendingPathComponent("test-images.rle"))
+    try Data([1, 2, 30]).write(to: scratch.appendingPathComponent("test-labels.u8"))
+    let label = try run(binary, ["--eval", scratch.path])
+    #expect(label.status == 2)
+    #expect(label.stderr == "\(scratch.path)/test-labels.u8: error: not an evaluation set (docs/eval-set.md): label 30, the model has 10 classes\n")
+    let labelInterpreted = try vitc(["eval", "samples/fashion.graph", "--random-weights", "1", "--data", scratch.path])
+    #expect(labelInterpreted.stderr.contains("test-labels.u8: error: not an evaluation set (docs/eval-set.md): label 30, the model has 10 classes"), "\(labelInterpreted.stderr)")
+    try Data([1, 2, 3]).write(to: scratch.appendingPathComponent("test-labels.u8"))
+    let fine = try run(binary, ["--eval", scratch.path, "--limit", "2"])
+    #expect(fine.status == 0 && fine.stdout.contains(": 2 images\n"), "\(fine.output)")
   }
 }
