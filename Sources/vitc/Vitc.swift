@@ -13,6 +13,8 @@ struct Vitc: ParsableCommand {
       BAT, ToMe; docs/methods.md) as compiler passes.
 
       Examples:
+        vitc build samples/fashion.graph --weights samples/fashion/weights.safetensors --prune dyvit:0.7 -o out/fashion-dyvit
+        vitc eval samples/fashion.graph --weights samples/fashion/weights.safetensors --prune evit:0.7 --data samples/fashion
         vitc build samples/deit-s.graph --random-weights 1 -o out/deit-s
         vitc run samples/deit-s.graph --random-weights 1 --image samples/images/chelsea.ppm
         vitc flops samples/deit-s.graph --prune dyvit:0.7
