@@ -210,4 +210,21 @@ import VitPasses
     let fine = try run(binary, ["--eval", scratch.path, "--limit", "2"])
     #expect(fine.status == 0 && fine.stdout.contains(": 2 images\n"), "\(fine.output)")
   }
+
+  /// `vitc calibrate --data` takes an evaluation set as its images (the training script's
+  /// calibrate stage uses it on training-split canvases).
+  @Test func calibrateReadsAnEvaluationSet() throws {
+    let ran = try vitc([
+      "calibrate", "samples/fashion.graph", "--weights", "samples/fashion/weights.safetensors", "--budget", "0.65",
+      "--data", "samples/fashion", "--max-images", "4", "--steps", "3",
+    ])
+    try #require(ran.status == 0, "\(ran.output)")
+    #expect(ran.stdout.contains("calibrated on 4 images from samples/fashion: average MACs "), "\(ran.stdout)")
+    #expect(ran.stdout.split(separator: "\n").last?.hasPrefix("--prune asvit:") == true, "\(ran.stdout)")
+    let both = try vitc([
+      "calibrate", "samples/fashion.graph", "--random-weights", "1", "--budget", "0.65", "--data", "samples/fashion",
+      "--images", "samples/images",
+    ])
+    #expect(both.status != 0 && both.stderr.contains("give exactly one of --images DIR and --data DIR"), "\(both.output)")
+  }
 }
