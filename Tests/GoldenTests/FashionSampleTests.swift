@@ -129,7 +129,8 @@ import VitPasses
       let ran = try run(binary, ["--eval", "samples/fashion", "--threads", "1"])
       try #require(ran.status == 0, "\(ran.output)")
       #expect(ran.stdout.contains(": 2000 images\n"), "\(ran.stdout)")
-      accuracy[prune] = try #require(Self.topOne(ran.stdout), "\(ran.stdout)")
+      let top: Double = try #require(Self.topOne(ran.stdout), "\(ran.stdout)")
+      accuracy[prune] = top
     }
     let dense = accuracy["none"]!
     #expect(dense >= 74, "dense top-1 \(dense) %")

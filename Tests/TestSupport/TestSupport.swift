@@ -33,7 +33,7 @@ public struct Outcome: Sendable {
 /// that neither stream can fill a pipe and block the child.
 public func run(_ executable: URL, _ arguments: [String]) throws -> Outcome {
   let errors = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-stderr-\(UUID().uuidString)")
-  FileManager.default.createFile(atPath: errors.path, contents: nil)
+  _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
   defer { try? FileManager.default.removeItem(at: errors) }
   let process = Process()
   process.executableURL = executable
