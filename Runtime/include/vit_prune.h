@@ -124,8 +124,9 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
    ties); the r a-rows of largest node_max (descending, ties lower index) merge into their
    node_idx b-row by size-weighted average; y = [unmerged a-rows ascending; all b-rows in
    order] / their sizes, size_out the summed sizes. y [n-r][c], size_out [n-r].
-   scratch: VIT_TOME_SCRATCH_FLOATS(n) floats; iscratch: VIT_TOME_SCRATCH_INTS(n) ints. */
-#define VIT_TOME_SCRATCH_FLOATS(n) ((size_t)4 * (size_t)(n) + 16)
+   scratch: VIT_TOME_SCRATCH_FLOATS(n, c, d) floats; iscratch: VIT_TOME_SCRATCH_INTS(n) ints. */
+#define VIT_TOME_SCRATCH_FLOATS(n, c, d) \
+  ((size_t)2 * ((size_t)3 * (size_t)(n) + (size_t)(n) * (size_t)(d) + (size_t)(c)) + 16)
 #define VIT_TOME_SCRATCH_INTS(n) ((size_t)4 * (size_t)(n) + 16)
 void vit_bipartite_merge_f32(const float *x, const float *metric, const float *size, int n,
                              int c, int d, int r, const int *owner_in, int patches,

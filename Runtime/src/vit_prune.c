@@ -44,15 +44,46 @@ static void copy_row(const float *x, int from, int c, float *y, int to) {
 static double dot_d(const float *a, const float *b, int len) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   int j = 0;
-  for (; j + 4 <= len; j += 4) {
-    s0 += (double)a[j] * b[j];
-    s1 += (double)a[j + 1] * b[j + 1];
-    s2 += (double)a[j + 2] * b[j + 2];
-    s3 += (double)a[j + 3] * b[j + 3];
+  for (; j + 4 <= len; j += 4) { /* products as their own statements: never fused into an FMA */
+    const double p0 = (double)a[j] * b[j], p1 = (double)a[j + 1] * b[j + 1];
+    const double p2 = (double)a[j + 2] * b[j + 2], p3 = (double)a[j + 3] * b[j + 3];
+    s0 += p0;
+    s1 += p1;
+    s2 += p2;
+    s3 += p3;
   }
   double acc = (s0 + s1) + (s2 + s3);
-  for (; j < len; j++) acc += (double)a[j] * b[j];
+  for (; j < len; j++) {
+    const double p = (double)a[j] * b[j];
+    acc += p;
+  }
   return acc;
+}
+
+/* dot_d(a, b_{j0+l}) for the four b-rows l = 0..3 at once, bit for bit: bt holds the b-rows
+   transposed to double (bt[k * nb + j] = b_j[k]), and lane l sums in dot_d's order (partial
+   k mod 4, ascending k; (s0+s1)+(s2+s3); then the tail), so the compiler may keep the lanes in
+   one vector register. Used for ToMe's a×b score matrix. */
+static void dot4_d(const float *a, const double *bt, int nb, int j0, int len, double out[4]) {
+  double s[4][4] = {{0}};
+  int k = 0;
+  for (; k + 4 <= len; k += 4)
+    for (int p = 0; p < 4; p++) {
+      const double av = a[k + p];
+      const double *row = bt + (size_t)(k + p) * nb + j0;
+      for (int l = 0; l < 4; l++) {
+        const double prod = av * row[l];
+        s[p][l] += prod;
+      }
+    }
+  for (int l = 0; l < 4; l++) out[l] = (s[0][l] + s[1][l]) + (s[2][l] + s[3][l]);
+  for (; k < len; k++) {
+    const double av = a[k];
+    for (int l = 0; l < 4; l++) {
+      const double prod = av * bt[(size_t)k * nb + j0 + l];
+      out[l] += prod;
+    }
+  }
 }
 
 static double sqdist_d(const float *a, const float *b, int len) {
@@ -61,15 +92,16 @@ static double sqdist_d(const float *a, const float *b, int len) {
   for (; j + 4 <= len; j += 4) {
     const double d0 = (double)a[j] - b[j], d1 = (double)a[j + 1] - b[j + 1];
     const double d2 = (double)a[j + 2] - b[j + 2], d3 = (double)a[j + 3] - b[j + 3];
-    s0 += d0 * d0;
-    s1 += d1 * d1;
-    s2 += d2 * d2;
-    s3 += d3 * d3;
+    const double q0 = d0 * d0, q1 = d1 * d1, q2 = d2 * d2, q3 = d3 * d3;
+    s0 += q0;
+    s1 += q1;
+    s2 += q2;
+    s3 += q3;
   }
   double acc = (s0 + s1) + (s2 + s3);
   for (; j < len; j++) {
-    const double d = (double)a[j] - b[j];
-    acc += d * d;
+    const double d = (double)a[j] - b[j], q = d * d;
+    acc += q;
   }
   return acc;
 }
@@ -417,9 +449,11 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
     if (owner_out != owner_in) memcpy(owner_out, owner_in, (size_t)patches * sizeof(int));
     return;
   }
-  const int na = (n + 1) / 2, nu = na - r, rows = n - r; /* a-rows, unmerged a-rows, out */
-  /* doubles: sq[n] node_max[na];  ints: node_idx[na] src[r] row_new[n] head[rows] next[n] */
-  double *sq = as_doubles(scratch), *node_max = sq + n;
+  const int na = (n + 1) / 2, nb = n / 2, nu = na - r, rows = n - r; /* a-, b-, unmerged a-, out rows */
+  /* doubles: sq[n] node_max[na] sq_b[nb] bt[d][nb], then (merging) acc[c] over them;
+     ints: node_idx[na] src[r] row_new[n] head[rows] next[n] */
+  double *sq = as_doubles(scratch), *node_max = sq + n, *sq_b = node_max + na, *bt = sq_b + nb;
+  double *acc = sq;
   int *node_idx = iscratch, *src = node_idx + na, *row_new = src + r, *head = row_new + n,
       *next = head + rows;
 
@@ -428,17 +462,30 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
     const float *mt = metric + (size_t)t * d;
     sq[t] = dot_d(mt, mt, d);
   }
+  for (int j = 0; j < nb; j++) {
+    sq_b[j] = sq[2 * j + 1];
+    for (int k = 0; k < d; k++) bt[(size_t)k * nb + j] = metric[(size_t)(2 * j + 1) * d + k];
+  }
   node_max[0] = -HUGE_VAL;
   node_idx[0] = 0;
   for (int i = 1; i < na; i++) {
     const float *ma = metric + (size_t)(2 * i) * d;
-    for (int j = 0; 2 * j + 1 < n; j++) {
-      const double sc = cosine(dot_d(ma, metric + (size_t)(2 * j + 1) * d, d), sq[2 * i],
-                               sq[2 * j + 1]);
-      if (j == 0 || sc > node_max[i]) {
-        node_max[i] = sc;
-        node_idx[i] = j;
+    const double sq_a = sq[2 * i];
+    double sc[4];
+    for (int j0 = 0; j0 < nb; j0 += 4) {
+      const int lanes = nb - j0 < 4 ? nb - j0 : 4;
+      if (lanes == 4) {
+        dot4_d(ma, bt, nb, j0, d, sc);
+        for (int l = 0; l < 4; l++) sc[l] = cosine(sc[l], sq_a, sq_b[j0 + l]);
+      } else {
+        for (int l = 0; l < lanes; l++)
+          sc[l] = cosine(dot_d(ma, metric + (size_t)(2 * (j0 + l) + 1) * d, d), sq_a, sq_b[j0 + l]);
       }
+      for (int l = 0; l < lanes; l++)
+        if (j0 + l == 0 || sc[l] > node_max[i]) {
+          node_max[i] = sc[l];
+          node_idx[i] = j0 + l;
+        }
     }
   }
   /* the r a-rows of largest node_max merge; the rest stay, ascending, then every b-row */
@@ -455,14 +502,19 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
     next[t] = head[row_new[t]];
     head[row_new[t]] = t;
   }
-  for (int o = 0; o < rows; o++) {
+  for (int o = 0; o < rows; o++) { /* row by row: the same sums in the same order per channel */
     double wsum = 0;
     for (int t = head[o]; t >= 0; t = next[t]) wsum += size[t];
-    for (int ch = 0; ch < c; ch++) {
-      double acc = 0;
-      for (int t = head[o]; t >= 0; t = next[t]) acc += (double)x[(size_t)t * c + ch] * size[t];
-      y[(size_t)o * c + ch] = (float)(acc / wsum);
+    for (int ch = 0; ch < c; ch++) acc[ch] = 0;
+    for (int t = head[o]; t >= 0; t = next[t]) {
+      const double w = size[t];
+      const float *xt = x + (size_t)t * c;
+      for (int ch = 0; ch < c; ch++) {
+        const double prod = (double)xt[ch] * w;
+        acc[ch] += prod;
+      }
     }
+    for (int ch = 0; ch < c; ch++) y[(size_t)o * c + ch] = (float)(acc[ch] / wsum);
     size_out[o] = (float)wsum;
   }
   remap_owner(owner_in, patches, row_new, n, owner_out);

@@ -709,7 +709,7 @@ static void tome_case(int n, int c, int d, int r, int kind, int off) {
     in_sum += size[t];
   }
   const int rows = n - r;
-  const size_t ss = VIT_TOME_SCRATCH_FLOATS(n), is = VIT_TOME_SCRATCH_INTS(n);
+  const size_t ss = VIT_TOME_SCRATCH_FLOATS(n, c, d), is = VIT_TOME_SCRATCH_INTS(n);
   float *scratch = guarded(ss + 1), *y = guarded((size_t)rows * c),
       *size_out = guarded((size_t)rows);
   int *iscratch = iguarded(is), *owner_in = malloc(PATCHES * sizeof(int)),

@@ -723,7 +723,7 @@ struct ModelEmitter {
       w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(op.int("k")), \(op.int("clusters")), \(op.int("pairs")), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
     case .bipartiteMerge:
       let n = rows(op.operands[0])
-      scratchNeeds.append("VIT_TOME_SCRATCH_FLOATS(\(n))")
+      scratchNeeds.append("VIT_TOME_SCRATCH_FLOATS(\(n), \(width(op.operands[0])), \(width(op.operands[1])))")
       intScratchNeeds.append("VIT_TOME_SCRATCH_INTS(\(n))")
       w.line("vit_bipartite_merge_f32(\(operand(0)), \(operand(1)), \(operand(2)), \(n), \(width(op.operands[0])), \(width(op.operands[1])), \(op.int("r")), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
     case .traceStage:
