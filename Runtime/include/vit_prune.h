@@ -108,9 +108,10 @@ void vit_gather_fuse_tokens_f32(const float *x, int n, int c, const int *keep, i
    - y = [x[0]; merged pairs in selection order;
      unpaired attentive rows in descending s; cluster rows in centre-rank order].
    Returns the rows written, 1 + (k - n_p) + n_c. owner follows every row to where it went.
-   scratch: VIT_BAT_SCRATCH_FLOATS(n) floats;
+   scratch: VIT_BAT_SCRATCH_FLOATS(n, c) floats;
    iscratch: VIT_BAT_SCRATCH_INTS(n) ints. y must not overlap x. */
-#define VIT_BAT_SCRATCH_FLOATS(n) ((size_t)4 * (size_t)(n) * (size_t)(n) + (size_t)16 * (size_t)(n) + 16)
+#define VIT_BAT_SCRATCH_FLOATS(n, c) \
+  ((size_t)4 * (size_t)(n) * (size_t)(n) + (size_t)16 * (size_t)(n) + (size_t)(n) * (size_t)(c) + 16)
 #define VIT_BAT_SCRATCH_INTS(n) ((size_t)8 * (size_t)(n) + 16)
 int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int clusters,
                       int pairs, const int *owner_in, int patches, int *owner_out,
@@ -126,7 +127,7 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
    order] / their sizes, size_out the summed sizes. y [n-r][c], size_out [n-r].
    scratch: VIT_TOME_SCRATCH_FLOATS(n, c, d) floats; iscratch: VIT_TOME_SCRATCH_INTS(n) ints. */
 #define VIT_TOME_SCRATCH_FLOATS(n, c, d) \
-  ((size_t)2 * ((size_t)3 * (size_t)(n) + (size_t)(n) * (size_t)(d) + (size_t)(c)) + 16)
+  ((size_t)6 * (size_t)(n) + (size_t)(n) * (size_t)(d) + (size_t)2 * (size_t)(c) + 16)
 #define VIT_TOME_SCRATCH_INTS(n) ((size_t)4 * (size_t)(n) + 16)
 void vit_bipartite_merge_f32(const float *x, const float *metric, const float *size, int n,
                              int c, int d, int r, const int *owner_in, int patches,

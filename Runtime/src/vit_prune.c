@@ -60,17 +60,17 @@ static double dot_d(const float *a, const float *b, int len) {
   return acc;
 }
 
-/* dot_d(a, b_{j0+l}) for the four b-rows l = 0..3 at once, bit for bit: bt holds the b-rows
-   transposed to double (bt[k * nb + j] = b_j[k]), and lane l sums in dot_d's order (partial
-   k mod 4, ascending k; (s0+s1)+(s2+s3); then the tail), so the compiler may keep the lanes in
-   one vector register. Used for ToMe's a×b score matrix. */
-static void dot4_d(const float *a, const double *bt, int nb, int j0, int len, double out[4]) {
+/* dot_d(a, b_{j0+l}) for the four rows l = 0..3 at once, bit for bit: bt holds the rows
+   transposed (bt[k * ld + j] = b_j[k]), and lane l sums in dot_d's order (partial k mod 4,
+   ascending k; (s0+s1)+(s2+s3); then the tail), so the compiler may keep the lanes in one
+   vector register. ToMe's a×b scores and BAT's attentive pairs. */
+static void dot4_d(const float *a, const float *bt, int ld, int j0, int len, double out[4]) {
   double s[4][4] = {{0}};
   int k = 0;
   for (; k + 4 <= len; k += 4)
     for (int p = 0; p < 4; p++) {
       const double av = a[k + p];
-      const double *row = bt + (size_t)(k + p) * nb + j0;
+      const float *row = bt + (size_t)(k + p) * ld + j0;
       for (int l = 0; l < 4; l++) {
         const double prod = av * row[l];
         s[p][l] += prod;
@@ -80,9 +80,40 @@ static void dot4_d(const float *a, const double *bt, int nb, int j0, int len, do
   for (; k < len; k++) {
     const double av = a[k];
     for (int l = 0; l < 4; l++) {
-      const double prod = av * bt[(size_t)k * nb + j0 + l];
+      const double prod = av * bt[(size_t)k * ld + j0 + l];
       out[l] += prod;
     }
+  }
+}
+
+/* sqdist_d(a, b_{j0+l}) for four rows at once, in sqdist_d's order (as dot4_d). BAT's DPC-kNN. */
+static void sqdist4_d(const float *a, const float *bt, int ld, int j0, int len, double out[4]) {
+  double s[4][4] = {{0}};
+  int k = 0;
+  for (; k + 4 <= len; k += 4)
+    for (int p = 0; p < 4; p++) {
+      const double av = a[k + p];
+      const float *row = bt + (size_t)(k + p) * ld + j0;
+      for (int l = 0; l < 4; l++) {
+        const double dl = av - row[l], q = dl * dl;
+        s[p][l] += q;
+      }
+    }
+  for (int l = 0; l < 4; l++) out[l] = (s[0][l] + s[1][l]) + (s[2][l] + s[3][l]);
+  for (; k < len; k++) {
+    const double av = a[k];
+    for (int l = 0; l < 4; l++) {
+      const double dl = av - bt[(size_t)k * ld + j0 + l], q = dl * dl;
+      out[l] += q;
+    }
+  }
+}
+
+/* rows[0..count) of x (row ids, each c wide) transposed into t[c][count]. */
+static void transpose_rows(const float *x, int c, const int *ids, int offset, int count, float *t) {
+  for (int j = 0; j < count; j++) {
+    const float *row = x + (size_t)(offset + ids[j]) * c;
+    for (int k = 0; k < c; k++) t[(size_t)k * count + j] = row[k];
   }
 }
 
@@ -302,9 +333,11 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
   int *att = iscratch, *ina = att + k, *pair_of = ina + m, *pair_a = pair_of + k,
       *pair_b = pair_a + np, *centre = pair_b + np, *cluster_of = centre + nc,
       *start = cluster_of + m, *member = start + nc + 1, *row_new = member + m;
-  /* doubles: sim[k*k] sq[k] dist[m*m] rho[m] delta[m] score[m]  (<= (n-1)^2 + 4n) */
+  /* doubles: sim[k*k] sq[k] dist[m*m] rho[m] delta[m] score[m]  (<= (n-1)^2 + 4n);
+     then floats tr[c][max(k, m)]: the attentive, later the inattentive rows transposed */
   double *sim = as_doubles(scratch), *sq = sim + (size_t)k * k, *dist = sq + k,
          *rho = dist + (size_t)m * m, *delta = rho + m, *score = delta + m;
+  float *tr = (float *)(score + m);
 
   /* decoupler: top-k of the cls attention attentive, the rest inattentive (ascending) */
   vit_topk_keep_f32(s, n - 1, k, att);
@@ -319,11 +352,17 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
     sq[a] = dot_d(xa, xa, c);
     pair_of[a] = -1;
   }
-  for (int a = 0; a < k; a++)
-    for (int b = a + 1; b < k; b++)
-      sim[(size_t)a * k + b] = cosine(dot_d(x + (size_t)(1 + att[a]) * c,
-                                            x + (size_t)(1 + att[b]) * c, c),
-                                      sq[a], sq[b]);
+  transpose_rows(x, c, att, 1, k, tr); /* the attentive rows, column-major, for dot4_d */
+  for (int a = 0; a < k; a++) {
+    const float *xa = x + (size_t)(1 + att[a]) * c;
+    double d4[4];
+    int b = a + 1;
+    for (; b + 4 <= k; b += 4) {
+      dot4_d(xa, tr, k, b, c, d4);
+      for (int l = 0; l < 4; l++) sim[(size_t)a * k + b + l] = cosine(d4[l], sq[a], sq[b + l]);
+    }
+    for (; b < k; b++) sim[(size_t)a * k + b] = cosine(dot_d(xa, x + (size_t)(1 + att[b]) * c, c), sq[a], sq[b]);
+  }
   for (int p = 0; p < np; p++) {
     int best_a = -1, best_b = -1;
     for (int a = 0; a < k; a++) {
@@ -341,10 +380,18 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
   }
 
   /* DPC-kNN on the inattentive rows: distance, density, delta, centres, assignment */
+  transpose_rows(x, c, ina, 1, m, tr); /* the inattentive rows, for sqdist4_d */
   for (int i = 0; i < m; i++) {
+    const float *xi = x + (size_t)(1 + ina[i]) * c;
     dist[(size_t)i * m + i] = 0;
-    for (int j = i + 1; j < m; j++) {
-      const double d2 = sqdist_d(x + (size_t)(1 + ina[i]) * c, x + (size_t)(1 + ina[j]) * c, c);
+    double d4[4];
+    int j = i + 1;
+    for (; j + 4 <= m; j += 4) {
+      sqdist4_d(xi, tr, m, j, c, d4);
+      for (int l = 0; l < 4; l++) dist[(size_t)i * m + j + l] = dist[(size_t)(j + l) * m + i] = sqrt(d4[l]) / sqrt_c;
+    }
+    for (; j < m; j++) {
+      const double d2 = sqdist_d(xi, x + (size_t)(1 + ina[j]) * c, c);
       dist[(size_t)i * m + j] = dist[(size_t)j * m + i] = sqrt(d2) / sqrt_c;
     }
   }
@@ -450,9 +497,10 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
     return;
   }
   const int na = (n + 1) / 2, nb = n / 2, nu = na - r, rows = n - r; /* a-, b-, unmerged a-, out rows */
-  /* doubles: sq[n] node_max[na] sq_b[nb] bt[d][nb], then (merging) acc[c] over them;
+  /* doubles: sq[n] node_max[na] sq_b[nb], then floats bt[d][nb]; acc[c] (merging) over them;
      ints: node_idx[na] src[r] row_new[n] head[rows] next[n] */
-  double *sq = as_doubles(scratch), *node_max = sq + n, *sq_b = node_max + na, *bt = sq_b + nb;
+  double *sq = as_doubles(scratch), *node_max = sq + n, *sq_b = node_max + na;
+  float *bt = (float *)(sq_b + nb);
   double *acc = sq;
   int *node_idx = iscratch, *src = node_idx + na, *row_new = src + r, *head = row_new + n,
       *next = head + rows;

@@ -581,7 +581,7 @@ static void bat_case(int n, int c, int k, int nc, int np, int kind, int dup, int
   fill_scores(s, n - 1, kind);
   for (int j = 0; j < n - 1; j++) s[j] += 0.01f; /* weights > 0 */
   const int expect_rows = 1 + (k - np) + nc;
-  const size_t ss = VIT_BAT_SCRATCH_FLOATS(n), is = VIT_BAT_SCRATCH_INTS(n);
+  const size_t ss = VIT_BAT_SCRATCH_FLOATS(n, c), is = VIT_BAT_SCRATCH_INTS(n);
   float *scratch = guarded(ss + 1), *y = guarded((size_t)expect_rows * c);
   int *iscratch = iguarded(is), *owner_in = malloc(PATCHES * sizeof(int)),
       *owner = iguarded(PATCHES);
@@ -795,7 +795,7 @@ static void test_schedules(void) {
   const int c = 384;
   float *y = malloc((size_t)197 * c * sizeof(float));
   float *s = malloc(197 * sizeof(float)),
-      *scratch = malloc(VIT_BAT_SCRATCH_FLOATS(197) * sizeof(float));
+      *scratch = malloc(VIT_BAT_SCRATCH_FLOATS(197, c) * sizeof(float));
   int *owner = malloc(PATCHES * sizeof(int)),
       *iscratch = malloc(VIT_BAT_SCRATCH_INTS(197) * sizeof(int));
   int *keep = malloc(197 * sizeof(int));

@@ -718,7 +718,7 @@ struct ModelEmitter {
       }
     case .batMerge:
       let n = rows(op.operands[0])
-      scratchNeeds.append("VIT_BAT_SCRATCH_FLOATS(\(n))")
+      scratchNeeds.append("VIT_BAT_SCRATCH_FLOATS(\(n), \(width(op.operands[0])))")
       intScratchNeeds.append("VIT_BAT_SCRATCH_INTS(\(n))")
       w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(op.int("k")), \(op.int("clusters")), \(op.int("pairs")), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
     case .bipartiteMerge:
