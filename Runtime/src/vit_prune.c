@@ -60,6 +60,26 @@ static double dot_d(const float *a, const float *b, int len) {
   return acc;
 }
 
+static double sqdist_d(const float *a, const float *b, int len) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const double d0 = (double)a[j] - b[j], d1 = (double)a[j + 1] - b[j + 1];
+    const double d2 = (double)a[j + 2] - b[j + 2], d3 = (double)a[j + 3] - b[j + 3];
+    const double q0 = d0 * d0, q1 = d1 * d1, q2 = d2 * d2, q3 = d3 * d3;
+    s0 += q0;
+    s1 += q1;
+    s2 += q2;
+    s3 += q3;
+  }
+  double acc = (s0 + s1) + (s2 + s3);
+  for (; j < len; j++) {
+    const double d = (double)a[j] - b[j], q = d * d;
+    acc += q;
+  }
+  return acc;
+}
+
 /* dot_d(a, b_{j0+l}) for the four rows l = 0..3 at once, bit for bit: bt holds the rows
    transposed (bt[k * ld + j] = b_j[k]), and lane l sums in dot_d's order (partial k mod 4,
    ascending k; (s0+s1)+(s2+s3); then the tail), so the compiler may keep the lanes in one
@@ -115,26 +135,6 @@ static void transpose_rows(const float *x, int c, const int *ids, int offset, in
     const float *row = x + (size_t)(offset + ids[j]) * c;
     for (int k = 0; k < c; k++) t[(size_t)k * count + j] = row[k];
   }
-}
-
-static double sqdist_d(const float *a, const float *b, int len) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int j = 0;
-  for (; j + 4 <= len; j += 4) {
-    const double d0 = (double)a[j] - b[j], d1 = (double)a[j + 1] - b[j + 1];
-    const double d2 = (double)a[j + 2] - b[j + 2], d3 = (double)a[j + 3] - b[j + 3];
-    const double q0 = d0 * d0, q1 = d1 * d1, q2 = d2 * d2, q3 = d3 * d3;
-    s0 += q0;
-    s1 += q1;
-    s2 += q2;
-    s3 += q3;
-  }
-  double acc = (s0 + s1) + (s2 + s3);
-  for (; j < len; j++) {
-    const double d = (double)a[j] - b[j], q = d * d;
-    acc += q;
-  }
-  return acc;
 }
 
 /* Cosine similarity a·b / sqrt((a·a)(b·b)) from the dot product and the squared norms; a zero

@@ -41,8 +41,6 @@ public struct MacPolynomial: Sendable, Equatable, ExpressibleByIntegerLiteral {
     return sum
   }
 
-  public static func += (a: inout MacPolynomial, b: MacPolynomial) { a = a + b }
-
   public static prefix func - (a: MacPolynomial) -> MacPolynomial { a * MacPolynomial(-1) }
 
   public static func - (a: MacPolynomial, b: MacPolynomial) -> MacPolynomial { a + -b }

@@ -205,10 +205,4 @@ final class ResultBox<Value>: @unchecked Sendable {
     values[index] = value
     lock.unlock()
   }
-  /// How many slots are filled.
-  var filled: Int {
-    lock.lock()
-    defer { lock.unlock() }
-    return values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
-  }
 }

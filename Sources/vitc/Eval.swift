@@ -45,7 +45,6 @@ struct Eval: ParsableCommand {
         throw InputError.badEvalSet(path: data + "/" + EvalSet.labelsFile, reason: "label \(bad), the model has \(classes) classes")
       }
       let interpreter = try Interpreter(graph: graph, weights: loaded.weights)
-      let macs = FlopCounter.polynomial(of: graph, convention: .fvcore)
       let results = ResultBox<(predicted: Int, tokens: [Int])>(count: set.images.count)
       let progress = EvalProgress(total: set.images.count)
       DispatchQueue.concurrentPerform(iterations: set.images.count) { index in
@@ -54,21 +53,22 @@ struct Eval: ParsableCommand {
           Result {
             let input = Preprocessing.evaluation(set.rgb(index), for: graph)
             let (logits, stages) = try interpreter.runTraced([input])
-            let best = logits.scalars.indices.max { logits.scalars[$0] < logits.scalars[$1] || (logits.scalars[$0] == logits.scalars[$1] && $0 > $1) }!
+            // The first index of the largest logit, by the binary's very loop (main.c run_eval).
+            var best = 0
+            for c in logits.scalars.indices where logits.scalars[c] > logits.scalars[best] { best = c }
             return (best, stages.map(\.tokens))
           })
-        progress.step(results)
+        progress.step()
       }
       progress.finish()
       var summary = EvalSummary(stages: graph.ops.filter { $0.kind == .traceStage }.map { $0.block ?? 0 })
       for (index, result) in results.values.enumerated() {
         let (predicted, tokens) = try result!.get()
+        // As `vitc flops --image` and `vitc calibrate` count an image's run; the binary evaluates
+        // the same count as the emitted polynomial (vit_<model>_macs), a check on both.
         let counts = FlopCounter.counts(of: graph, stages: tokens)
-        let bounds = Dictionary(graph.values.flatMap { $0.type.dims }.compactMap { dim -> (String, Int)? in
-          if case .dynamic(let symbol, let bound) = dim { return (symbol, bound) }
-          return nil
-        }, uniquingKeysWith: { a, _ in a })
-        summary.add(correct: predicted == set.labels[index], tokens: tokens, macs: macs.evaluated { counts[$0] ?? bounds[$0]! })
+        let macs = FlopCounter.report(graph, convention: .fvcore, counts: counts).totalMACs
+        summary.add(correct: predicted == set.labels[index], tokens: tokens, macs: macs)
       }
       print(summary.text(model: graph.name, schedule: loaded.schedule.spec, data: data, engine: "interpreter"))
     }
@@ -112,15 +112,17 @@ final class EvalProgress: @unchecked Sendable {
   private let total: Int
   private let enabled = isatty(STDERR_FILENO) != 0
   private let lock = NSLock()
+  private var done = 0
   private var shown = 0
 
   init(total: Int) { self.total = total }
 
-  func step<T>(_ results: ResultBox<T>) {
+  /// One more image finished.
+  func step() {
     guard enabled else { return }
-    let done = results.filled
     lock.lock()
     defer { lock.unlock() }
+    done += 1
     guard done >= shown + max(1, total / 100) || done == total else { return }
     shown = done
     FileHandle.standardError.write(Data("\reval: \(done)/\(total) images".utf8))
