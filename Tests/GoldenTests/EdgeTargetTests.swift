@@ -9,7 +9,8 @@ import Testing
 /// contract a*b+c into FMA, and the kernels block their sums differently.
 ///
 /// Needs gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, gcc-arm-linux-gnueabihf,
-/// libc6-dev-armhf-cross and qemu-user, which .ci/run installs. Without them these tests fail.
+/// libc6-dev-armhf-cross and qemu-user (tools/install-test-packages.sh installs them); without
+/// them each test fails with one line naming the missing package.
 @Suite struct EdgeTargetTests {
   /// Every method on tiny. Each case also builds the generic target, with gcc and clang in turn.
   static let cases: [(spec: String, genericCC: String)] = [
@@ -119,24 +120,8 @@ import Testing
   }
 
   static func requireCrossTools() throws {
-    var missing: [String] = []
-    for tool in ["aarch64-linux-gnu-gcc", "arm-linux-gnueabihf-gcc", "qemu-aarch64", "qemu-arm"] where !onPath(tool) {
-      missing.append(tool)
-    }
-    for (file, package) in [
-      ("/usr/aarch64-linux-gnu/lib/libc.a", "libc6-dev-arm64-cross"), ("/usr/arm-linux-gnueabihf/lib/libc.a", "libc6-dev-armhf-cross"),
-    ] where !FileManager.default.fileExists(atPath: file) {
-      missing.append("\(file) (\(package))")
-    }
-    try #require(
-      missing.isEmpty,
-      "missing \(missing.joined(separator: ", ")): .ci/run installs them (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user)"
-    )
-  }
-
-  static func onPath(_ tool: String) -> Bool {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
+    try requireSystemPackages(
+      "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "gcc-arm-linux-gnueabihf", "libc6-dev-armhf-cross", "qemu-user")
   }
 
   static func build(spec: String, _ options: [String], in scratch: URL, name: String) throws -> URL {

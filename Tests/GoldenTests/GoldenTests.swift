@@ -28,12 +28,13 @@ func seededInput(_ count: Int, seed: UInt64) -> [Float] {
   ///
   /// Models: tiny (all 12 blocks), and DeiT-S-shaped: deit-s.graph cut to its first 2 blocks
   /// (width 384, 6 heads, 197 tokens; 2 blocks keep the debug-build interpreter at a few seconds).
-  /// `--blas openblas` needs libopenblas-dev, which .ci/run installs.
+  /// `--blas openblas` needs libopenblas-dev (tools/install-test-packages.sh installs it).
   @Test(arguments: [
     ("tiny", "clang", "incbin", "builtin"), ("tiny", "gcc", "hex", "builtin"), ("tiny", "gcc", "incbin", "openblas"),
     ("deit-s-2blocks", "clang", "incbin", "builtin"), ("deit-s-2blocks", "gcc", "incbin", "builtin"),
   ])
   func binaryMatchesInterpreter(model: String, cc: String, embedding: String, blas: String) throws {
+    if blas == "openblas" { try requireSystemPackages("libopenblas-dev") }
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-golden-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: scratch) }

@@ -80,3 +80,30 @@ public func readF32(_ url: URL) throws -> [Float] {
     return Float(bitPattern: bits)
   }
 }
+
+/// A Debian package a test needs is not installed. Its description is the one line a test
+/// failure shows: the package, the file that is missing, and the command that installs it.
+public struct MissingSystemPackage: Error, CustomStringConvertible {
+  public var package: String
+  public var missingFile: String
+  public var description: String {
+    "missing system package \(package) (no \(missingFile)): run tools/install-test-packages.sh as root, or apt-get install \(package)"
+  }
+}
+
+/// Throws `MissingSystemPackage` for the first of `packages` that is not installed, judged by
+/// the file tools/test-packages.txt names for it (the one list the install script also reads).
+public func requireSystemPackages(_ packages: String...) throws {
+  let list = try String(contentsOfFile: repositoryPath("tools/test-packages.txt"), encoding: .utf8)
+  var proofs: [String: String] = [:]
+  for line in list.split(separator: "\n") where !line.hasPrefix("#") {
+    let words = line.split(separator: " ", omittingEmptySubsequences: true)
+    if words.count == 2 { proofs[String(words[0])] = String(words[1]) }
+  }
+  for package in packages {
+    guard let proof = proofs[package] else {
+      preconditionFailure("\(package) is not in tools/test-packages.txt")
+    }
+    if !FileManager.default.fileExists(atPath: proof) { throw MissingSystemPackage(package: package, missingFile: proof) }
+  }
+}
