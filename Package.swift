@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // vitc: an ahead-of-time compiler for vision transformers with token pruning.
-// Every dependency arrow points toward VitIR; VitInterpreter and the (future) VitEmitC never
-// import each other.
+// Every dependency arrow points toward VitIR; VitInterpreter and VitEmitC never import each
+// other. VitDriver composes them into a compile session; the vitc command only parses and prints.
 import PackageDescription
 
 let package = Package(
@@ -30,12 +30,17 @@ let package = Package(
       resources: [.copy("include"), .copy("src"), .copy("main")]),
     // The reference interpreter: plain loops that follow SEMANTICS.md §1.3.
     .target(name: "VitInterpreter", dependencies: ["VitIR"]),
-    // The thin command line.
+    // The compile session: loads a graph, its weights and a resolved schedule; runs the
+    // pipeline to a stage; emits C; drives the C toolchain for a target; runs the interpreter
+    // for run, eval, flops and calibrate. Tests call it directly.
+    .target(
+      name: "VitDriver",
+      dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitInterpreter", "VitEmitC", "VitRuntimeFiles"]),
+    // The thin command line: parses arguments, calls VitDriver, prints.
     .executableTarget(
       name: "vitc",
       dependencies: [
-        "VitIR", "VitFrontend", "VitPasses", "VitInterpreter", "VitEmitC",
-        "VitRuntimeFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "VitDriver", "VitIR", "VitPasses", "VitEmitC", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // Helpers shared by the test targets: repository paths, running vitc and binaries.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -47,7 +52,7 @@ let package = Package(
     .testTarget(
       name: "VitInterpreterTests",
       dependencies: ["VitIR", "VitFrontend", "VitInterpreter", "TestSupport"]),
-    .testTarget(name: "VitcTests", dependencies: ["vitc", "VitIR", "VitFrontend", "TestSupport"]),
+    .testTarget(name: "VitcTests", dependencies: ["vitc", "VitDriver", "VitIR", "VitFrontend", "TestSupport"]),
     .testTarget(
       name: "VitEmitCTests",
       dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitEmitC", "TestSupport"],
@@ -55,6 +60,6 @@ let package = Package(
     // End to end: vitc build → C compiler → binary, held to the interpreter.
     .testTarget(
       name: "GoldenTests",
-      dependencies: ["vitc", "VitIR", "VitFrontend", "VitInterpreter", "VitPasses", "TestSupport"]),
+      dependencies: ["vitc", "VitDriver", "VitIR", "VitFrontend", "VitInterpreter", "VitPasses", "TestSupport"]),
   ]
 )

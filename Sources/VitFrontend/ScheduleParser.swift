@@ -30,6 +30,8 @@ public enum ScheduleError: Error, Equatable, CustomStringConvertible {
   case negativeMerges(Int, spec: String, column: Int)
   /// A parameter the schedule needs is missing from the weights (predictors, thresholds).
   case missingTensor(String, method: String, path: String)
+  /// A learned threshold in the weights that is not one number.
+  case thresholdNotScalar(String, shape: [Int], path: String)
 
   public var description: String {
     switch self {
@@ -60,6 +62,8 @@ public enum ScheduleError: Error, Equatable, CustomStringConvertible {
       "--prune '\(spec)':\(column): error: ToMe's r must be 0 or more, found \(r)"
     case .missingTensor(let name, let method, let path):
       "\(path): error: \(method) needs the tensor '\(name)', which the weights do not have"
+    case .thresholdNotScalar(let name, let shape, let path):
+      "\(path): error: '\(name)' should hold one threshold, it has shape [\(shape.map(String.init).joined(separator: ","))]"
     }
   }
 }
@@ -69,7 +73,12 @@ public enum ScheduleError: Error, Equatable, CustomStringConvertible {
 ///     none | dyvit:RHO | evit:RHO[,nofuse] | asvit[:T1,T2,T3] | bat:RHO[,clusters=F]
 ///     | tome:R | tome:R0,R1,…  (one r per block)       each optionally followed by @L1,L2,…
 public enum ScheduleParser {
-  public static func parse(_ spec: String, depth: Int) throws(ScheduleError) -> Schedule {
+  /// Where AS-ViT's thresholds come from when the spec gives none: called with the number of
+  /// stages; nil means the official initial values (`MethodKind.asvitInitialThresholds`).
+  public typealias ThresholdSource = (_ stages: Int) throws(ScheduleError) -> [Double]
+
+  /// The schedule `spec` means for a model of `depth` blocks, fully resolved.
+  public static func parse(_ spec: String, depth: Int, learnedThresholds: ThresholdSource? = nil) throws(ScheduleError) -> Schedule {
     let trimmed = spec
     // Split off @locations.
     var body = Substring(trimmed)
@@ -90,12 +99,11 @@ public enum ScheduleParser {
     } else {
       name = body
     }
-    let method = String(name)
-    guard ["none", "dyvit", "evit", "asvit", "bat", "tome"].contains(method) else {
-      throw .unknownMethod(method, spec: spec, column: 1)
+    guard let kind = MethodKind(rawValue: String(name)) else {
+      throw .unknownMethod(String(name), spec: spec, column: 1)
     }
 
-    var locations = Schedule.defaultLocations(of: method, depth: depth)
+    var locations = kind.defaultLocations(depth: depth)
     var locationsGiven = false
     if let locationText {
       var column = trimmed.distance(from: trimmed.startIndex, to: locationText.startIndex) + 1
@@ -131,21 +139,22 @@ public enum ScheduleParser {
     func foreign(_ argument: (text: String, column: Int)) -> ScheduleError {
       let owner: String? =
         argument.text == "nofuse" ? "evit" : argument.text.hasPrefix("clusters=") ? "bat" : nil
-      return .foreignArgument(argument.text, method: method, owner: owner == method ? nil : owner, spec: spec, column: argument.column)
+      return .foreignArgument(
+        argument.text, method: kind.rawValue, owner: owner == kind.rawValue ? nil : owner, spec: spec, column: argument.column)
     }
 
     let result: Schedule.Method
-    switch method {
-    case "none":
+    switch kind {
+    case .none:
       if let first = arguments.first { throw foreign(first) }
       if locationsGiven { throw .locationsNotTaken("'none' prunes nowhere and takes no @locations", spec: spec, column: 5) }
       result = .none
       locations = []
-    case "dyvit":
+    case .dyvit:
       guard let first = arguments.first else { throw .missingArgument("the keep ratio (dyvit:RHO)", spec: spec) }
       if arguments.count > 1 { throw foreign(arguments[1]) }
       result = .dyvit(rho: try ratio(first, "keep ratio"))
-    case "evit":
+    case .evit:
       guard let first = arguments.first else { throw .missingArgument("the keep ratio (evit:RHO)", spec: spec) }
       var fuse = true
       for extra in arguments.dropFirst() {
@@ -154,9 +163,9 @@ public enum ScheduleParser {
         fuse = false
       }
       result = .evit(rho: try ratio(first, "keep ratio"), fuse: fuse)
-    case "asvit":
+    case .asvit:
       if arguments.isEmpty {
-        result = .asvit(thresholds: nil)
+        result = .asvit(thresholds: try learnedThresholds?(locations.count) ?? MethodKind.asvitInitialThresholds(stages: locations.count))
       } else {
         var thresholds: [Double] = []
         for argument in arguments {
@@ -168,7 +177,7 @@ public enum ScheduleParser {
         }
         result = .asvit(thresholds: thresholds)
       }
-    case "bat":
+    case .bat:
       guard let first = arguments.first else { throw .missingArgument("the keep ratio (bat:RHO)", spec: spec) }
       var fraction = 0.2
       var seen = false

@@ -12,8 +12,9 @@ public struct Schedule: Sendable, Equatable {
     /// cls attention, plus (with `fuse`) one token fusing the others.
     case evit(rho: Double, fuse: Bool)
     /// AS-ViT: before each location, keep the tokens whose head-weighted cls attention is above
-    /// the stage's threshold (nil: read `score_predictor.{s}.keep_threshold` from the weights).
-    case asvit(thresholds: [Double]?)
+    /// the stage's threshold (one per location, always resolved: from the spec, from the
+    /// weights' `score_predictor.{s}.keep_threshold`, or the official initial values).
+    case asvit(thresholds: [Double])
     /// BAT: EViT's split, similar attentive pairs merged, inattentive tokens clustered; n_c =
     /// ceil(clusterFraction·M) clusters.
     case bat(rho: Double, clusterFraction: Double)
@@ -37,26 +38,37 @@ public struct Schedule: Sendable, Equatable {
   /// The dense schedule.
   public static let none = Schedule(method: .none, locations: [], spec: "none")
 
-  /// The method's name as written in specs.
-  public var methodName: String {
+  /// The method, without its arguments.
+  public var kind: MethodKind {
     switch method {
-    case .none: "none"
-    case .dyvit: "dyvit"
-    case .evit: "evit"
-    case .asvit: "asvit"
-    case .bat: "bat"
-    case .tome: "tome"
+    case .none: .none
+    case .dyvit: .dyvit
+    case .evit: .evit
+    case .asvit: .asvit
+    case .bat: .bat
+    case .tome: .tome
+    }
+  }
+}
+
+/// The pruning methods by name; the raw value is the spelling in `--prune` specs.
+public enum MethodKind: String, Sendable, CaseIterable {
+  case none, dyvit, evit, asvit, bat, tome
+
+  /// The locations the method uses unless the spec gives `@L1,L2,…`, for a model of `depth`
+  /// blocks (the papers' DeiT placements: 3, 6, 9 and AS-ViT's 4, 7, 10; ToMe every block).
+  public func defaultLocations(depth: Int) -> [Int] {
+    switch self {
+    case .none: []
+    case .asvit: [4, 7, 10]
+    case .tome: Array(0..<depth)
+    case .dyvit, .evit, .bat: [3, 6, 9]
     }
   }
 
-  /// The locations a method uses unless the spec gives `@L1,L2,…`, for a model of `depth`
-  /// blocks (the papers' DeiT placements: 3, 6, 9 and AS-ViT's 4, 7, 10; ToMe every block).
-  public static func defaultLocations(of methodName: String, depth: Int) -> [Int] {
-    switch methodName {
-    case "none": []
-    case "asvit": [4, 7, 10]
-    case "tome": Array(0..<depth)
-    default: [3, 6, 9]
-    }
+  /// AS-ViT's official initial thresholds, 0.001·(s+1) for stage s (SEMANTICS.md §4.4): what
+  /// `asvit` without thresholds uses when no weights give learned ones.
+  public static func asvitInitialThresholds(stages: Int) -> [Double] {
+    (0..<stages).map { 0.001 * Double($0 + 1) }
   }
 }

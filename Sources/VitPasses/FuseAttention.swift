@@ -10,7 +10,7 @@ import VitIR
 /// never hold the [H, n, n] scores. A pattern whose intermediates are used elsewhere (a pruning
 /// method reading the attention map) is left as it is.
 public enum FuseAttention {
-  public static let pass = Pass(name: "fused-attention") { graph throws(IRError) in try run(graph) }
+  public static let pass = Pass(stage: .fusedAttention) { graph throws(IRError) in try run(graph) }
 
   /// A matched pattern: the ops it removes and the attention op's parameters.
   struct Match {

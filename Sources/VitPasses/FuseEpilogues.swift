@@ -10,7 +10,7 @@ import VitIR
 /// alone: the row statistics would be computed once per output panel, which does not pay at
 /// these widths.)
 public enum FuseEpilogues {
-  public static let pass = Pass(name: "fused-epilogues") { graph throws(IRError) in try run(graph) }
+  public static let pass = Pass(stage: .fusedEpilogues) { graph throws(IRError) in try run(graph) }
 
   static func run(_ graph: Graph) throws(IRError) -> Graph {
     let uses = graph.useCounts

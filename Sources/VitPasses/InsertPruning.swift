@@ -13,10 +13,9 @@ import VitIR
 ///   sub-layer's add, so the MLP runs on the reduced sequence.
 /// Every stage ends in a `trace_stage`, which the backends report as docs/trace-format.md says.
 public enum InsertPruning {
-  /// The pass for `schedule`. AS-ViT without thresholds in the spec must be resolved first
-  /// (the thresholds come from the weights: `Schedule.Method.asvit(thresholds:)` non-nil).
+  /// The pass for `schedule` (fully resolved: AS-ViT's thresholds are in it).
   public static func pass(_ schedule: Schedule) -> Pass {
-    Pass(name: "pruned") { graph throws(IRError) in try run(graph, schedule) }
+    Pass(stage: .pruned) { graph throws(IRError) in try run(graph, schedule) }
   }
 
   /// The tensor names DynamicViT's predictor of stage s reads (SEMANTICS §2.2), with their
@@ -206,7 +205,7 @@ public enum InsertPruning {
         try record(gathered[0], owner: gathered[1], block: block, location: location)
         return gathered[0]
 
-      case .asvit(let thresholds?):
+      case .asvit(let thresholds):
         let source = rewriter.source
         let attention = source.ops[shapes[block - 1]!.attention]  // checked in run()
         let qkv = rewriter.mapped(attention.operands[0])
@@ -222,8 +221,8 @@ public enum InsertPruning {
         try record(gathered[0], owner: gathered[1], block: block, location: location)
         return gathered[0]
 
-      default:
-        throw .scheduleMismatch("--prune '\(schedule.spec)': AS-ViT thresholds were not resolved from the weights (a vitc bug)")
+      case .none, .evit, .bat, .tome:
+        throw .scheduleMismatch("--prune '\(schedule.spec)': \(schedule.kind.rawValue) does not act before a block (a vitc bug)")
       }
     }
 
@@ -235,7 +234,7 @@ public enum InsertPruning {
       guard let n = rows(x).fixedValue else {
         throw .scheduleMismatch("--prune '\(schedule.spec)' cannot follow a run-time token count")
       }
-      let prefix = "\(schedule.methodName)\(stage)"
+      let prefix = "\(schedule.kind.rawValue)\(stage)"
       var result = x
       var newOwner = owner
       switch schedule.method {

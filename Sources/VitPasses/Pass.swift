@@ -1,14 +1,29 @@
 import VitIR
 
-/// A named rewrite of the IR. Passes are values and compose; every stage the pipeline
-/// produces is verified and can be dumped (`vitc dump --stage NAME`).
+/// The stages of the pipeline, in order: each one the output of a pass over the one before,
+/// except `parsed` (the front end's output) and `planned` (the last graph with its memory plan,
+/// `PlanMemory`, which rewrites nothing). The raw value is the spelling of `vitc dump --stage`.
+public enum Stage: String, Sendable, CaseIterable, Comparable {
+  case parsed
+  case fusedAttention = "fused-attention"
+  case pruned
+  case fusedEpilogues = "fused-epilogues"
+  case planned
+
+  public static func < (a: Stage, b: Stage) -> Bool {
+    allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+  }
+}
+
+/// A rewrite of the IR that produces one stage. Passes are values and compose; every stage the
+/// pipeline produces is verified and can be dumped (`vitc dump --stage NAME`).
 public struct Pass: Sendable {
-  /// The stage name the pass's output is dumped under.
-  public var name: String
+  /// The stage the pass's output is.
+  public var stage: Stage
   public var run: @Sendable (Graph) throws(IRError) -> Graph
 
-  public init(name: String, run: @escaping @Sendable (Graph) throws(IRError) -> Graph) {
-    self.name = name
+  public init(stage: Stage, run: @escaping @Sendable (Graph) throws(IRError) -> Graph) {
+    self.stage = stage
     self.run = run
   }
 
@@ -20,26 +35,23 @@ public struct Pass: Sendable {
   }
 }
 
-/// The pipeline stages in order, each the output of one pass over the previous stage.
+/// The pipeline: the passes in order.
 ///
 /// Pruning runs after attention fusion: every method keys on the block's `attention` op (its
 /// qkv for scores and keys, its context for AS-ViT, its optional size operand for ToMe), so
 /// matching the primitive softmax(q·kᵀ)·v pattern again would only repeat FuseAttention.
 /// Epilogue fusion runs last, on the pruned sequence.
 public enum Pipeline {
-  /// Stage names for `vitc dump --stage`, in order; `parsed` is the front end's output.
-  public static let stages = ["parsed"] + passes(.none).map(\.name)
-
   /// The passes for a schedule (`InsertPruning` leaves a dense graph as it is).
   public static func passes(_ schedule: Schedule) -> [Pass] {
     [FuseAttention.pass, InsertPruning.pass(schedule), FuseEpilogues.pass]
   }
 
-  /// The graph at `stage`, running every pass up to it.
-  public static func run(_ graph: Graph, through stage: String, schedule: Schedule = .none) throws(IRError) -> Graph {
+  /// The graph at `stage`, running every pass up to it (`planned` is the last pass's graph:
+  /// plan its memory with `PlanMemory.plan`).
+  public static func run(_ graph: Graph, through stage: Stage = .planned, schedule: Schedule = .none) throws(IRError) -> Graph {
     var current = graph
-    for pass in passes(schedule) {
-      if stages.firstIndex(of: stage)! < stages.firstIndex(of: pass.name)! { break }
+    for pass in passes(schedule) where pass.stage <= stage {
       current = try pass.apply(current)
     }
     return current

@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
-import VitFrontend
-import VitIR
-import VitInterpreter
-import VitPasses
+import VitDriver
 
 struct Calibrate: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -50,73 +47,16 @@ struct Calibrate: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let parsed = try GraphLoader.load(path: model.graph)
-      let base = try ScheduleParser.parse(prune, depth: parsed.blocks.count)
-      let inputs: [Tensor]
-      if let images {
-        let files = try FileManager.default.contentsOfDirectory(atPath: images).filter { $0.hasSuffix(".ppm") }.sorted()
-          .prefix(maxImages)
-        guard !files.isEmpty else { throw CalibrateError.noImages(images) }
-        inputs = try files.map { Preprocessing.evaluation(try PPM.read(path: images + "/" + $0), for: parsed) }
-      } else {
-        let set = try EvalSet.load(directory: data!, side: parsed.type(of: parsed.inputs[0]).dims.last!.bound, limit: maxImages)
-        inputs = set.images.indices.map { Preprocessing.evaluation(set.rgb($0), for: parsed) }
+      var calibration = Calibration(base: prune, budget: budget)
+      calibration.maxImages = maxImages
+      calibration.steps = steps
+      let source: Calibration.Images = images.map { .directory($0) } ?? .evalSet(data!)
+      let result = try calibration.run(try model.session(prune: "none"), images: source) { step in
+        printError(String(format: "step %d/%d: c = %.5g, MACs %.4f of dense", step.index, steps, step.scale, step.macsFraction))
       }
-      let dense = FlopCounter.report(try Pipeline.run(parsed, through: "pruned"), convention: .fvcore).totalMACs
-      let target = budget * Double(dense)
-      // The weights once, for the graph with every parameter any threshold setting uses.
-      let weights = try model.load(prune: thresholdsSpec(base, scale: 1)).weights
-
-      /// Average MACs and tokens per stage for the thresholds c·(s+1)·0.001.
-      func evaluate(_ c: Double) throws -> (macs: Double, tokens: [Double]) {
-        let schedule = try ScheduleParser.parse(thresholdsSpec(base, scale: c), depth: parsed.blocks.count)
-        let graph = try Pipeline.run(parsed, through: "pruned", schedule: schedule)
-        let interpreter = try Interpreter(graph: graph, weights: weights)
-        let results = ResultBox<[Int]>(count: inputs.count)
-        DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
-          results.set(index, Result<[Int], any Error>(catching: { try interpreter.runTraced([inputs[index]]).stages.map(\.tokens) }))
-        }
-        var macs = 0.0
-        var tokens = [Double](repeating: 0, count: base.locations.count)
-        for result in results.values {
-          let stages = try result!.get()
-          macs += Double(FlopCounter.report(graph, convention: .fvcore, counts: FlopCounter.counts(of: graph, stages: stages)).totalMACs)
-          for (s, count) in stages.enumerated() { tokens[s] += Double(count) }
-        }
-        return (macs / Double(inputs.count), tokens.map { $0 / Double(inputs.count) })
-      }
-
-      var (low, high) = (log(1e-3), log(1e3))  // more MACs at low c, fewer at high c
-      var best: (c: Double, macs: Double, tokens: [Double])? = nil
-      for step in 1...steps {
-        let c = exp((low + high) / 2)
-        let (macs, tokens) = try evaluate(c)
-        if best == nil || abs(macs - target) < abs(best!.macs - target) { best = (c, macs, tokens) }
-        printError(String(format: "step %d/%d: c = %.5g, MACs %.4f of dense", step, steps, c, macs / Double(dense)))
-        if macs > target { low = log(c) } else { high = log(c) }
-      }
-      let chosen = best!
-      let spec = thresholdsSpec(base, scale: chosen.c)
-      print("calibrated on \(inputs.count) image\(inputs.count == 1 ? "" : "s") from \(images ?? data!): average MACs \(String(format: "%.4f", chosen.macs / Double(dense))) of dense (budget \(budget))")
-      print("tokens per stage (average): " + zip(base.locations, chosen.tokens).map { "block \($0) \(String(format: "%.1f", $1))" }.joined(separator: ", "))
-      print("--prune \(spec)")
-    }
-  }
-
-  /// `asvit:T1,…[@…]` with T_s = c·(s+1)·0.001, printed with 4 significant digits.
-  func thresholdsSpec(_ base: Schedule, scale c: Double) -> String {
-    let thresholds = base.locations.indices.map { String(format: "%.4g", c * Double($0 + 1) * 0.001) }
-    let at = prune.firstIndex(of: "@").map { String(prune[$0...]) } ?? ""
-    return "asvit:" + thresholds.joined(separator: ",") + at
-  }
-}
-
-/// Results written by concurrent iterations, one slot each.
-enum CalibrateError: Error, CustomStringConvertible {
-  case noImages(String)
-  var description: String {
-    switch self {
-    case .noImages(let directory): "\(directory): error: no .ppm images in the directory"
+      print("calibrated on \(result.images) image\(result.images == 1 ? "" : "s") from \(source.path): average MACs \(String(format: "%.4f", result.macsFraction)) of dense (budget \(budget))")
+      print("tokens per stage (average): " + result.tokens.map { "block \($0.block) \(String(format: "%.1f", $0.mean))" }.joined(separator: ", "))
+      print("--prune \(result.spec)")
     }
   }
 }

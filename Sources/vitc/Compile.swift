@@ -1,13 +1,10 @@
 import ArgumentParser
 import Foundation
+import VitDriver
 import VitEmitC
-import VitFrontend
-import VitIR
-import VitPasses
-import VitRuntimeFiles
 
 /// Options shared by `compile` and `build`: what to emit.
-struct EmitOptions: ParsableArguments {
+struct EmitFlags: ParsableArguments {
   @Option(help: ArgumentHelp("Class names, one per line, built into the binary (default: imagenet-labels.txt or STEM/classes.txt beside the graph, if it fits).", valueName: "file"))
   var labels: String?
 
@@ -20,8 +17,8 @@ struct EmitOptions: ParsableArguments {
   @Flag(help: "Leave the weights out of the binary: write them to a vitc weights file (docs/weights-file.md) that the binary maps at run time with --weights FILE (for boards that keep models on storage).")
   var weightsAtRuntime = false
 
-  /// How the weights reach the binary, after --weights-at-runtime.
-  var embedding: WeightsEmbedding { weightsAtRuntime ? .file : embedWeights }
+  @Option(help: ArgumentHelp("The GEMM: builtin (vitc's kernels on weights packed at compile time) or openblas (cblas_sgemm; needs libopenblas-dev).", valueName: "gemm"))
+  var blas: GEMMBackend = .builtin
 
   func validate() throws {
     if weightsAtRuntime && embedWeights != .incbin {
@@ -29,82 +26,33 @@ struct EmitOptions: ParsableArguments {
     }
   }
 
-  @Option(help: ArgumentHelp("The GEMM: builtin (vitc's kernels on weights packed at compile time) or openblas (cblas_sgemm; needs libopenblas-dev).", valueName: "gemm"))
-  var blas: GEMMBackend = .builtin
+  var options: EmitOptions {
+    var options = EmitOptions()
+    options.embedding = weightsAtRuntime ? .file : embedWeights
+    options.gemm = blas
+    options.labels = labels
+    return options
+  }
 }
 
 extension WeightsEmbedding: ExpressibleByArgument {}
 extension GEMMBackend: ExpressibleByArgument {}
-
-/// Compiles a model to C files in `directory`, named after `stem`. Returns what was emitted.
-func compileModel(_ model: ModelOptions, _ emit: EmitOptions, prune: String, stem: String, labels: String?) throws -> EmittedModel {
-  let loaded = try model.load(prune: prune)
-  let (graph, weights) = (loaded.graph, loaded.weights)
-  let provenance = EmitC.Provenance(
-    version: vitcVersion, graphFile: model.graph,
-    weights: model.weights ?? "--random-weights \(model.randomWeights!)", schedule: loaded.schedule.spec)
-  var emitted = try EmitC.emit(graph, weights: weights, provenance: provenance, embedding: emit.embedding, gemm: emit.blas)
-  // Files are named after the output's stem; the C symbols after the graph.
-  var renamed: [String: [UInt8]] = [:]
-  for (file, contents) in emitted.files {
-    let newName = stem + file.dropFirst(emitted.name.count)
-    var text = contents
-    if file.hasSuffix(".c") || file.hasSuffix(".S") {
-      let fixed = String(decoding: contents, as: UTF8.self)
-        .replacingOccurrences(of: "#include \"\(emitted.name).h\"", with: "#include \"\(stem).h\"")
-        .replacingOccurrences(of: ".incbin \"\(emitted.name)_weights.bin\"", with: ".incbin \"\(stem)_weights.bin\"")
-      text = Array(fixed.utf8)
-    }
-    renamed[newName] = text
-  }
-  for (file, contents) in try RuntimeFiles.all() { renamed[file] = contents }
-  let classNames = try loadLabels(graphPath: model.graph, explicit: labels, classes: graph.outputType.dims.last?.bound ?? 0)
-  for (file, contents) in EmitC.driverFiles(for: emitted, stem: stem, graph: graph, schedule: loaded.schedule.spec, labels: classNames) {
-    renamed[file] = contents
-  }
-  emitted.files = renamed
-  return emitted
-}
-
-/// Writes every file or none: into a fresh directory beside the target, then moved in place.
-func writeFiles(_ files: [String: [UInt8]], into directory: String) throws {
-  let fileManager = FileManager.default
-  do {
-    try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
-  } catch {
-    throw CommandError.cannotWrite(path: directory, reason: "cannot create the directory")
-  }
-  let staging = directory + "/.vitc-staging-\(ProcessInfo.processInfo.processIdentifier)"
-  defer { try? fileManager.removeItem(atPath: staging) }
-  try? fileManager.removeItem(atPath: staging)
-  try fileManager.createDirectory(atPath: staging, withIntermediateDirectories: true)
-  for (name, contents) in files {
-    guard fileManager.createFile(atPath: staging + "/" + name, contents: Data(contents)) else {
-      throw CommandError.cannotWrite(path: directory + "/" + name, reason: "cannot create the file")
-    }
-  }
-  for name in files.keys.sorted() {
-    if rename(staging + "/" + name, directory + "/" + name) != 0 {
-      throw CommandError.cannotWrite(path: directory + "/" + name, reason: String(cString: strerror(errno)))
-    }
-  }
-}
 
 struct Compile: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Compile a model to C: the model, its header, its weights and the runtime.",
     discussion: """
       -o out/model.c writes out/model.c, out/model.h, the weights (out/model_weights.S and \
-      out/model_weights.bin, or out/model_weights.c with --embed-weights hex), and the runtime \
-      (vit_runtime.h, vit_runtime.c, vit_gemm.c) and main.c beside them. Build with \
-      `vitc build`, or by hand: cc -std=c11 -O3 -Wa,-Iout out/*.c out/*.S -lm -lpthread. The C \
-      is the same for every target; --target only chooses the build command printed at the end \
-      (the compiler and flags `vitc build --target` would use).
+      out/model_weights.bin, or out/model_weights.c with --embed-weights hex), the driver glue \
+      and the runtime (vit_*.h, vit_*.c, main.c) beside them. Build with `vitc build`, or by \
+      hand with the command it prints. The C is the same for every target; --target only \
+      chooses the build command printed at the end (the compiler and flags `vitc build \
+      --target` would use).
       """)
 
   @OptionGroup var model: ModelOptions
   @OptionGroup var pruning: PruneOptions
-  @OptionGroup var emit: EmitOptions
+  @OptionGroup var emit: EmitFlags
   @OptionGroup var targetOptions: TargetOptions
 
   @Option(name: .shortAndLong, help: ArgumentHelp("The model's C file; the other files go beside it.", valueName: "file.c"))
@@ -119,16 +67,19 @@ struct Compile: ParsableCommand {
   func run() throws {
     try reportingErrors {
       let url = URL(fileURLWithPath: output)
-      let stem = cFileStem(url.deletingPathExtension().lastPathComponent)
-      let emitted = try compileModel(model, emit, prune: pruning.prune, stem: stem, labels: emit.labels)
-      try writeFiles(emitted.files, into: url.deletingLastPathComponent().path)
-      print("wrote \(emitted.files.count) files to \(url.deletingLastPathComponent().relativePath)/: \(emitted.files.keys.sorted().joined(separator: ", "))")
-      print("arena \(grouped(emitted.arenaBytes)) bytes, weights \(grouped(emitted.weightBytes)) bytes")
       let directory = url.deletingLastPathComponent().relativePath
-      let invocation = CompilerInvocation(
-        target: targetOptions.target, cc: nil, directory: directory, threads: true, vectorMath: true,
-        openblas: emit.blas == .openblas, isStatic: false)
-      let sources = emitted.files.keys.filter { $0.hasSuffix(".c") || $0.hasSuffix(".S") }.sorted().map { directory + "/" + $0 }
+      let stem = cFileStem(url.deletingPathExtension().lastPathComponent)
+      let session = try model.session(prune: pruning.prune)
+      let program = try session.emit(stem: stem, options: emit.options)
+      let inputs = session.inputs + (emit.labels.map { [($0, "labels file")] } ?? [])
+      for name in program.files.keys { try Output.check(directory + "/" + name, against: inputs) }
+      try Output.write(files: program.files, into: directory)
+      print("wrote \(program.files.count) files to \(directory)/: \(program.files.keys.sorted().joined(separator: ", "))")
+      print("arena \(grouped(program.model.arenaBytes)) bytes, weights \(grouped(program.model.weightBytes)) bytes")
+      var options = BuildOptions()
+      options.target = targetOptions.target
+      let invocation = CompilerInvocation(options, directory: directory, openblas: emit.blas == .openblas)
+      let sources = program.sources.map { directory + "/" + $0 }
       print("build for \(targetOptions.target.rawValue) with: \(invocation.commandLine(sources: sources, output: directory + "/" + stem))")
     }
   }

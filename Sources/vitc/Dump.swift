@@ -1,6 +1,5 @@
 import ArgumentParser
-import VitFrontend
-import VitIR
+import VitDriver
 import VitPasses
 
 struct Dump: ParsableCommand {
@@ -16,8 +15,8 @@ struct Dump: ParsableCommand {
       arena as a comment).
       """)
 
-  @Option(help: ArgumentHelp("The stage to print: \(stages.joined(separator: ", ")).", valueName: "stage"))
-  var stage: String = "parsed"
+  @Option(help: ArgumentHelp("The stage to print: \(Stage.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "stage"))
+  var stage: Stage = .parsed
 
   @Argument(help: "The model graph (.graph file).")
   var graph: String
@@ -27,40 +26,18 @@ struct Dump: ParsableCommand {
   @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
   var output: String?
 
-  static let stages = Pipeline.stages + ["planned"]
-
-  func validate() throws {
-    guard Self.stages.contains(stage) else {
-      throw ValidationError("unknown stage '\(stage)'; stages: \(Self.stages.joined(separator: ", "))")
-    }
-  }
-
   func run() throws {
     try reportingErrors {
-      let parsed = try GraphLoader.load(path: self.graph)
-      let schedule = try resolveSchedule(pruning.prune, for: parsed, weights: nil)
-      let graph = try Pipeline.run(parsed, through: stage == "planned" ? Pipeline.stages.last! : stage, schedule: schedule)
-      var header = "vitc \(vitcVersion) IR, stage \(stage), from \(self.graph), --prune \(schedule.spec)"
-      var annotate: (Op) -> String? = { _ in nil }
-      if stage == "planned" {
-        let plan = PlanMemory.plan(graph)
-        header += "\narena: \(grouped(plan.arenaFloats * 4)) bytes (\(grouped(PlanMemory.unsharedFloats(plan) * 4)) without reuse)"
-        annotate = { op in
-          op.results.map { result in
-            switch plan.placements[result] {
-            case .arena(let offset, let floats)?: "arena[\(offset) ..< \(offset + floats)]"
-            case .view(let base, let offset)?: "view of \(graph[base].name) at +\(offset)"
-            default: "?"
-            }
-          }.joined(separator: ", ")
-        }
-      }
-      let text = Printer.print(graph, header: header, annotate: annotate)
+      let session = try CompileSession(graph: graph, weights: .none, prune: pruning.prune)
+      let text = try session.dump(stage: stage)
       if let output {
-        try writeAtomically(text, to: output)
+        try Output.check(output, against: session.inputs)
+        try Output.write(text, to: output)
       } else {
         print(text, terminator: "")
       }
     }
   }
 }
+
+extension Stage: ExpressibleByArgument {}

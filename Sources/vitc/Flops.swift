@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
-import VitFrontend
-import VitIR
-import VitInterpreter
-import VitPasses
+import VitDriver
 
 struct Flops: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -41,38 +38,17 @@ struct Flops: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      var reports: [(fvcore: FlopReport, torchprofile: FlopReport)] = []
-      let schedule: Schedule
-      let graph: Graph
-      if image.isEmpty {
-        let parsed = try GraphLoader.load(path: self.graph)
-        schedule = try resolveSchedule(pruning.prune, for: parsed, weights: nil)
-        graph = try Pipeline.run(parsed, through: "pruned", schedule: schedule)
-        reports.append((FlopCounter.report(graph, convention: .fvcore), FlopCounter.report(graph, convention: .torchprofile)))
-      } else {
-        let loaded = try loadModel(
-          graph: self.graph, weights: weights, randomWeights: randomWeights, prune: pruning.prune, through: "pruned")
-        (schedule, graph) = (loaded.schedule, loaded.graph)
-        let interpreter = try Interpreter(graph: graph, weights: loaded.weights)
-        for path in image {
-          let input = Preprocessing.evaluation(try PPM.read(path: path), for: graph)
-          let (_, stages) = try interpreter.runTraced([input])
-          let counts = FlopCounter.counts(of: graph, stages: stages.map(\.tokens))
-          reports.append((
-            FlopCounter.report(graph, convention: .fvcore, counts: counts),
-            FlopCounter.report(graph, convention: .torchprofile, counts: counts)
-          ))
-          printError("\(path): " + stages.map { "block \($0.block) \($0.tokens) tokens" }.joined(separator: ", "))
-        }
+      let source: WeightsSource = weights.map { .file($0) } ?? randomWeights.map { .random(seed: $0) } ?? .none
+      let session = try CompileSession(graph: self.graph, weights: source, prune: pruning.prune)
+      let (graph, fvcore, torchprofile) = try session.flops(images: image) { path, stages in
+        printError("\(path): " + stages.map { "block \($0.block) \($0.tokens) tokens" }.joined(separator: ", "))
       }
-      let fvcore = Self.average(reports.map(\.fvcore))
-      let torchprofile = Self.average(reports.map(\.torchprofile))
       let width = max(grouped(fvcore.totalMACs).count, grouped(torchprofile.totalMACs).count)
       func pad(_ text: String, _ count: Int) -> String {
         String(repeating: " ", count: max(0, count - text.count)) + text
       }
       let over = image.isEmpty ? "" : ", average over \(image.count) image\(image.count == 1 ? "" : "s")"
-      print("\(graph.name), --prune \(schedule.spec): multiply-adds (1 MAC = 1 FLOP)\(over)")
+      print("\(graph.name), --prune \(session.schedule.spec): multiply-adds (1 MAC = 1 FLOP)\(over)")
       if image.isEmpty && graph.values.contains(where: { $0.type.isDynamic }) {
         print("(run-time token counts at their bound; give --image and weights to average over images)")
       }
@@ -86,20 +62,5 @@ struct Flops: ParsableCommand {
       print("total                  \(pad(grouped(fvcore.totalMACs), width))  \(pad(grouped(torchprofile.totalMACs), width))")
       print("parameters             \(pad(grouped(fvcore.parameters), width))")
     }
-  }
-
-  /// The row-wise mean of reports of the same graph (MACs and tokens rounded to the nearest
-  /// integer).
-  static func average(_ reports: [FlopReport]) -> FlopReport {
-    guard var result = reports.first, reports.count > 1 else { return reports[0] }
-    for index in result.rows.indices {
-      func mean(_ value: (FlopReport.Row) -> Int) -> Int {
-        Int((Double(reports.map { value($0.rows[index]) }.reduce(0, +)) / Double(reports.count)).rounded())
-      }
-      result.rows[index].macs = mean(\.macs)
-      result.rows[index].tokens = mean(\.tokens)
-      result.rows[index].tokensOut = mean(\.tokensOut)
-    }
-    return result
   }
 }

@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
-import VitFrontend
+import VitDriver
 import VitIR
-import VitInterpreter
 
 struct Run: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -50,70 +49,35 @@ struct Run: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let loaded = try model.load(prune: pruning.prune)
-      let (graph, weights) = (loaded.graph, loaded.weights)
-      guard graph.inputs.count == 1, let inputShape = graph.type(of: graph.inputs[0]).fixedShape else {
-        throw RunError.unsupportedInput(graph.type(of: graph.inputs[0]))
+      let session = try model.session(prune: pruning.prune)
+      let loaded = try session.model()
+      let tensor = try session.input(image: image, raw: input, graph: loaded.graph)
+      let classNames = try session.labels(explicit: labels)
+      // Outputs never replace what this run reads (the image, the graph, the weights).
+      for path in [trace, keptMap].compactMap({ $0 }) {
+        try Output.check(path, against: session.inputs + [(image ?? input!, "input")])
       }
-      let tensor: Tensor
-      if let image {
-        guard inputShape.count == 3, inputShape[0] == 3, inputShape[1] == inputShape[2] else {
-          throw RunError.notAnImageModel(graph.type(of: graph.inputs[0]))
-        }
-        tensor = Preprocessing.evaluation(try PPM.read(path: image), for: graph)
-      } else {
-        tensor = try RawInput.readF32(path: input!, shape: inputShape)
-      }
-      let classNames = try loadLabels(graphPath: model.graph, explicit: labels, classes: graph.outputType.dims.last?.bound ?? 0)
-
       // The patch grid of --kept-map, checked before the (slow) run.
-      let patches = graph.ops.first { $0.kind == .patchEmbed }.map { graph.type(of: $0.results[0]).dims[0].bound } ?? 0
-      if keptMap != nil {
-        guard tensor.shape.count == 3, tensor.shape[0] == 3 else { throw KeptMapError.notAnImage(shape: tensor.shape) }
-        _ = try KeptMap.grid(patches: patches, height: tensor.shape[1], width: tensor.shape[2])
-      }
+      if keptMap != nil { _ = try session.keptMap(graph: loaded.graph, input: tensor, stages: []) }
 
-      let interpreter = try Interpreter(graph: graph, weights: weights)
-      let progress = Progress(blocks: graph.blocks.count)
-      let clock = ContinuousClock()
-      let start = clock.now
-      let (logits, stages) = try interpreter.runTraced([tensor]) { op in progress.update(block: op.block) }
-      let elapsed = clock.now - start
+      let progress = Progress(blocks: loaded.graph.blocks.count)
+      let result = try session.interpret(loaded, input: tensor) { block in progress.update(block: block) }
       progress.finish()
 
-      let ranked = logits.scalars.indices.sorted { (a, b) in
-        logits.scalars[a] != logits.scalars[b] ? logits.scalars[a] > logits.scalars[b] : a < b
-      }
-      let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-      print("\(graph.name) on \(image ?? input!): interpreter, \(String(format: "%.2f", seconds)) s, --prune \(loaded.schedule.spec)")
-      for stage in stages {
+      print("\(loaded.graph.name) on \(image ?? input!): interpreter, \(String(format: "%.2f", result.seconds)) s, --prune \(loaded.schedule.spec)")
+      for stage in result.stages {
         print("  block \(stage.block): \(stage.tokens) tokens")
       }
-      for (rank, index) in ranked.prefix(top).enumerated() {
+      for (rank, index) in result.ranked.prefix(top).enumerated() {
         let name = classNames.map { "  \($0[index])" } ?? ""
-        print(String(format: "%2d. %5d  %10.4f", rank + 1, index, logits.scalars[index]) + name)
+        print(String(format: "%2d. %5d  %10.4f", rank + 1, index, result.logits[index]) + name)
       }
       if let trace {
-        let record = Trace(method: loaded.schedule.spec, stages: stages, logits: logits.scalars)
-        try writeAtomically(record.json(), to: trace)
+        try Output.write(Trace(method: loaded.schedule.spec, stages: result.stages, logits: result.logits).json(), to: trace)
       }
       if let keptMap {
-        try writeAtomically(bytes: try KeptMap.render(input: tensor, stages: stages, patches: patches, transform: graph.imageTransform), to: keptMap)
+        try Output.write(try session.keptMap(graph: loaded.graph, input: tensor, stages: result.stages), to: keptMap)
       }
-    }
-  }
-}
-
-enum RunError: Error, CustomStringConvertible {
-  case unsupportedInput(TensorType)
-  case notAnImageModel(TensorType)
-
-  var description: String {
-    switch self {
-    case .unsupportedInput(let type):
-      "error: 'vitc run' needs a graph with one input of static shape, found \(type)"
-    case .notAnImageModel(let type):
-      "error: --image needs a square image input f32[3,S,S], the graph takes \(type); use --input"
     }
   }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VitDriver
 
 @main
 struct Vitc: ParsableCommand {
@@ -28,6 +29,3 @@ struct Vitc: ParsableCommand {
     version: vitcVersion,
     subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self, Calibrate.self, Eval.self])
 }
-
-/// The version printed by `--version` and in the provenance of every generated file.
-let vitcVersion = "0.1.0"

@@ -71,7 +71,7 @@ import VitPasses
   @Test func interpreterMatchesPyTorchDynamicViT() throws {
     let parsed = try GraphLoader.load(path: repositoryPath("samples/fashion.graph"))
     let schedule = try ScheduleParser.parse("dyvit:0.7", depth: parsed.blocks.count)
-    let graph = try Pipeline.run(parsed, through: "pruned", schedule: schedule)
+    let graph = try Pipeline.run(parsed, through: .pruned, schedule: schedule)
     let weights = try WeightBinding.bind(graph, to: try SafetensorsFile(path: repositoryPath("samples/fashion/weights.safetensors")))
     let interpreter = try Interpreter(graph: graph, weights: weights)
     let flat = try readF32(Self.folder.appendingPathComponent("logits-dyvit0.7-100.f32"))

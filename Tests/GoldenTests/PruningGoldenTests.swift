@@ -54,7 +54,7 @@ import VitPasses
     try #require(built.status == 0, "vitc build failed:\n\(built.output)")
 
     let parsed = try GraphLoader.load(path: graphPath)
-    let graph = try Pipeline.run(parsed, through: Pipeline.stages.last!, schedule: try ScheduleParser.parse(spec, depth: parsed.blocks.count))
+    let graph = try Pipeline.run(parsed, through: .planned, schedule: try ScheduleParser.parse(spec, depth: parsed.blocks.count))
     let inputShape = graph.type(of: graph.inputs[0]).fixedShape!
     let input = seededInput(inputShape.reduce(1, *), seed: 5)
     let inputFile = scratch.appendingPathComponent("input.f32")

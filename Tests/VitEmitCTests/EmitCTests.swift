@@ -68,7 +68,7 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: Testing.
     // Parsed from its text under its repository-relative name, so that locations in the
     // emitted comments do not depend on where the repository is checked out.
     let source = try String(contentsOf: repositoryRoot.appendingPathComponent("samples/tiny.graph"), encoding: .utf8)
-    let graph = try Pipeline.run(try GraphLoader.parse(source, file: "samples/tiny.graph"), through: Pipeline.stages.last!)
+    let graph = try Pipeline.run(try GraphLoader.parse(source, file: "samples/tiny.graph"), through: .planned)
     let emitted = try EmitC.emit(
       graph, weights: RandomWeights.generate(for: graph, seed: 1),
       provenance: .init(version: "test", graphFile: "samples/tiny.graph", weights: "--random-weights 1", schedule: "none"))

@@ -23,7 +23,7 @@ import VitPasses
     let spec = json["method"] as! String
     let parsed = try loadSample("tiny.graph")
     let schedule = try ScheduleParser.parse(spec, depth: parsed.blocks.count)
-    let graph = try Pipeline.run(parsed, through: "pruned", schedule: schedule)
+    let graph = try Pipeline.run(parsed, through: .pruned, schedule: schedule)
 
     let backbone = try SafetensorsFile(path: repositoryPath("Tests/Fixtures/timm-tiny/weights.safetensors"))
     let predictors = try SafetensorsFile(path: Self.folder.appendingPathComponent("predictors.safetensors").path)

@@ -54,7 +54,7 @@ import VitPasses
   @Test func polynomialAgreesWithTheReport() throws {
     let parsed = try GraphLoader.load(path: repositoryPath("samples/deit-s.graph"))
     let schedule = try ScheduleParser.parse("asvit:0.001,0.002,0.003", depth: 12)
-    let graph = try Pipeline.run(parsed, through: "fused-epilogues", schedule: schedule)
+    let graph = try Pipeline.run(parsed, through: .fusedEpilogues, schedule: schedule)
     for convention in FlopConvention.allCases {
       let polynomial = FlopCounter.polynomial(of: graph, convention: convention)
       #expect(polynomial.symbols == ["n0", "n1", "n2"])  // k{s} sizes only the index lists
@@ -63,7 +63,7 @@ import VitPasses
         #expect(polynomial.evaluated { counts[$0]! } == FlopCounter.report(graph, convention: convention, counts: counts).totalMACs)
       }
     }
-    let dyvit = try Pipeline.run(parsed, through: "pruned", schedule: try ScheduleParser.parse("dyvit:0.7", depth: 12))
+    let dyvit = try Pipeline.run(parsed, through: .pruned, schedule: try ScheduleParser.parse("dyvit:0.7", depth: 12))
     let constant = FlopCounter.polynomial(of: dyvit, convention: .fvcore)
     #expect(constant.symbols.isEmpty)
     #expect(constant.evaluated { _ in 0 } == FlopCounter.report(dyvit, convention: .fvcore).totalMACs)

@@ -54,7 +54,7 @@ import VitInterpreter
   @Test(arguments: ["tiny.graph", "deit-s.graph"])
   func fusionKeepsTheFlopCount(file: String) throws {
     let graph = try GraphLoader.load(path: repositoryRoot.appendingPathComponent("samples/\(file)").path)
-    let fused = try Pipeline.run(graph, through: "fused-epilogues")
+    let fused = try Pipeline.run(graph, through: .fusedEpilogues)
     #expect(fused.ops.filter { $0.kind == .attention }.count == 12)
     #expect(fused.ops.filter { $0.kind == .linearGelu }.count == 12)
     #expect(fused.ops.filter { $0.kind == .linearAdd }.count == 24)
@@ -69,7 +69,7 @@ import VitInterpreter
     var generator = SplitMix64(seed: 9, name: "input")
     let input = Tensor(shape: [3, 224, 224], scalars: (0..<(3 * 224 * 224)).map { _ in Float(generator.nextNormal()) })
     let before = try Interpreter(graph: graph, weights: weights).run([input])
-    for stage in Pipeline.stages.dropFirst() {
+    for stage in Stage.allCases.dropFirst() {
       let after = try Interpreter(graph: try Pipeline.run(graph, through: stage), weights: weights).run([input])
       // The fused kernels compose the same float steps, so the logits are bitwise equal.
       #expect(after == before, "stage \(stage)")

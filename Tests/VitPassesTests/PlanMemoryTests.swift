@@ -8,8 +8,8 @@ import VitIR
 @Suite struct PlanMemoryTests {
   /// No two values alive at the same time share a float, every buffer fits its bound, and
   /// reuse makes the arena much smaller than the sum of buffers.
-  @Test(arguments: ["parsed", "fused-epilogues"])
-  func liveValuesNeverOverlap(stage: String) throws {
+  @Test(arguments: [Stage.parsed, .fusedEpilogues])
+  func liveValuesNeverOverlap(stage: Stage) throws {
     let parsed = try GraphLoader.load(path: repositoryRoot.appendingPathComponent("samples/deit-s.graph").path)
     let graph = try Pipeline.run(parsed, through: stage)
     let plan = PlanMemory.plan(graph)

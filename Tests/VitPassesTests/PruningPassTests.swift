@@ -13,7 +13,7 @@ import VitPasses
   static func pruned(_ spec: String, _ graph: Graph? = nil) throws -> Graph {
     let parsed = try graph ?? deitS.get()
     let schedule = try ScheduleParser.parse(spec, depth: parsed.blocks.count)
-    return try Pipeline.run(parsed, through: "pruned", schedule: schedule)
+    return try Pipeline.run(parsed, through: .pruned, schedule: schedule)
   }
 
   /// Tokens (cls included) after each trace stage, in order.
@@ -33,7 +33,8 @@ import VitPasses
     #expect(try ScheduleParser.parse("dyvit:0.7", depth: 12).method == .dyvit(rho: 0.7))
     #expect(try ScheduleParser.parse("dyvit:0.7", depth: 12).locations == [3, 6, 9])
     #expect(try ScheduleParser.parse("evit:0.5,nofuse@2,5", depth: 12) == Schedule(method: .evit(rho: 0.5, fuse: false), locations: [2, 5], spec: "evit:0.5,nofuse@2,5"))
-    #expect(try ScheduleParser.parse("asvit", depth: 12).method == .asvit(thresholds: nil))
+    #expect(try ScheduleParser.parse("asvit", depth: 12).method == .asvit(thresholds: [0.001, 0.002, 0.003]))
+    #expect(try ScheduleParser.parse("asvit@1,2", depth: 12, learnedThresholds: { stages in [0.5, 0.25] + Array(repeating: 1, count: stages - 2) }).method == .asvit(thresholds: [0.5, 0.25]))
     #expect(try ScheduleParser.parse("asvit", depth: 12).locations == [4, 7, 10])
     #expect(try ScheduleParser.parse("asvit:0.01,0.02,0.03", depth: 12).method == .asvit(thresholds: [0.01, 0.02, 0.03]))
     #expect(try ScheduleParser.parse("bat:0.7,clusters=0.3", depth: 12).method == .bat(rho: 0.7, clusterFraction: 0.3))
@@ -170,7 +171,7 @@ import VitPasses
     let tiny = try GraphLoader.load(path: repositoryPath("samples/tiny.graph"))
     let parsed = RandomWeights.generate(for: tiny, seed: 1)
     let schedule = try ScheduleParser.parse("dyvit:0.7", depth: 12)
-    let final = RandomWeights.generate(for: try Pipeline.run(tiny, through: Pipeline.stages.last!, schedule: schedule), seed: 1)
+    let final = RandomWeights.generate(for: try Pipeline.run(tiny, through: .planned, schedule: schedule), seed: 1)
     for (name, tensor) in parsed { #expect(final[name] == tensor, "\(name)") }
     #expect(final.count == parsed.count + 30)  // three predictors of ten tensors
   }

@@ -1,0 +1,126 @@
+import Foundation
+import VitFrontend
+import VitIR
+import VitInterpreter
+import VitPasses
+
+/// Where a model's weights come from.
+public enum WeightsSource: Sendable, Equatable {
+  /// A safetensors file with timm's tensor names.
+  case file(String)
+  /// Deterministic random weights from a seed (docs/random-weights.md).
+  case random(seed: UInt64)
+  /// None: enough for the commands that only read the graph (dump, flops without images).
+  case none
+
+  /// How the provenance lines of emitted files name it.
+  public var provenance: String {
+    switch self {
+    case .file(let path): path
+    case .random(let seed): "--random-weights \(seed)"
+    case .none: "no weights"
+    }
+  }
+}
+
+/// A graph after the pipeline, its weights and the schedule that shaped it.
+public struct LoadedModel: Sendable {
+  public var graph: Graph
+  public var weights: [String: Tensor]
+  public var schedule: Schedule
+}
+
+/// One compilation: a graph file, its weights and a pruning schedule, loaded and resolved once.
+/// Every command of vitc goes through a session: it runs the pipeline to a stage, binds the
+/// weights, emits C, builds executables, and runs the interpreter.
+public struct CompileSession: Sendable {
+  /// The graph file as the user named it.
+  public let graphPath: String
+  /// The graph as the front end read it (stage `parsed`).
+  public let parsed: Graph
+  public let weightsSource: WeightsSource
+  /// The weights file, opened and indexed (its tensors are read when bound).
+  public let weightsFile: SafetensorsFile?
+  /// The schedule, fully resolved: AS-ViT's thresholds come from the spec, the weights
+  /// (`score_predictor.{s}.keep_threshold`) or, with no weights file, the official initial values.
+  public let schedule: Schedule
+
+  public init(graph path: String, weights: WeightsSource, prune spec: String = "none") throws {
+    graphPath = path
+    parsed = try GraphLoader.load(path: path)
+    weightsSource = weights
+    if case .file(let file) = weights {
+      weightsFile = try SafetensorsFile(path: file)
+    } else {
+      weightsFile = nil
+    }
+    schedule = try ScheduleParser.parse(
+      spec, depth: parsed.blocks.count,
+      learnedThresholds: Self.thresholdSource(weightsFile))
+  }
+
+  /// The graph at `stage` (`planned` is the last pass's graph; `memoryPlan()` plans it).
+  public func graph(at stage: Stage = .planned) throws -> Graph {
+    try Pipeline.run(parsed, through: stage, schedule: schedule)
+  }
+
+  /// The graph at `stage` with its weights bound (DynamicViT's predictors included). Needs a
+  /// weights source.
+  public func model(at stage: Stage = .planned) throws -> LoadedModel {
+    let graph = try graph(at: stage)
+    switch weightsSource {
+    case .none:
+      throw DriverError.weightsNeeded
+    case .random(let seed):
+      return LoadedModel(graph: graph, weights: RandomWeights.generate(for: graph, seed: seed), schedule: schedule)
+    case .file:
+      let file = weightsFile!
+      // Tensors the schedule added (no place in the graph file declares them).
+      for parameter in graph.parameters where graph[parameter].location == nil && file.entries[graph[parameter].name] == nil {
+        throw ScheduleError.missingTensor(graph[parameter].name, method: schedule.kind.rawValue, path: file.path)
+      }
+      return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file), schedule: schedule)
+    }
+  }
+
+  /// The same graph and weights with another pruning spec (calibration tries many).
+  public func with(prune spec: String) throws -> CompileSession {
+    try CompileSession(graphPath: graphPath, parsed: parsed, weightsSource: weightsSource, weightsFile: weightsFile, prune: spec)
+  }
+
+  private init(graphPath: String, parsed: Graph, weightsSource: WeightsSource, weightsFile: SafetensorsFile?, prune spec: String) throws {
+    self.graphPath = graphPath
+    self.parsed = parsed
+    self.weightsSource = weightsSource
+    self.weightsFile = weightsFile
+    schedule = try ScheduleParser.parse(
+      spec, depth: parsed.blocks.count,
+      learnedThresholds: Self.thresholdSource(weightsFile))
+  }
+
+  /// Where AS-ViT's thresholds come from when a spec gives none: the weights file, if any.
+  private static func thresholdSource(_ file: SafetensorsFile?) -> ScheduleParser.ThresholdSource? {
+    guard let file else { return nil }
+    func lookup(_ stages: Int) throws(ScheduleError) -> [Double] { try learnedThresholds(stages: stages, in: file) }
+    return lookup
+  }
+
+  /// AS-ViT's learned thresholds, `score_predictor.{s}.keep_threshold`, one number each.
+  private static func learnedThresholds(stages: Int, in file: SafetensorsFile) throws(ScheduleError) -> [Double] {
+    var thresholds: [Double] = []
+    for stage in 0..<stages {
+      let name = InsertPruning.thresholdParameter(stage: stage)
+      guard let entry = file.entries[name] else { throw .missingTensor(name, method: "asvit", path: file.path) }
+      guard entry.shape.reduce(1, *) == 1, let tensor = try? file.tensor(name) else {
+        throw .thresholdNotScalar(name, shape: entry.shape, path: file.path)
+      }
+      thresholds.append(Double(tensor.scalars[0]))
+    }
+    return thresholds
+  }
+
+  /// Class names for the model: `explicit` if given, else those beside the graph that fit.
+  public func labels(explicit: String?) throws -> [String]? {
+    try Labels.load(graphPath: graphPath, explicit: explicit, classes: parsed.outputType.dims.last?.bound ?? 0)
+  }
+}

@@ -1,0 +1,31 @@
+import VitIR
+
+/// Errors of the driver itself (files it writes, labels, the interpreter's inputs). One message
+/// switch; every message is one line that names the file it is about.
+public enum DriverError: Error, CustomStringConvertible {
+  case cannotWrite(path: String, reason: String)
+  /// An output would replace a file the same run reads.
+  case outputIsInput(path: String, input: String)
+  /// An output path names a directory; vitc never removes or replaces one.
+  case outputIsDirectory(path: String)
+  case labels(path: String, reason: String)
+  case noImages(directory: String)
+  case weightsNeeded
+  case unsupportedInput(TensorType)
+  case notAnImageModel(TensorType)
+
+  public var description: String {
+    switch self {
+    case .cannotWrite(let path, let reason): "\(path): error: cannot write: \(reason)"
+    case .outputIsInput(let path, let input):
+      "\(path): error: this output would overwrite the \(input) this command reads; choose another path"
+    case .outputIsDirectory(let path): "\(path): error: is a directory; vitc writes a file here and never replaces a directory"
+    case .labels(let path, let reason): "\(path): error: \(reason)"
+    case .noImages(let directory): "\(directory): error: no .ppm images in the directory"
+    case .weightsNeeded: "error: this needs weights: give --weights FILE or --random-weights SEED"
+    case .unsupportedInput(let type): "error: 'vitc run' needs a graph with one input of static shape, found \(type)"
+    case .notAnImageModel(let type):
+      "error: --image needs a square image input f32[3,S,S], the graph takes \(type); use --input"
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import VitEmitC
+import VitIR
+import VitRuntimeFiles
+
+/// What to emit besides the model: how the weights travel, the GEMM, the class names.
+public struct EmitOptions: Sendable {
+  public var embedding: WeightsEmbedding = .incbin
+  public var gemm: GEMMBackend = .builtin
+  /// A labels file given by the user (default: the ones beside the graph, if they fit).
+  public var labels: String? = nil
+  public init() {}
+}
+
+/// Every file of a compiled model, by final name: the model's own and the shared runtime's.
+public struct EmittedProgram: Sendable {
+  public var model: EmittedModel
+  /// File name → contents, the runtime's included.
+  public var files: [String: [UInt8]]
+  /// The runtime's files (byte-identical for every model).
+  public var sharedFiles: Set<String>
+
+  /// The translation units and assembler files, sorted.
+  public var sources: [String] { files.keys.filter { $0.hasSuffix(".c") || $0.hasSuffix(".S") }.sorted() }
+}
+
+/// What `build` made.
+public struct BuildReport: Sendable {
+  public var output: String
+  public var binaryBytes: Int
+  /// Weights carried inside the binary (0 with --weights-at-runtime).
+  public var embeddedWeightBytes: Int
+  public var arenaBytes: Int
+  /// With --weights-at-runtime: the weights file written beside the binary, and its size.
+  public var weightsFile: (path: String, bytes: Int)?
+}
+
+extension CompileSession {
+  /// The C for the planned graph, every file named after `stem` (`model` → model.c, model.h …).
+  public func emit(stem: String, options: EmitOptions = EmitOptions()) throws -> EmittedProgram {
+    let loaded = try model(at: .planned)
+    let provenance = EmitC.Provenance(
+      version: vitcVersion, graphFile: graphPath, weights: weightsSource.provenance, schedule: schedule.spec)
+    var emitted = try EmitC.emit(loaded.graph, weights: loaded.weights, provenance: provenance, embedding: options.embedding, gemm: options.gemm)
+    // Files are named after the output's stem; the C symbols after the graph.
+    var files: [String: [UInt8]] = [:]
+    for (file, contents) in emitted.files {
+      let newName = stem + file.dropFirst(emitted.name.count)
+      var text = contents
+      if file.hasSuffix(".c") || file.hasSuffix(".S") {
+        let fixed = String(decoding: contents, as: UTF8.self)
+          .replacingOccurrences(of: "#include \"\(emitted.name).h\"", with: "#include \"\(stem).h\"")
+          .replacingOccurrences(of: ".incbin \"\(emitted.name)_weights.bin\"", with: ".incbin \"\(stem)_weights.bin\"")
+        text = Array(fixed.utf8)
+      }
+      files[newName] = text
+    }
+    let runtime = try RuntimeFiles.all()
+    for (file, contents) in runtime { files[file] = contents }
+    let classNames = try labels(explicit: options.labels)
+    for (file, contents) in EmitC.driverFiles(for: emitted, stem: stem, graph: loaded.graph, schedule: schedule.spec, labels: classNames) {
+      files[file] = contents
+    }
+    emitted.files = [:]
+    return EmittedProgram(model: emitted, files: files, sharedFiles: Set(runtime.keys))
+  }
+
+  /// The inputs this session reads, for `Output.check`.
+  public var inputs: [(path: String, what: String)] {
+    var inputs = [(graphPath, "graph")]
+    if case .file(let path) = weightsSource { inputs.append((path, "weights file")) }
+    return inputs
+  }
+
+  /// Emits the C into a temporary folder, compiles and links it into `output` (and, with
+  /// --weights-at-runtime, `output.weights` beside it); `keepSources` also keeps the C.
+  public func build(output: String, options: BuildOptions, emit: EmitOptions = EmitOptions(), keepSources: String? = nil) throws -> BuildReport {
+    let fileManager = FileManager.default
+    let work = fileManager.temporaryDirectory.appendingPathComponent("vitc-build-\(UUID().uuidString)").path
+    let invocation = CompilerInvocation(options, directory: work, openblas: emit.gemm == .openblas)
+    let toolchain = Toolchain(invocation: invocation, target: options.target, isStatic: options.isStatic)
+    // Before anything is emitted: a missing (cross) compiler is the likeliest error here.
+    try toolchain.check()
+    let readInputs = inputs + (emit.labels.map { [($0, "labels file")] } ?? [])
+    try Output.check(output, against: readInputs)
+    let weightsOutput = output + ".weights"
+    if emit.embedding == .file { try Output.check(weightsOutput, against: readInputs) }
+
+    defer { try? fileManager.removeItem(atPath: work) }
+    let program = try self.emit(stem: "model", options: emit)
+    try Output.write(files: program.files, into: work)
+    if let keepSources { try Output.write(files: program.files, into: keepSources) }
+    let binary = work + "/model.bin.out"
+    try toolchain.build(sources: program.sources, shared: program.sharedFiles, in: work, output: binary)
+
+    let destination = URL(fileURLWithPath: output)
+    try? fileManager.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+    // The binary lands in place by rename (a failed build leaves the previous one whole); the
+    // temporary folder may be on another file system, so it is first copied beside the output.
+    var moves = [(binary, output)]
+    if emit.embedding == .file { moves.append((work + "/model_weights.bin", weightsOutput)) }
+    for (from, to) in moves {
+      let staged = to + ".vitc-tmp-\(ProcessInfo.processInfo.processIdentifier)"
+      try? fileManager.removeItem(atPath: staged)
+      do {
+        try fileManager.copyItem(atPath: from, toPath: staged)
+      } catch {
+        throw DriverError.cannotWrite(path: to, reason: "\(error.localizedDescription)")
+      }
+      try Output.rename(staged, to: to)
+    }
+    let size = (try? fileManager.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+    let model = program.model
+    return BuildReport(
+      output: output, binaryBytes: size, embeddedWeightBytes: emit.embedding == .file ? 0 : model.weightBytes,
+      arenaBytes: model.arenaBytes,
+      weightsFile: emit.embedding == .file ? (weightsOutput, model.weightBytes + WeightsFile.headerBytes) : nil)
+  }
+}
+
+/// The version printed by `--version` and in the provenance of every generated file.
+public let vitcVersion = "0.1.0"
