@@ -96,7 +96,7 @@ struct Compile: ParsableCommand {
     discussion: """
       -o out/model.c writes out/model.c, out/model.h, the weights (out/model_weights.S and \
       out/model_weights.bin, or out/model_weights.c with --embed-weights hex), and the runtime \
-      (vit_runtime.h, vit_runtime.c, vit_gemm.c) and main.c beside them. Build with \
+      (the vit_*.h and vit_*.c files of Runtime/) and main.c beside them. Build with \
       `vitc build`, or by hand: cc -std=c11 -O3 -Wa,-Iout out/*.c out/*.S -lm -lpthread. The C \
       is the same for every target; --target only chooses the build command printed at the end \
       (the compiler and flags `vitc build --target` would use).
