@@ -2,6 +2,10 @@
  * vit_prune.c: the token-pruning kernels (DynamicViT, EViT, AS-ViT, BAT, ToMe). The contract,
  * shapes and tie rules are in include/vit_prune.h; the methods in ../shared/SEMANTICS.md.
  *
+ * Layer 5 of the runtime, the top (Runtime/README.md), and it calls no other layer: the kernels
+ * are small next to the GEMMs, so they run serially, and their scores are in double, so the cls
+ * softmax here (cls_softmax_row) is a double one of its own, not the float softmax of vit_math.c.
+ *
  * Portable C11, serial, no malloc, no stdio; it does not depend on the ISA flags. Scores,
  * distances, densities and merged rows are computed in double and rounded to float once.
  * The double parts of `scratch` start at the first 8-byte boundary (see as_doubles), so

@@ -6,6 +6,8 @@
 # (RUNTIME_TESTS_CROSS=0 skips them). ISA configurations the CPU lacks are skipped.
 # Then builds Runtime/tests/test_prune.c with src/vit_prune.c (portable, no ISA code) with gcc
 # and clang, -pedantic, in the default, -DVIT_GENERIC and -O3 -march=native configurations.
+# First runs tests/check_layers.sh (no call from a runtime file to one of a higher layer, no
+# function defined twice, none without a caller), and checks that it catches a planted upward call.
 # Prints one line per configuration and "N passed, N failed" (configurations) last; exits 1 if
 # any configuration fails to build or fails a test.
 set -u
@@ -15,13 +17,37 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 common=(-std=c11 -O2 -Wall -Wextra -Werror)
-sources=("$here/test_kernels.c" "$rt/src/vit_runtime.c" "$rt/src/vit_gemm.c")
+# The kernels, lowest layer first (vit_prune.c is tested on its own below).
+kernels=("$rt/src/vit_threads.c" "$rt/src/vit_math.c" "$rt/src/vit_gemm.c" "$rt/src/vit_attention.c")
+sources=("$here/test_kernels.c" "${kernels[@]}")
 libs=()
 pass=0
 fail=0
 skip=0
 
 has_flag() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+
+# The layers, then the same check on a copy where the thread pool calls up into the GEMM.
+if "$here/check_layers.sh" >"$work/layers.log" 2>&1; then
+  echo "ok   layers: $(tail -n 1 "$work/layers.log")"
+  pass=$((pass + 1))
+else
+  echo "FAIL layers: $(tail -n 1 "$work/layers.log")"
+  grep '^violation' "$work/layers.log" | head -20 | sed 's/^/    /'
+  fail=$((fail + 1))
+fi
+mkdir -p "$work/planted"
+cp -r "$rt/include" "$rt/src" "$rt/main" "$work/planted/"
+printf '\n#include "vit_gemm.h"\nvoid vit_planted(float *y) { vit_linear_f32(y, 1, 1, y, 0, 1, VIT_EPI_NONE, 0, y); }\n' \
+  >>"$work/planted/src/vit_threads.c"
+if ! "$here/check_layers.sh" "$work/planted" >"$work/planted.log" 2>&1 &&
+  grep -q 'vit_threads.c (layer 1) calls vit_linear_f32 of vit_gemm.c' "$work/planted.log"; then
+  echo "ok   layers: a planted call from vit_threads.c up to vit_linear_f32 is caught"
+  pass=$((pass + 1))
+else
+  echo "FAIL layers: a planted call from vit_threads.c up to vit_linear_f32 is not caught"
+  fail=$((fail + 1))
+fi
 
 # run NAME RUNNER CC FLAGS... : build with CC and FLAGS, run (under RUNNER when not empty)
 run() {
@@ -100,7 +126,9 @@ for cc in gcc clang; do
     run "$cc prune -O3 -march=native -ffp-contract=off" "" "$cc" -pedantic -O3 -march=native -ffp-contract=off
   fi
 done
-sources=("$here/test_kernels.c" "$rt/src/vit_runtime.c" "$rt/src/vit_gemm.c")
+# The kernels, lowest layer first (vit_prune.c is tested on its own below).
+kernels=("$rt/src/vit_threads.c" "$rt/src/vit_math.c" "$rt/src/vit_gemm.c" "$rt/src/vit_attention.c")
+sources=("$here/test_kernels.c" "${kernels[@]}")
 
 # OpenBLAS for vit_linear_f32
 if printf '#include <cblas.h>\nint main(void) { return 0; }\n' |

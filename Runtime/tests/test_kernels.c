@@ -2,7 +2,8 @@
  * test_kernels.c: every runtime kernel against naive double-precision C, on odd shapes, plus
  * bitwise equality across thread counts. Compiled like emitted code (see run_tests.sh):
  *   cc -std=c11 -O2 -Wall -Wextra -Werror [ISA flags] -IRuntime/include \
- *      Runtime/tests/test_kernels.c Runtime/src/vit_runtime.c Runtime/src/vit_gemm.c -lm -lpthread
+ *      Runtime/tests/test_kernels.c Runtime/src/vit_threads.c Runtime/src/vit_math.c \
+ *      Runtime/src/vit_gemm.c Runtime/src/vit_attention.c -lm -lpthread
  * Prints one line per failure and "N passed, N failed" last; exits 1 on any failure.
  */
 #include <float.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "vit_runtime.h"
+#include "../src/vit_simd.h" /* VIT_KERNEL_NAME */
 
 #include "test_check.h"
 
@@ -36,7 +38,30 @@ static float *rand_array(size_t count, float lo, float hi) {
 
 static double gelu_ref(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
 
+static int same_bits(const float *a, const float *b, size_t count) {
+  return memcmp(a, b, count * sizeof(float)) == 0;
+}
+
 /* ---- packing ---------------------------------------------------------------------------- */
+
+/* Floats of "packed" storage vit_linear_f32 reads for an [n][k] weight: the panel layout, or
+   W itself with VIT_BLAS_OPENBLAS. */
+static size_t packed_size(int n, int k) {
+#ifdef VIT_BLAS_OPENBLAS
+  return (size_t)n * (size_t)k;
+#else
+  return VIT_PACKED_FLOATS(n, k);
+#endif
+}
+
+/* w [n][k] -> the weights vit_linear_f32 takes, as the Swift compiler writes them. */
+static void pack(const float *w, int n, int k, float *packed) {
+#ifdef VIT_BLAS_OPENBLAS
+  memcpy(packed, w, (size_t)n * (size_t)k * sizeof(float));
+#else
+  vit_pack_panels_f32(w, (size_t)k, 1, n, k, 0, (n + VIT_NR - 1) / VIT_NR, packed);
+#endif
+}
 
 static void test_pack(void) {
   static const int ns[] = {1, 15, 16, 17, 33};
@@ -45,9 +70,9 @@ static void test_pack(void) {
     for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
       const int n = ns[a], k = ks[b];
       float *w = rand_array((size_t)n * k, -1, 1);
-      const size_t size = vit_packed_size_f32(n, k);
+      const size_t size = packed_size(n, k);
       float *packed = guarded(size);
-      vit_pack_f32(w, n, k, packed);
+      pack(w, n, k, packed);
       int ok = guard_intact(packed, size);
 #ifdef VIT_BLAS_OPENBLAS
       ok = ok && size == (size_t)n * k && memcmp(packed, w, size * sizeof(float)) == 0;
@@ -80,8 +105,8 @@ static void test_linear_case(int m, int k, int n, enum vit_epilogue epi, int wit
   float *w = rand_array((size_t)n * k, -1, 1);
   float *bias = with_bias ? rand_array((size_t)n, -1, 1) : NULL;
   float *res = rand_array((size_t)m * n, -2, 2);
-  float *packed = malloc(vit_packed_size_f32(n, k) * sizeof(float));
-  vit_pack_f32(w, n, k, packed);
+  float *packed = malloc(packed_size(n, k) * sizeof(float));
+  pack(w, n, k, packed);
   float *y = guarded((size_t)m * n);
   if (alias) memcpy(y, res, (size_t)m * n * sizeof(float));
   const float *residual = epi == VIT_EPI_RESIDUAL ? (alias ? y : res) : NULL;
@@ -157,7 +182,7 @@ static void test_gemm_panels(void) {
   float *x = rand_array((size_t)m * ldx, -1, 1);
   float *w = rand_array((size_t)n * k, -1, 1);
   float *packed = malloc(VIT_PACKED_FLOATS(n, k) * sizeof(float));
-  vit_pack_f32(w, n, k, packed);
+  pack(w, n, k, packed);
   float *y = guarded((size_t)m * ldy);
   vit_gemm_panels_f32(x, ldx, m, k, packed, n, 1, 5, NULL, VIT_EPI_NONE, NULL, 0, y, ldy);
   int ok = guard_intact(y, (size_t)m * ldy);
@@ -233,13 +258,29 @@ static void test_layernorm(void) {
     }
 }
 
+/* The softmax op as Sources/VitEmitC/EmitModel.swift spells it out in emitted code. */
+static void emitted_softmax(const float *in, int rows, int width, float *y) {
+  for (int r = 0; r < rows; r++) {
+    const float *x = in + r * width;
+    float *out = y + r * width;
+    float max = x[0], sum = 0.0f;
+    for (int i = 1; i < width; i++) max = x[i] > max ? x[i] : max;
+    for (int i = 0; i < width; i++) { out[i] = expf(x[i] - max); sum += out[i]; }
+    for (int i = 0; i < width; i++) out[i] /= sum;
+  }
+}
+
+/* vit_softmax_f32: the emitted loops' bits, close to the double reference, in place too. */
 static void test_softmax(void) {
   static const int cs[] = {1, 2, 7, 17, 197};
   for (size_t a = 0; a < 5; a++) {
     const int rows = 3, c = cs[a];
     float *x = rand_array((size_t)rows * c, -20, 20);
+    x[0] = x[c - 1]; /* the row's first and last value tie */
     float *y = guarded((size_t)rows * c);
+    float *want_bits = malloc((size_t)rows * c * sizeof(float));
     vit_softmax_f32(x, rows, c, y);
+    emitted_softmax(x, rows, c, want_bits);
     int ok = guard_intact(y, (size_t)rows * c);
     for (int r = 0; r < rows; r++) {
       double max = -INFINITY, sum = 0;
@@ -250,12 +291,42 @@ static void test_softmax(void) {
         if (!(fabs(y[r * c + j] - want) <= 1e-6 * want + 1e-9)) ok = 0;
       }
     }
+    check(ok && same_bits(y, want_bits, (size_t)rows * c), "softmax rows=%d c=%d", rows, c);
     vit_softmax_f32(x, rows, c, x); /* in place gives the same bits */
-    ok = ok && memcmp(x, y, (size_t)rows * c * sizeof(float)) == 0;
-    check(ok, "softmax rows=%d c=%d", rows, c);
+    check(same_bits(x, y, (size_t)rows * c), "softmax in place rows=%d c=%d", rows, c);
     free(x);
     free(y);
+    free(want_bits);
   }
+}
+
+/* vit_softmax_row_f32: softmax(s * scale + key_bias) against the double reference, on lengths
+   around the vector widths, with and without the bias. */
+static void test_softmax_row(void) {
+  static const int ns[] = {1, 3, 4, 5, 15, 16, 17, 31, 33, 197};
+  for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      const int n = ns[a];
+      const float scale = 0.125f;
+      float *x = rand_array((size_t)n, -80, 80);
+      float *bias = with_bias ? rand_array((size_t)n, -3, 0) : NULL;
+      float *s = guarded((size_t)n);
+      memcpy(s, x, (size_t)n * sizeof(float));
+      vit_softmax_row_f32(s, n, scale, bias);
+      int ok = guard_intact(s, (size_t)n);
+      double max = -INFINITY, sum = 0, total = 0;
+      for (int j = 0; j < n; j++) max = fmax(max, (double)(x[j] * scale) + (bias ? bias[j] : 0));
+      for (int j = 0; j < n; j++) sum += exp((double)(x[j] * scale) + (bias ? bias[j] : 0) - max);
+      for (int j = 0; j < n; j++) {
+        const double want = exp((double)(x[j] * scale) + (bias ? bias[j] : 0) - max) / sum;
+        if (!(fabs(s[j] - want) <= 1e-6 * want + 1e-9)) ok = 0;
+        total += s[j];
+      }
+      check(ok && fabs(total - 1) < 1e-5, "softmax row n=%d bias=%d", n, with_bias);
+      free(x);
+      free(bias);
+      free(s);
+    }
 }
 
 static void test_gelu(void) {
@@ -276,24 +347,6 @@ static void test_gelu(void) {
   free(y);
 }
 
-static void test_gather(void) {
-  const int rows = 197, c = 385, count = 50;
-  float *x = rand_array((size_t)rows * c, -1, 1);
-  int idx[50];
-  for (int i = 0; i < count; i++) idx[i] = (i * 37 + 11) % rows;
-  idx[0] = 0;
-  idx[count - 1] = rows - 1;
-  float *y = guarded((size_t)count * c);
-  vit_gather_rows_f32(x, idx, count, c, y);
-  int ok = guard_intact(y, (size_t)count * c);
-  for (int i = 0; i < count; i++)
-    ok = ok && memcmp(y + (size_t)i * c, x + (size_t)idx[i] * c, (size_t)c * sizeof(float)) == 0;
-  vit_gather_rows_f32(x, idx, 0, c, y); /* count 0: nothing */
-  check(ok, "gather rows=%d c=%d count=%d", rows, c, count);
-  free(x);
-  free(y);
-}
-
 /* ---- attention -------------------------------------------------------------------------- */
 
 struct attention_result {
@@ -305,7 +358,7 @@ struct attention_result {
 static struct attention_result run_attention(const float *qkv, int n, int heads, int d,
                                              const float *key_bias, int with_cls, int *guards_ok) {
   const int C = heads * d;
-  const size_t need = vit_attention_scratch_floats(n, heads, d, vit_get_threads());
+  const size_t need = VIT_ATTENTION_SCRATCH_FLOATS_T(n, heads, d, vit_get_threads());
   float *scratch = guarded(need + 1);
   struct attention_result r;
   r.out = guarded((size_t)n * C);
@@ -384,17 +437,13 @@ static void test_attention(void) {
 
 /* ---- threads ---------------------------------------------------------------------------- */
 
-static int same_bits(const float *a, const float *b, size_t count) {
-  return memcmp(a, b, count * sizeof(float)) == 0;
-}
-
 static void test_threads_linear(int m, int k, int n, enum vit_epilogue epi) {
   float *x = rand_array((size_t)m * k, -1, 1);
   float *w = rand_array((size_t)n * k, -1, 1);
   float *bias = rand_array((size_t)n, -1, 1);
   float *res = rand_array((size_t)m * n, -1, 1);
-  float *packed = malloc(vit_packed_size_f32(n, k) * sizeof(float));
-  vit_pack_f32(w, n, k, packed);
+  float *packed = malloc(packed_size(n, k) * sizeof(float));
+  pack(w, n, k, packed);
   float *y1 = malloc((size_t)m * n * sizeof(float)), *yt = malloc((size_t)m * n * sizeof(float));
   static const int counts[] = {2, 3, 0};
   vit_set_threads(1);
@@ -467,7 +516,7 @@ static void test_static_scratch(void) {
   vit_set_threads(0);
   vit_attention_f32(qkv, n, heads, d, 1.0f / sqrtf((float)d), NULL, cls, static_scratch, out);
   check(guards && sizeof static_scratch / sizeof(float) >=
-                      vit_attention_scratch_floats(n, heads, d, vit_get_threads()) &&
+                      VIT_ATTENTION_SCRATCH_FLOATS_T(n, heads, d, vit_get_threads()) &&
             same_bits(a.out, out, (size_t)n * C) && same_bits(a.cls, cls, (size_t)heads * n),
         "attention with a static VIT_ATTENTION_SCRATCH_FLOATS buffer, all threads");
   vit_set_threads(1);
@@ -509,7 +558,7 @@ static void test_threads(void) {
 
 int main(void) {
   vit_set_threads(1);
-  printf("vit runtime kernel tests: gemm=%s\n", vit_gemm_isa());
+  printf("vit runtime kernel tests: gemm=%s\n", VIT_KERNEL_NAME);
   test_pack();
   test_linear();
 #ifndef VIT_BLAS_OPENBLAS
@@ -517,8 +566,8 @@ int main(void) {
 #endif
   test_layernorm();
   test_softmax();
+  test_softmax_row();
   test_gelu();
-  test_gather();
   test_attention();
   test_threads();
   printf("%d passed, %d failed\n", passed, failed);

@@ -102,7 +102,7 @@ import Testing
     defer { try? FileManager.default.removeItem(at: scratch) }
     let binary = scratch.appendingPathComponent("test_kernels")
     let runtime = repositoryRoot.appendingPathComponent("Runtime")
-    let sources = ["tests/test_kernels.c", "src/vit_runtime.c", "src/vit_gemm.c"].map { runtime.appendingPathComponent($0).path }
+    let sources = ["tests/test_kernels.c", "src/vit_threads.c", "src/vit_math.c", "src/vit_gemm.c", "src/vit_attention.c"].map { runtime.appendingPathComponent($0).path }
     let env = URL(fileURLWithPath: "/usr/bin/env")
     var arguments: [String] = [compiler, "-std=c11", "-O2", "-static", "-DVIT_TEST_QUICK", "-Wall", "-Wextra", "-Werror"]
     arguments += flags

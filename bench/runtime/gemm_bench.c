@@ -4,7 +4,8 @@
  * in the same run. Also times one DeiT-S attention call (n = 197, 6 heads of 64).
  *
  *   cc -std=c11 -O2 [ISA flags] -IRuntime/include bench/runtime/gemm_bench.c \
- *      Runtime/src/vit_runtime.c Runtime/src/vit_gemm.c -lm -lpthread [-DBENCH_OPENBLAS -lopenblas]
+ *      Runtime/src/vit_threads.c Runtime/src/vit_math.c Runtime/src/vit_gemm.c \
+ *      Runtime/src/vit_attention.c -lm -lpthread [-DBENCH_OPENBLAS -lopenblas]
  *   ./a.out [repeats] [vit|openblas]   (default: both; bench/runtime/run_bench.sh runs them in
  *                                       separate processes, as OpenBLAS's idle threads spin for
  *                                       a while and slow down our second thread)
@@ -20,6 +21,7 @@
 #include <time.h>
 
 #include "vit_runtime.h"
+#include "../../Runtime/src/vit_simd.h" /* VIT_KERNEL_NAME */
 
 #ifdef BENCH_OPENBLAS
 #include <cblas.h>
@@ -91,7 +93,7 @@ int main(int argc, char **argv) {
   snprintf(openblas_name, sizeof openblas_name, "openblas(%s)", coretype ? coretype : "auto");
 #endif
   printf("# gemm=%s, median of %d calls, GFLOP/s (min-max over calls), median ms\n",
-         vit_gemm_isa(), repeats);
+         VIT_KERNEL_NAME, repeats);
   for (int threads = 1; threads <= 2; threads++) {
     vit_set_threads(threads);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
@@ -100,13 +102,13 @@ int main(int argc, char **argv) {
       float *w = rand_array((size_t)sh.n * sh.k);
       float *bias = rand_array((size_t)sh.n);
       float *y = rand_array((size_t)sh.m * sh.n);
-      float *packed = malloc(vit_packed_size_f32(sh.n, sh.k) * sizeof(float));
-      vit_pack_f32(w, sh.n, sh.k, packed);
+      float *packed = malloc(VIT_PACKED_FLOATS(sh.n, sh.k) * sizeof(float));
+      vit_pack_panels_f32(w, (size_t)sh.k, 1, sh.n, sh.k, 0, (sh.n + VIT_NR - 1) / VIT_NR, packed);
       const double gflop = 2.0 * sh.m * sh.n * sh.k * 1e-9;
       if (run_vit) {
         TIME_MEDIAN(repeats, vit_linear_f32(x, sh.m, sh.k, packed, bias, sh.n, sh.epi,
                                             sh.epi == VIT_EPI_RESIDUAL ? y : NULL, y));
-        report(vit_gemm_isa(), threads, sh.name, sh.m, sh.k, sh.n, gflop, times, repeats);
+        report(VIT_KERNEL_NAME, threads, sh.name, sh.m, sh.k, sh.n, gflop, times, repeats);
       }
 #ifdef BENCH_OPENBLAS
       if (run_blas) {
@@ -127,10 +129,10 @@ int main(int argc, char **argv) {
       const int n = 197, heads = 6, d = 64, C = heads * d;
       float *qkv = rand_array((size_t)n * 3 * C);
       float *out = malloc((size_t)n * C * sizeof(float));
-      float *scratch = malloc(vit_attention_scratch_floats(n, heads, d, threads) * sizeof(float));
+      float *scratch = malloc(VIT_ATTENTION_SCRATCH_FLOATS_T(n, heads, d, threads) * sizeof(float));
       const double gflop = 4.0 * n * n * C * 1e-9;
       TIME_MEDIAN(repeats, vit_attention_f32(qkv, n, heads, d, 0.125f, NULL, NULL, scratch, out));
-      report(vit_gemm_isa(), threads, "attn", n, d, n, gflop, times, repeats);
+      report(VIT_KERNEL_NAME, threads, "attn", n, d, n, gflop, times, repeats);
       free(qkv);
       free(out);
       free(scratch);

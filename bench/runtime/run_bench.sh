@@ -28,7 +28,8 @@ build() { # name cc flags...
   local name="$1" cc="$2"
   shift 2
   "$cc" -std=c11 -O2 -Wall -Wextra "$@" -I"$root/Runtime/include" "$here/gemm_bench.c" \
-    "$root/Runtime/src/vit_runtime.c" "$root/Runtime/src/vit_gemm.c" -o "$work/$name" \
+    "$root/Runtime/src/vit_threads.c" "$root/Runtime/src/vit_math.c" \
+    "$root/Runtime/src/vit_gemm.c" "$root/Runtime/src/vit_attention.c" -o "$work/$name" \
     $([ "$*" != "${*/BENCH_OPENBLAS/}" ] && echo -lopenblas) -lm -lpthread
 }
 

@@ -1,0 +1,145 @@
+/*
+ * vit_attention.c: layer 4 of the runtime, multi-head attention (vit_attention_f32) and
+ * layernorm (vit_layernorm_f32). Attention packs K and V and multiplies with the GEMM layer
+ * (vit_pack_panels_f32, vit_gemm_panels_f32: vit_gemm.c, layer 3), takes its row softmax from
+ * vit_math.c (vit_softmax_row_f32, layer 2) and runs its tasks on the thread pool
+ * (vit_threads.c, layer 1). Layernorm is portable C on its own. No kernel allocates or prints.
+ */
+#include "vit_attention.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "vit_gemm.h"
+#include "vit_math.h"
+#include "vit_threads.h"
+
+/* ---- layernorm -------------------------------------------------------------------------- */
+
+void vit_layernorm_f32(const float *x, int rows, int c, const float *restrict w,
+                       const float *restrict b, float eps, float *y) {
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (size_t)r * c;
+    float *yr = y + (size_t)r * c;
+    /* Two passes in double, four partial sums each (a fixed order). */
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int j = 0;
+    for (; j + 4 <= c; j += 4) {
+      s0 += xr[j];
+      s1 += xr[j + 1];
+      s2 += xr[j + 2];
+      s3 += xr[j + 3];
+    }
+    for (; j < c; j++) s0 += xr[j];
+    const double mean = ((s0 + s1) + (s2 + s3)) / c;
+    s0 = s1 = s2 = s3 = 0;
+    for (j = 0; j + 4 <= c; j += 4) {
+      const double d0 = xr[j] - mean, d1 = xr[j + 1] - mean;
+      const double d2 = xr[j + 2] - mean, d3 = xr[j + 3] - mean;
+      s0 += d0 * d0;
+      s1 += d1 * d1;
+      s2 += d2 * d2;
+      s3 += d3 * d3;
+    }
+    for (; j < c; j++) {
+      const double d = xr[j] - mean;
+      s0 += d * d;
+    }
+    const double var = ((s0 + s1) + (s2 + s3)) / c;
+    const double rstd = 1.0 / sqrt(var + (double)eps);
+    for (j = 0; j < c; j++) {
+      float t = (float)((xr[j] - mean) * rstd);
+      if (w) t *= w[j];
+      if (b) t += b[j];
+      yr[j] = t;
+    }
+  }
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+
+struct vit_attention_job {
+  const float *qkv;
+  int n, heads, d, C;
+  float scale;
+  const float *key_bias;
+  float *cls_attn, *out;
+  float *kp, *vp, *tiles; /* packed keys [heads][kp_size], values [heads][vp_size], score tiles */
+  size_t kp_size, vp_size, tile_size, lds;
+  int row_tiles;
+};
+
+/* Phase 1, task 2h: pack head h's keys as W = K ([n][d]); task 2h+1: its values as
+   W = Vᵀ ([d][n]), so that scores = Q·Kᵀ and context = P·V are both x·Wᵀ. */
+static void vit_attention_pack_task(void *ctx, int task, int thread) {
+  (void)thread;
+  const struct vit_attention_job *j = ctx;
+  const int h = task / 2;
+  const size_t ld = (size_t)3 * j->C;
+  if (task % 2 == 0) {
+    vit_pack_panels_f32(j->qkv + j->C + (size_t)h * j->d, ld, 1, j->n, j->d, 0,
+                        (j->n + VIT_NR - 1) / VIT_NR, j->kp + h * j->kp_size);
+  } else {
+    vit_pack_panels_f32(j->qkv + 2 * (size_t)j->C + (size_t)h * j->d, 1, ld, j->d, j->n, 0,
+                        (j->d + VIT_NR - 1) / VIT_NR, j->vp + h * j->vp_size);
+  }
+}
+
+/* Phase 2: one head, one tile of up to VIT_ATTENTION_ROWS query rows. */
+static void vit_attention_rows_task(void *ctx, int task, int thread) {
+  const struct vit_attention_job *j = ctx;
+  const int h = task / j->row_tiles;
+  const int i0 = task % j->row_tiles * VIT_ATTENTION_ROWS;
+  const int rows = j->n - i0 < VIT_ATTENTION_ROWS ? j->n - i0 : VIT_ATTENTION_ROWS;
+  const size_t ld = (size_t)3 * j->C;
+  float *s = j->tiles + (size_t)thread * j->tile_size; /* [rows][lds] */
+
+  /* scores = q · kᵀ */
+  vit_gemm_panels_f32(j->qkv + (size_t)i0 * ld + (size_t)h * j->d, ld, rows, j->d,
+                      j->kp + h * j->kp_size, j->n, 0, (j->n + VIT_NR - 1) / VIT_NR, NULL,
+                      VIT_EPI_NONE, NULL, 0, s, j->lds);
+  for (int r = 0; r < rows; r++)
+    vit_softmax_row_f32(s + (size_t)r * j->lds, j->n, j->scale, j->key_bias);
+  if (i0 == 0 && j->cls_attn)
+    memcpy(j->cls_attn + (size_t)h * j->n, s, (size_t)j->n * sizeof(float));
+  /* context = p · v */
+  vit_gemm_panels_f32(s, j->lds, rows, j->n, j->vp + h * j->vp_size, j->d, 0,
+                      (j->d + VIT_NR - 1) / VIT_NR, NULL, VIT_EPI_NONE, NULL, 0,
+                      j->out + (size_t)i0 * j->C + (size_t)h * j->d, (size_t)j->C);
+}
+
+void vit_attention_f32(const float *restrict qkv, int n, int heads, int head_dim, float scale,
+                       const float *key_bias, float *restrict cls_attn, float *restrict scratch,
+                       float *restrict out) {
+  if (n <= 0 || heads <= 0 || head_dim <= 0) return;
+  struct vit_attention_job j;
+  j.qkv = qkv;
+  j.n = n;
+  j.heads = heads;
+  j.d = head_dim;
+  j.C = heads * head_dim;
+  j.scale = scale;
+  j.key_bias = key_bias;
+  j.cls_attn = cls_attn;
+  j.out = out;
+  j.kp_size = VIT_PACKED_FLOATS(n, head_dim);
+  j.vp_size = VIT_PACKED_FLOATS(head_dim, n);
+  j.lds = VIT_PACKED_FLOATS(n, 1);
+  j.tile_size = VIT_ATTENTION_ROWS * j.lds;
+  j.row_tiles = (n + VIT_ATTENTION_ROWS - 1) / VIT_ATTENTION_ROWS;
+  /* 64-byte align (the header's size includes 16 floats of slack for this). */
+  float *base = scratch + ((64 - (uintptr_t)scratch % 64) % 64) / sizeof(float);
+  j.kp = base;
+  j.vp = j.kp + (size_t)heads * j.kp_size;
+  j.tiles = j.vp + (size_t)heads * j.vp_size;
+
+  /* At most one thread per ~1 MFLOP. */
+  int threads = vit_get_threads();
+  const double flops = 4.0 * n * n * j.C;
+  if (flops < threads * 1e6) threads = (int)(flops / 1e6) + 1;
+  vit_parallel_for(vit_attention_pack_task, &j, 2 * heads, threads);
+  vit_parallel_for(vit_attention_rows_task, &j, heads * j.row_tiles, threads);
+}
+

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Checks that the runtime's files form layers (Runtime/README.md): each file of src/ may call
+# only vit_ functions defined in files of lower layers, each vit_ function is defined in one
+# file only, and every function a file exports has a caller: a file of a higher layer, the
+# emitter (Sources/VitEmitC), main/main.c, or the list of entry points kept for the emitter
+# below.
+# Compiles each file to an object with gcc in several configurations (libm and vector math,
+# threads and none, OpenBLAS when cblas.h is there) and reads the symbols with nm.
+# Usage: check_layers.sh [runtime dir, default the one above this script]. Prints one line per
+# violation and "layers: ok" or "layers: N violations"; exits 1 on a violation.
+set -u
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+rt="$(cd "${1:-$here/..}" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# Layers 1, 2, ..., lowest first. vit_simd.h (layer 0: inline only, no symbols) is below them all.
+layers=(vit_threads vit_math vit_gemm vit_attention vit_prune)
+# Exported but not called yet: the emitter's softmax op will call it (Runtime/README.md).
+entry_points=(vit_softmax_f32)
+
+bad=0
+violation() {
+  echo "violation: $*"
+  bad=$((bad + 1))
+}
+
+for file in "$rt"/src/*.c; do
+  name="$(basename "$file" .c)"
+  case " ${layers[*]} " in
+  *" $name "*) ;;
+  *) violation "src/$name.c is in no layer (add it to layers in $(basename "$0"))" ;;
+  esac
+done
+
+configs=("" "-DVIT_VECTOR_MATH" "-DVIT_NO_THREADS" "-DVIT_GENERIC -DVIT_VECTOR_MATH")
+if printf '#include <cblas.h>\n' | gcc -E -x c - >/dev/null 2>&1; then
+  configs+=("-DVIT_BLAS_OPENBLAS")
+  complete=1
+else
+  echo "note: no cblas.h, so the OpenBLAS build's calls are not seen; unused exports not checked"
+  complete=0
+fi
+
+: >"$work/used"
+for c in "${!configs[@]}"; do
+  read -r -a flags <<<"${configs[$c]}"
+  for i in "${!layers[@]}"; do
+    obj="$work/$c.${layers[$i]}.o"
+    if ! gcc -std=c11 -O2 -march=native "${flags[@]}" -I"$rt/include" -c "$rt/src/${layers[$i]}.c" \
+      -o "$obj" 2>"$work/err"; then
+      violation "${layers[$i]}.c ${configs[$c]}: does not compile: $(head -3 "$work/err")"
+      continue
+    fi
+    nm -g --defined-only "$obj" | awk '$3 ~ /^vit_/ {print $3}' | sort >"$work/$c.$i.def"
+    nm -u "$obj" | awk '$2 ~ /^vit_/ {print $2}' | sort >"$work/$c.$i.undef"
+    cat "$work/$c.$i.undef" >>"$work/used"
+  done
+  for i in "${!layers[@]}"; do
+    [ -f "$work/$c.$i.def" ] || continue
+    for j in "${!layers[@]}"; do
+      [ "$j" -lt "$i" ] || continue
+      [ -f "$work/$c.$j.def" ] || continue
+      for sym in $(comm -12 "$work/$c.$i.def" "$work/$c.$j.def"); do
+        violation "$sym is defined in both ${layers[$j]}.c and ${layers[$i]}.c (${configs[$c]:-default})"
+      done
+    done
+    while read -r sym; do
+      where=""
+      for j in "${!layers[@]}"; do
+        grep -qx "$sym" "$work/$c.$j.def" 2>/dev/null && where="$j"
+      done
+      if [ -z "$where" ]; then
+        violation "${layers[$i]}.c calls $sym, which no runtime file defines (${configs[$c]:-default})"
+      elif [ "$where" -ge "$i" ]; then
+        violation "${layers[$i]}.c (layer $((i + 1))) calls $sym of ${layers[$where]}.c (layer $((where + 1))) (${configs[$c]:-default})"
+      fi
+    done <"$work/$c.$i.undef"
+  done
+done
+
+if [ "$complete" = 1 ] && [ -d "$repo/Sources/VitEmitC" ]; then
+  for sym in $(cat "$work"/0.*.def | sort -u); do
+    grep -qx "$sym" "$work/used" && continue
+    case " ${entry_points[*]} " in *" $sym "*) continue ;; esac
+    grep -qw "$sym" "$repo"/Sources/VitEmitC/*.swift "$rt/main/main.c" 2>/dev/null && continue
+    violation "$sym has no caller: no runtime file, the emitter or main.c calls it"
+  done
+fi
+
+if [ "$bad" -eq 0 ]; then
+  echo "${#layers[@]} files in layers: no upward call, no function defined twice, none unused"
+else
+  echo "layers: $bad violations"
+  exit 1
+fi
