@@ -76,32 +76,44 @@ public enum EmitC {
     }
   }
 
+  /// Every file of the model, named after `stem` (`model` → `model.c`, `model.h`, the weights
+  /// as `model_weights.*`, and `model_main.c`, the glue Runtime/main/main.c runs it through),
+  /// with their final `#include` and `.incbin` text. C symbols are named after the graph.
+  /// `labels` are the class names built into the driver, if known.
   public static func emit(
-    _ graph: Graph, weights: [String: Tensor], provenance: Provenance,
+    _ graph: Graph, weights: [String: Tensor], provenance: Provenance, stem: String, labels: [String]? = nil,
     embedding: WeightsEmbedding = .incbin, gemm: GEMMBackend = .builtin
   ) throws(EmitError) -> EmittedModel {
+    precondition(!stem.isEmpty && !stem.contains("/"), "a file stem, not a path: '\(stem)'")
     let blob = try WeightBlob.build(graph, weights: weights, packGEMMWeights: gemm == .builtin)
     let plan = PlanMemory.plan(graph)
-    var emitter = ModelEmitter(graph: graph, blob: blob, plan: plan, provenance: provenance)
+    var emitter = ModelEmitter(graph: graph, blob: blob, plan: plan, provenance: provenance, stem: stem)
     let source = try emitter.modelSource(embedding: embedding)
     let header = emitter.headerSource(weightsAtRuntime: embedding == .file)
-    let name = emitter.model
     var files: [String: [UInt8]] = [
-      "\(name).c": Array(source.utf8),
-      "\(name).h": Array(header.utf8),
+      "\(stem).c": Array(source.utf8),
+      "\(stem).h": Array(header.utf8),
+      "\(stem)_main.c": Array(emitter.driverSource(labels: labels, weightsAtRuntime: embedding == .file).utf8),
     ]
     switch embedding {
     case .incbin:
-      files["\(name)_weights.bin"] = blob.bytes
-      files["\(name)_weights.S"] = Array(emitter.incbinSource().utf8)
+      files["\(stem)_weights.bin"] = blob.bytes
+      files["\(stem)_weights.S"] = Array(emitter.incbinSource().utf8)
     case .hex:
-      files["\(name)_weights.c"] = Array(emitter.hexWeightsSource().utf8)
+      files["\(stem)_weights.c"] = Array(emitter.hexWeightsSource().utf8)
     case .file:
-      files["\(name)_weights.bin"] = WeightsFile.bytes(blob, model: name)
+      files["\(stem)_weights.bin"] = WeightsFile.bytes(blob, model: emitter.model)
     }
-    var emitted = EmittedModel(name: name, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.bytes.count)
+    var emitted = EmittedModel(name: emitter.model, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.bytes.count)
     emitted.weightsAtRuntime = embedding == .file
     return emitted
+  }
+
+  /// Whether a file of a compiled model's folder goes on the C compiler's command line: `.c`
+  /// and `.S` files, except the shared driver body `main.c`, which each model's
+  /// `<stem>_main.c` includes.
+  public static func isCompiledSource(_ file: String) -> Bool {
+    (file.hasSuffix(".c") || file.hasSuffix(".S")) && file != "main.c"
   }
 }
 
@@ -110,6 +122,8 @@ struct ModelEmitter {
   let blob: WeightBlob
   let plan: MemoryPlan
   let provenance: EmitC.Provenance
+  /// The file stem every file is named after (`model` → `model.c`, `model_weights.S`).
+  let stem: String
   let model: String
   var naming = Naming()
   /// C expressions for the floats of scratch each op needs (im2col of the patch embedding,
@@ -124,11 +138,12 @@ struct ModelEmitter {
   /// The run-time token counts (`vit_k{s}`) that `threshold_keep` ops set.
   var dynamicCounts: [String] = []
 
-  init(graph: Graph, blob: WeightBlob, plan: MemoryPlan, provenance: EmitC.Provenance) {
+  init(graph: Graph, blob: WeightBlob, plan: MemoryPlan, provenance: EmitC.Provenance, stem: String) {
     self.graph = graph
     self.blob = blob
     self.plan = plan
     self.provenance = provenance
+    self.stem = stem
     self.model = Naming.identifier(graph.name)
   }
 
@@ -263,7 +278,7 @@ struct ModelEmitter {
         .globl vit_\(model)_weights
         .type vit_\(model)_weights, %object
     vit_\(model)_weights:
-        .incbin "\(model)_weights.bin"
+        .incbin "\(stem)_weights.bin"
         .size vit_\(model)_weights, . - vit_\(model)_weights
         .section .note.GNU-stack,"",%progbits
 
@@ -370,7 +385,7 @@ struct ModelEmitter {
 
     var w = CWriter()
     w.comment(provenanceLines("Model code"))
-    w.line("#include \"\(model).h\"")
+    w.line("#include \"\(stem).h\"")
     w.line()
     w.line("#include <math.h>")
     w.line("#include <string.h>")
@@ -392,7 +407,7 @@ struct ModelEmitter {
     w.line()
     switch embedding {
     case .incbin, .hex:
-      w.comment(["The weights blob (\(blob.bytes.count) bytes): \(embedding == .incbin ? "\(model)_weights.S" : "\(model)_weights.c")."])
+      w.comment(["The weights blob (\(blob.bytes.count) bytes): \(embedding == .incbin ? "\(stem)_weights.S" : "\(stem)_weights.c")."])
       w.line("extern const float vit_\(model)_weights[];")
     case .file:
       w.comment(["The weights blob (\(blob.bytes.count) bytes), bound at run time by vit_\(model)_bind_weights."])

@@ -182,7 +182,7 @@ struct Build: ParsableCommand {
       try writeFiles(emitted.files, into: work)
       if let keepSources { try writeFiles(emitted.files, into: keepSources) }
 
-      let sources = emitted.files.keys.filter { $0.hasSuffix(".c") || $0.hasSuffix(".S") }.sorted().map { work + "/" + $0 }
+      let sources = emitted.files.keys.filter(EmitC.isCompiledSource).sorted().map { work + "/" + $0 }
       let binary = work + "/model.bin.out"
       try runCompiler(invocation.compiler, invocation.flags + sources + ["-o", binary] + invocation.libraries)
 

@@ -43,26 +43,10 @@ func compileModel(_ model: ModelOptions, _ emit: EmitOptions, prune: String, ste
   let provenance = EmitC.Provenance(
     version: vitcVersion, graphFile: model.graph,
     weights: model.weights ?? "--random-weights \(model.randomWeights!)", schedule: loaded.schedule.spec)
-  var emitted = try EmitC.emit(graph, weights: weights, provenance: provenance, embedding: emit.embedding, gemm: emit.blas)
-  // Files are named after the output's stem; the C symbols after the graph.
-  var renamed: [String: [UInt8]] = [:]
-  for (file, contents) in emitted.files {
-    let newName = stem + file.dropFirst(emitted.name.count)
-    var text = contents
-    if file.hasSuffix(".c") || file.hasSuffix(".S") {
-      let fixed = String(decoding: contents, as: UTF8.self)
-        .replacingOccurrences(of: "#include \"\(emitted.name).h\"", with: "#include \"\(stem).h\"")
-        .replacingOccurrences(of: ".incbin \"\(emitted.name)_weights.bin\"", with: ".incbin \"\(stem)_weights.bin\"")
-      text = Array(fixed.utf8)
-    }
-    renamed[newName] = text
-  }
-  for (file, contents) in try RuntimeFiles.all() { renamed[file] = contents }
   let classNames = try loadLabels(graphPath: model.graph, explicit: labels, classes: graph.outputType.dims.last?.bound ?? 0)
-  for (file, contents) in EmitC.driverFiles(for: emitted, stem: stem, graph: graph, schedule: loaded.schedule.spec, labels: classNames) {
-    renamed[file] = contents
-  }
-  emitted.files = renamed
+  var emitted = try EmitC.emit(
+    graph, weights: weights, provenance: provenance, stem: stem, labels: classNames, embedding: emit.embedding, gemm: emit.blas)
+  for (file, contents) in try RuntimeFiles.all() { emitted.files[file] = contents }
   return emitted
 }
 
@@ -96,8 +80,9 @@ struct Compile: ParsableCommand {
     discussion: """
       -o out/model.c writes out/model.c, out/model.h, the weights (out/model_weights.S and \
       out/model_weights.bin, or out/model_weights.c with --embed-weights hex), and the runtime \
-      (vit_runtime.h, vit_runtime.c, vit_gemm.c) and main.c beside them. Build with \
-      `vitc build`, or by hand: cc -std=c11 -O3 -Wa,-Iout out/*.c out/*.S -lm -lpthread. The C \
+      (vit_runtime.h, vit_runtime.c, vit_gemm.c, ...), out/model_main.c and the shared driver body \
+      main.c beside them. Build with `vitc build`, or by hand: cc -std=c11 -O3 -Wa,-Iout \
+      out/model_main.c out/model.c out/model_weights.S out/vit_*.c -lm -lpthread. The C \
       is the same for every target; --target only chooses the build command printed at the end \
       (the compiler and flags `vitc build --target` would use).
       """)
@@ -128,7 +113,7 @@ struct Compile: ParsableCommand {
       let invocation = CompilerInvocation(
         target: targetOptions.target, cc: nil, directory: directory, threads: true, vectorMath: true,
         openblas: emit.blas == .openblas, isStatic: false)
-      let sources = emitted.files.keys.filter { $0.hasSuffix(".c") || $0.hasSuffix(".S") }.sorted().map { directory + "/" + $0 }
+      let sources = emitted.files.keys.filter(EmitC.isCompiledSource).sorted().map { directory + "/" + $0 }
       print("build for \(targetOptions.target.rawValue) with: \(invocation.commandLine(sources: sources, output: directory + "/" + stem))")
     }
   }

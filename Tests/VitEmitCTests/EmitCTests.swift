@@ -71,8 +71,9 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: Testing.
     let graph = try Pipeline.run(try GraphLoader.parse(source, file: "samples/tiny.graph"), through: Pipeline.stages.last!)
     let emitted = try EmitC.emit(
       graph, weights: RandomWeights.generate(for: graph, seed: 1),
-      provenance: .init(version: "test", graphFile: "samples/tiny.graph", weights: "--random-weights 1", schedule: "none"))
-    #expect(Set(emitted.files.keys) == ["tiny_vit.c", "tiny_vit.h", "tiny_vit_weights.S", "tiny_vit_weights.bin"])
+      provenance: .init(version: "test", graphFile: "samples/tiny.graph", weights: "--random-weights 1", schedule: "none"),
+      stem: "tiny_vit")
+    #expect(Set(emitted.files.keys) == ["tiny_vit.c", "tiny_vit.h", "tiny_vit_main.c", "tiny_vit_weights.S", "tiny_vit_weights.bin"])
     try assertSnapshot(String(decoding: emitted.files["tiny_vit.c"]!, as: UTF8.self), named: "tiny_vit.c")
     try assertSnapshot(String(decoding: emitted.files["tiny_vit.h"]!, as: UTF8.self), named: "tiny_vit.h")
   }
@@ -83,7 +84,7 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: Testing.
     let graph = try GraphLoader.parse(
       "graph g(x: f32[n<=4,4]) -> f32[n<=4,4] {\n  y = gelu(x)\n  return y\n}\n", file: "g.graph")
     #expect(throws: EmitError.dynamicInput("x", TensorType([.dynamic(symbol: "n", bound: 4), .fixed(4)]), at: SourceLocation(file: "g.graph", line: 1, column: 9))) {
-      try EmitC.emit(graph, weights: [:], provenance: .init(version: "t", graphFile: "g", weights: "w", schedule: "none"))
+      try EmitC.emit(graph, weights: [:], provenance: .init(version: "t", graphFile: "g", weights: "w", schedule: "none"), stem: "g")
     }
   }
 }
