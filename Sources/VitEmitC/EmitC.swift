@@ -18,6 +18,9 @@ public struct EmittedModel: Sendable {
   public var files: [String: [UInt8]]
   /// Arena size in bytes, for `vitc compile`'s report.
   public var arenaBytes: Int
+  /// All the writable static memory of the model object (the header's
+  /// `VIT_<MODEL>_STATIC_BYTES` for a threaded build): arena, scratch, integer maps, profiling.
+  public var staticBytes = 0
   /// Weights blob size in bytes.
   public var weightBytes: Int
   /// Whether the binary reads its weights from a file at run time (`WeightsEmbedding.file`).
@@ -72,6 +75,7 @@ public enum EmitC {
     }
     var emitted = EmittedModel(name: emitter.model, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.bytes.count)
     emitted.weightsAtRuntime = embedding == .file
+    emitted.staticBytes = emitter.staticMemory.bytes(threads: StaticMemory.threadBounds.threaded)
     return emitted
   }
 

@@ -16,10 +16,11 @@ extension ModelEmitter {
     w.line("#define VIT_\(upper)_INPUT_SIZE \(inputShape.last ?? 0)")
     w.line("#define VIT_\(upper)_CLASSES \(classes)")
     w.line("#define VIT_\(upper)_PATCHES \(patches)")
-    w.line("#define VIT_\(upper)_ARENA_BYTES \(plan.arenaFloats * 4)")
     w.line("#define VIT_\(upper)_WEIGHT_BYTES \(blob.bytes.count)")
     let stages = graph.ops.filter { $0.kind == .traceStage }.count
     w.line("#define VIT_\(upper)_MAX_STAGES \(max(stages, 1)) /* pruning stages: \(stages) (the array needs at least 1) */")
+    w.line()
+    headerMemory(weightsAtRuntime: weightsAtRuntime, into: &w)
     w.line()
     w.comment([
       "What the model did with its tokens (docs/trace-format.md). Stage s keeps",
@@ -36,7 +37,8 @@ extension ModelEmitter {
     w.line()
     w.comment([
       "Runs the model on one normalized input f32\(formatShape(inputShape)) and writes",
-      "\(classes) logits. trace may be NULL. Not reentrant: one static arena. Returns 0.",
+      "\(classes) logits. trace may be NULL. Not reentrant: one static arena. Returns 0, or -2",
+      "if the runtime's pool runs more than VIT_\(upper)_MAX_THREADS threads.",
     ])
     w.line("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace);")
     w.line()
@@ -72,10 +74,11 @@ extension ModelEmitter {
       "Profiling: while vit_\(model)_profile is non-zero, each run adds the wall time of every",
       "stage function to vit_\(model)_stage_seconds (names in vit_\(model)_stage_names).",
     ])
-    w.line("#define VIT_\(upper)_N_STAGE_FUNCTIONS \(stageGroups().count)")
+    let names = stageFunctionNames
+    w.line("#define VIT_\(upper)_N_STAGE_FUNCTIONS \(names.count)")
     w.line("extern int vit_\(model)_profile;")
     w.line("extern double vit_\(model)_stage_seconds[VIT_\(upper)_N_STAGE_FUNCTIONS];")
-    w.line("extern const char *const vit_\(model)_stage_names[VIT_\(upper)_N_STAGE_FUNCTIONS];")
+    w.line("extern const char vit_\(model)_stage_names[VIT_\(upper)_N_STAGE_FUNCTIONS][\(Self.stageNameBytes(names))];")
     w.line()
     w.line("#endif")
     return w.text

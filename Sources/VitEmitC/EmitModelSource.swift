@@ -58,95 +58,33 @@ extension ModelEmitter {
       w.line("#define \(name) (vit_\(model)_weights + \(entry.offset / 4)) /* \(graph[parameter].name) \(graph.type(of: parameter)), \(layout) */")
     }
     w.line()
-    w.comment([
-      "One static arena for every intermediate value, \(plan.arenaFloats * 4) bytes, planned by",
-      "liveness (values alive at the same time never share memory).",
-    ])
-    w.line("static _Alignas(64) float vit_arena[\(plan.arenaFloats)];")
-    let activations = plan.placements.compactMap { id, placement -> (ValueID, Int, Int)? in
-      if case .arena(let offset, let floats) = placement { return (id, offset, floats) }
-      return nil
-    }.sorted { $0.0 < $1.0 }
-    for (id, offset, _) in activations {
-      let name = naming.name(id, graph[id].name, prefix: "V_")
-      w.line("#define \(name) (vit_arena + \(offset)) /* \(graph[id].name) \(graph.type(of: id)) */")
+    if packed {
+      w.line("_Static_assert(VIT_NR == \(WeightBlob.panelWidth), \"the GEMM weights were packed in \(WeightBlob.panelWidth)-column panels (WeightBlob.panelWidth)\");")
     }
-    let intValues = plan.placements.compactMap { id, placement -> (ValueID, Int)? in
-      if case .intArena(let offset, _) = placement { return (id, offset) }
-      return nil
-    }.sorted { $0.0 < $1.0 }
-    if !intValues.isEmpty {
-      w.line()
-      w.comment(["Token indices and patch-owner maps of the pruning stages, \(plan.intArenaInts * 4) bytes."])
-      w.line("static int vit_iarena[\(plan.intArenaInts)];")
-      for (id, offset) in intValues {
-        let name = naming.name(id, graph[id].name, prefix: "I_")
-        w.line("#define \(name) (vit_iarena + \(offset)) /* \(graph[id].name) \(graph.type(of: id)) */")
-      }
-    }
+    w.line("_Static_assert(VIT_MAX_THREADS <= VIT_\(upper)_MAX_THREADS, \"the pool may run more threads than the scratch is sized for\");")
     w.line()
-    w.comment(["Scratch for the im2col of the patch embedding, the attention kernel and the pruning kernels (the largest need)."])
-    var needs = Array(Set(scratchNeeds)).sorted()
-    if needs.isEmpty { needs = ["16"] }
-    // A running maximum as enum constants: each is evaluated once (nested macros would expand
-    // exponentially), and every need is a constant expression well below INT_MAX.
-    func runningMaximum(_ name: String, _ needs: [String]) {
-      w.line("enum {")
-      w.line("  \(name)_0 = (int)(\(needs[0])),")
-      for (index, need) in needs.enumerated().dropFirst() {
-        w.line("  \(name)_\(index) = \(name)_\(index - 1) > (int)(\(need)) ? \(name)_\(index - 1) : (int)(\(need)),")
-      }
-      w.line("  \(name) = \(name)_\(needs.count - 1)")
-      w.line("};")
-    }
-    runningMaximum("VIT_SCRATCH_FLOATS", needs)
-    w.line("static _Alignas(64) float vit_scratch[VIT_SCRATCH_FLOATS];")
-    let intNeeds = Array(Set(intScratchNeeds)).sorted()
-    if !intNeeds.isEmpty {
-      runningMaximum("VIT_ISCRATCH_INTS", intNeeds)
-      w.line("static int vit_iscratch[VIT_ISCRATCH_INTS];")
-    }
-    if keyBiasFloats > 0 {
-      w.line("static float vit_key_bias[\(keyBiasFloats)]; /* log(size) of each key, ToMe's proportional attention */")
-    }
-    if traceStages > 0 {
-      w.line("static struct vit_\(model)_trace *vit_trace; /* where trace_stage records, or NULL */")
-    }
-    for symbol in dynamicCounts {
-      w.line("static int \(symbol); /* patch tokens kept by a threshold_keep, known at run time */")
-    }
-    w.line("static const float *vit_input; /* \(graph[graph.inputs[0]].name) \(graph.type(of: graph.inputs[0])) */")
+    memoryDeclarations(into: &w)
+    w.line()
+    runContext(into: &w)
     w.line()
     for body in bodies {
       w.line(body.trimmingCharacters(in: .newlines))
       w.line()
     }
-    w.comment(["Per-stage wall time, accumulated over runs while vit_\(model)_profile is set (--bench)."])
-    w.line("int vit_\(model)_profile;")
-    w.line("double vit_\(model)_stage_seconds[\(stages.count)];")
-    w.line("const char *const vit_\(model)_stage_names[\(stages.count)] = {")
-    for (index, stage) in stages.enumerated() {
-      w.line("  \"" + String(format: "stage%02d_%@", index, stage.name) + "\",")
-    }
-    w.line("};")
-    w.line()
-    w.block("static double vit_seconds(void)") { w in
-      w.line("struct timespec t;")
-      w.line("timespec_get(&t, TIME_UTC);")
-      w.line("return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;")
-    }
+    stageTable(embedding: embedding, into: &w)
     w.line()
     if embedding == .file { weightsBinder(into: &w) }
     w.block("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace)") { w in
       if embedding == .file { w.line("if (!vit_\(model)_weights) return -1;") }
-      w.line("vit_input = input;")
-      if traceStages > 0 { w.line("vit_trace = trace;") }
+      w.line("if (vit_get_threads() > VIT_\(upper)_MAX_THREADS) return -2; /* more threads than the scratch holds */")
+      let fields = ["input"] + (traceStages > 0 ? ["trace"] : [])
+      w.line("struct vit_run run = {" + fields.map { ".\($0) = \($0)" }.joined(separator: ", ") + "};")
       w.line("double t = vit_\(model)_profile ? vit_seconds() : 0.0;")
-      for (index, stage) in stages.enumerated() {
-        w.line(String(format: "stage%02d_%@();", index, stage.name))
+      w.block("for (int s = 0; s < VIT_\(upper)_N_STAGE_FUNCTIONS; s++)") { w in
+        w.line("vit_stages[s].run(&run);")
         w.block("if (vit_\(model)_profile)") { w in
           w.line("const double now = vit_seconds();")
-          w.line("vit_\(model)_stage_seconds[\(index)] += now - t;")
+          w.line("vit_\(model)_stage_seconds[s] += now - t;")
           w.line("t = now;")
         }
       }
@@ -168,10 +106,59 @@ extension ModelEmitter {
     w.comment(header)
     var body = CWriter()
     for op in ops { try emitOp(op, into: &body) }
-    w.block("static void \(name)(void)") { w in
+    w.block("static void \(name)(struct vit_run *run)") { w in
+      if !body.text.contains("run->") { w.line("(void)run;") }
       for line in body.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
         w.line(String(line))
       }
+    }
+  }
+
+  /// `struct vit_run`: what the stages of one run share besides the static memory.
+  func runContext(into w: inout CWriter) {
+    w.comment([
+      "What the stages of one run share besides the static memory, on vit_\(model)_run's stack:",
+      "the input, where the trace goes and the token counts threshold_keep finds at run time.",
+    ])
+    let input = graph.inputs[0]
+    w.block("struct vit_run", closing: "};") { w in
+      w.line("const float *input; /* \(graph[input].name) \(graph.type(of: input)) */")
+      if traceStages > 0 { w.line("struct vit_\(model)_trace *trace; /* where trace_stage records, or NULL */") }
+      for field in dynamicCounts { w.line("int \(field); /* patch tokens kept by a threshold_keep */") }
+    }
+  }
+
+  /// The profiling counters, the stage names, the check that the header's static-memory figure
+  /// is every writable static object, and the table of stages `vit_<model>_run` loops over.
+  func stageTable(embedding: WeightsEmbedding, into w: inout CWriter) {
+    let names = stageFunctionNames
+    let count = "VIT_\(upper)_N_STAGE_FUNCTIONS"
+    w.comment(["Per-stage wall time, accumulated over runs while vit_\(model)_profile is set (--bench)."])
+    w.line("int vit_\(model)_profile;")
+    w.line("double vit_\(model)_stage_seconds[\(count)];")
+    w.line("const char vit_\(model)_stage_names[\(count)][\(Self.stageNameBytes(names))] = {")
+    for name in names { w.line("  \"\(name)\",") }
+    w.line("};")
+    w.line()
+    var objects = ["sizeof vit_memory"]
+    if staticMemory.ints > 0 { objects.append("sizeof vit_imemory") }
+    objects += ["sizeof vit_\(model)_profile", "sizeof vit_\(model)_stage_seconds"]
+    if embedding == .file { objects.append("sizeof vit_\(model)_weights") }
+    w.line("_Static_assert(\(objects.joined(separator: " + ")) == VIT_\(upper)_STATIC_BYTES,")
+    w.line("               \"the header's static memory is all of the model's writable static memory\");")
+    w.line()
+    w.comment(["The stages in order: vit_\(model)_run runs and times each in one loop."])
+    w.line("static const struct vit_stage {")
+    w.line("  const char *name;")
+    w.line("  void (*run)(struct vit_run *run);")
+    w.line("} vit_stages[\(count)] = {")
+    for (index, name) in names.enumerated() { w.line("  {vit_\(model)_stage_names[\(index)], \(name)},") }
+    w.line("};")
+    w.line()
+    w.block("static double vit_seconds(void)") { w in
+      w.line("struct timespec t;")
+      w.line("timespec_get(&t, TIME_UTC);")
+      w.line("return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;")
     }
   }
 }

@@ -15,14 +15,14 @@ extension ModelEmitter {
       let (channels, height, widthPixels) = (image[0], image[1], image[2])
       let (gridH, gridW) = (height / p, widthPixels / p)
       let k = channels * p * p
-      scratchNeeds.append("\(gridH * gridW * k)")
+      scratchNeeds.append(ScratchNeed(what: "im2col of the patches", fixed: gridH * gridW * k))
       w.line("/* \(graph[result].name) \(graph.type(of: result)): im2col of \(p)x\(p) patches (row-major grid), then one GEMM */")
       w.block("for (int r = 0; r < \(gridH); r++)") { w in
         w.block("for (int s = 0; s < \(gridW); s++)") { w in
           w.block("for (int ch = 0; ch < \(channels); ch++)") { w in
             w.block("for (int ky = 0; ky < \(p); ky++)") { w in
               w.line("memcpy(vit_scratch + (r * \(gridW) + s) * \(k) + (ch * \(p) + ky) * \(p),")
-              w.line("       vit_input + (ch * \(height) + r * \(p) + ky) * \(widthPixels) + s * \(p), \(p) * sizeof(float));")
+              w.line("       run->input + (ch * \(height) + r * \(p) + ky) * \(widthPixels) + s * \(p), \(p) * sizeof(float));")
             }
           }
         }
@@ -62,7 +62,7 @@ extension ModelEmitter {
       let n = rows(op.operands[0])
       let heads = op.int("heads")
       let headWidth = width(result) / heads
-      scratchNeeds.append("VIT_ATTENTION_SCRATCH_FLOATS(\(bound), \(heads), \(headWidth))")
+      scratchNeeds.append(.attention(n: bound, heads: heads, headWidth: headWidth))
       var keyBias = "NULL"
       if op.operands.count > 1 {
         keyBiasFloats = max(keyBiasFloats, bound)
@@ -77,12 +77,14 @@ extension ModelEmitter {
     case .clsAttention:
       let n = rows(op.operands[0])
       let heads = op.int("heads")
-      scratchNeeds.append("VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(graph.type(of: op.operands[0]).dims[0].bound))")
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      scratchNeeds.append(ScratchNeed(what: "cls attention n=\(bound)", fixed: 4 * bound + 2, macro: "VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(bound))"))
       w.line("vit_cls_attention_f32(\(operand(0)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .asvitScores:
       let n = rows(op.operands[0])
       let heads = op.int("heads")
-      scratchNeeds.append("VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(graph.type(of: op.operands[0]).dims[0].bound), \(heads))")
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      scratchNeeds.append(ScratchNeed(what: "AS-ViT scores n=\(bound)", fixed: 6 * bound + 2, macro: "VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(bound), \(heads))"))
       w.line("vit_asvit_scores_f32(\(operand(0)), \(operand(1)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .tomeMetric:
       let heads = op.int("heads")
@@ -91,7 +93,7 @@ extension ModelEmitter {
       w.line("vit_topk_keep_f32(\(operand(0)), \(count(op.operands[0])), \(op.int("k")), \(y)); /* \(graph[result].name) */")
     case .thresholdKeep:
       let symbol = dim(graph.type(of: result).dims[0])
-      dynamicCounts.append(symbol)
+      if case .dynamic(let field, _) = graph.type(of: result).dims[0] { dynamicCounts.append(field) }
       w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(real(op.real("threshold"))), \(y)); /* \(graph[result].name): a run-time count */")
     case .patchOwner:
       w.line("for (int p = 0; p < \(op.int("patches")); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")
@@ -102,7 +104,8 @@ extension ModelEmitter {
       let c = width(op.operands[0])
       let k = dim(graph.type(of: op.operands[1]).dims[0])
       let owner = op.kind == .gatherTokens ? operand(2) : operand(3)
-      intScratchNeeds.append("\(graph.type(of: op.operands[0]).dims[0].bound)")
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      intScratchNeeds.append(ScratchNeed(what: "gather n=\(bound)", fixed: bound))
       if op.kind == .gatherTokens {
         w.line("vit_gather_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
       } else {
@@ -110,22 +113,24 @@ extension ModelEmitter {
       }
     case .batMerge:
       let n = rows(op.operands[0])
-      scratchNeeds.append("VIT_BAT_SCRATCH_FLOATS(\(n), \(width(op.operands[0])))")
-      intScratchNeeds.append("VIT_BAT_SCRATCH_INTS(\(n))")
+      let (rows, c) = (rowCount(op.operands[0]), width(op.operands[0]))
+      scratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 4 * rows * rows + 16 * rows + rows * c + 16, macro: "VIT_BAT_SCRATCH_FLOATS(\(rows), \(c))"))
+      intScratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 8 * rows + 16, macro: "VIT_BAT_SCRATCH_INTS(\(rows))"))
       w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(op.int("k")), \(op.int("clusters")), \(op.int("pairs")), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
     case .bipartiteMerge:
       let n = rows(op.operands[0])
-      scratchNeeds.append("VIT_TOME_SCRATCH_FLOATS(\(n), \(width(op.operands[0])), \(width(op.operands[1])))")
-      intScratchNeeds.append("VIT_TOME_SCRATCH_INTS(\(n))")
+      let (rows, c, d) = (rowCount(op.operands[0]), width(op.operands[0]), width(op.operands[1]))
+      scratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 6 * rows + rows * d + 2 * c + 16, macro: "VIT_TOME_SCRATCH_FLOATS(\(rows), \(c), \(d))"))
+      intScratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 4 * rows + 16, macro: "VIT_TOME_SCRATCH_INTS(\(rows))"))
       w.line("vit_bipartite_merge_f32(\(operand(0)), \(operand(1)), \(operand(2)), \(n), \(width(op.operands[0])), \(width(op.operands[1])), \(op.int("r")), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
     case .traceStage:
       let stage = traceStages
       traceStages += 1
       let tokens = rows(op.operands[0])
-      w.block("if (vit_trace) /* trace stage \(stage): block \(op.int("block")), \(tokens) tokens */") { w in
-        w.line("vit_trace->block[\(stage)] = \(op.int("block"));")
-        w.line("vit_trace->tokens[\(stage)] = \(tokens);")
-        w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), vit_trace->first[\(stage)], vit_trace->members[\(stage)]);")
+      w.block("if (run->trace) /* trace stage \(stage): block \(op.int("block")), \(tokens) tokens */") { w in
+        w.line("run->trace->block[\(stage)] = \(op.int("block"));")
+        w.line("run->trace->tokens[\(stage)] = \(tokens);")
+        w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
       }
     case .softmax:
       let width = width(result)

@@ -14,16 +14,17 @@ struct ModelEmitter {
   let stem: String
   let model: String
   var naming = Naming()
-  /// C expressions for the floats of scratch each op needs (im2col of the patch embedding,
-  /// the attention kernel's packed keys, values and score tiles); the buffer holds the largest.
-  var scratchNeeds: [String] = []
-  /// The same for the integer scratch of the pruning kernels.
-  var intScratchNeeds: [String] = []
+  /// The floats of scratch each op emitted so far needs (im2col of the patch embedding, the
+  /// attention kernel's packed keys, values and score tiles, the pruning kernels); the
+  /// scratch holds the largest.
+  var scratchNeeds: [ScratchNeed] = []
+  /// The same for the integer scratch of the pruning kernels (no per-thread part).
+  var intScratchNeeds: [ScratchNeed] = []
   /// Trace stages emitted so far (the index of the next `trace_stage`).
   var traceStages = 0
   /// The largest token count an attention with ToMe's sizes runs on (0: none).
   var keyBiasFloats = 0
-  /// The run-time token counts (`vit_k{s}`) that `threshold_keep` ops set.
+  /// The run-time token counts (`run->k{s}`) that `threshold_keep` ops set.
   var dynamicCounts: [String] = []
 
   init(graph: Graph, blob: WeightBlob, plan: MemoryPlan, provenance: EmitC.Provenance, stem: String) {
@@ -57,6 +58,14 @@ struct ModelEmitter {
     }
     return stages
   }
+
+  /// The stage functions' names, `stage03_block01`, in order.
+  var stageFunctionNames: [String] {
+    stageGroups().enumerated().map { String(format: "stage%02d_%@", $0.offset, $0.element.name) }
+  }
+
+  /// Bytes of one entry of `vit_<model>_stage_names`: the longest name and its terminator.
+  static func stageNameBytes(_ names: [String]) -> Int { (names.map(\.utf8.count).max() ?? 0) + 1 }
 
   /// Patches of the owner maps (the pruning ops' `patches`).
   var patchCount: Int {
@@ -114,7 +123,7 @@ struct ModelEmitter {
     let (root, offset) = plan.root(of: id)
     let base: String
     switch plan.placements[root] {
-    case .input?: base = "vit_input"
+    case .input?: base = "run->input"
     case .parameter?: base = naming.name(root, graph[root].name, prefix: "P_")
     case .intArena?: base = naming.name(root, graph[root].name, prefix: "I_")
     default: base = naming.name(root, graph[root].name, prefix: "V_")
@@ -123,11 +132,11 @@ struct ModelEmitter {
   }
 
   /// The C expression of a dimension: a literal, or the run-time count AS-ViT's
-  /// `threshold_keep` of stage s stored in `vit_k{s}` (rows `n{s}` = that count + 1).
+  /// `threshold_keep` of stage s stored in `run->k{s}` (rows `n{s}` = that count + 1).
   func dim(_ dim: Dim) -> String {
     switch dim {
     case .fixed(let value): "\(value)"
-    case .dynamic(let symbol, _): symbol.hasPrefix("k") ? "vit_\(symbol)" : "(vit_k\(symbol.dropFirst()) + 1)"
+    case .dynamic(let symbol, _): symbol.hasPrefix("k") ? "run->\(symbol)" : "(run->k\(symbol.dropFirst()) + 1)"
     }
   }
 
@@ -144,6 +153,17 @@ struct ModelEmitter {
 
   /// Rows of a value seen as a matrix whose width is its last dim (C expression).
   func rows(_ id: ValueID) -> String { product(graph.type(of: id).dims.dropLast()) }
+
+  /// Rows of a value seen as a matrix, at their bound.
+  func rowCount(_ id: ValueID) -> Int { graph.type(of: id).dims.dropLast().reduce(1) { $0 * $1.bound } }
+
+  /// The model's static memory, once every stage is emitted (the ops' scratch needs known).
+  var staticMemory: StaticMemory {
+    StaticMemory(
+      arenaFloats: plan.arenaFloats, keyBiasFloats: keyBiasFloats, scratchNeeds: scratchNeeds,
+      intArenaInts: plan.intArenaInts, intScratchInts: intScratchNeeds.map(\.fixed).max() ?? 0,
+      stageFunctions: stageGroups().count)
+  }
 
   func width(_ id: ValueID) -> Int { graph.type(of: id).dims.last!.bound }
 
