@@ -100,6 +100,9 @@ extension ModelEmitter {
 
   mutating func emitStage(_ name: String, _ ops: [Op], into w: inout CWriter) throws(EmitError) {
     var header = ["\(name): \(ops.count) ops"]
+    let (reads, writes) = dataflow(of: ops)
+    header.append("reads:  " + (reads.isEmpty ? "-" : reads.map { "\(graph[$0].name) \(graph.type(of: $0))" }.joined(separator: ", ")))
+    header.append("writes: " + (writes.isEmpty ? "-" : writes.map { "\(graph[$0].name) \(graph.type(of: $0))" }.joined(separator: ", ")))
     for op in ops where op.kind != .reshape && op.kind != .row {
       header.append("  " + Printer.statement(op, in: graph) + (op.location.map { "  (\($0))" } ?? ""))
     }
@@ -112,6 +115,19 @@ extension ModelEmitter {
         w.line(String(line))
       }
     }
+  }
+
+  /// What a stage reads from earlier stages (the input included, parameters not) and writes
+  /// for later ones (or as the output), each in order of first appearance.
+  func dataflow(of ops: [Op]) -> (reads: [ValueID], writes: [ValueID]) {
+    let produced = Set(ops.flatMap(\.results))
+    var reads: [ValueID] = []
+    for operand in ops.flatMap(\.operands) where !produced.contains(operand) && graph[operand].origin != .parameter {
+      if !reads.contains(operand) { reads.append(operand) }
+    }
+    let usedLater = Set(graph.ops.filter { $0.results.allSatisfy { !produced.contains($0) } }.flatMap(\.operands))
+    let writes = ops.flatMap(\.results).filter { usedLater.contains($0) || $0 == graph.output }
+    return (reads, writes)
   }
 
   /// `struct vit_run`: what the stages of one run share besides the static memory.

@@ -310,6 +310,8 @@ struct vit_run {
 
 /*
  * stage00_stem: 5 ops
+ * reads:  image f32[3,224,224]
+ * writes: x.1 f32[197,64]
  *   patches: f32[196,64] = patch_embed(image, @patch_embed.proj.weight, @patch_embed.proj.bias, patch=16)  (samples/tiny.graph:12:26)
  *   x: f32[197,64] = concat(reshape, patches)  (samples/tiny.graph:13:20)
  *   x.1: f32[197,64] = add(x, reshape.1)  (samples/tiny.graph:14:9)
@@ -334,6 +336,8 @@ static void stage00_stem(struct vit_run *run) {
 
 /*
  * stage01_block00: 7 ops
+ * reads:  x.1 f32[197,64]
+ * writes: x.3 f32[197,64]
  *   h: f32[197,64] = layernorm(x.1, @blocks.0.norm1.weight, @blocks.0.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv: f32[197,192] = linear(h, @blocks.0.attn.qkv.weight, @blocks.0.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context: f32[197,64] = attention(qkv, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -355,6 +359,8 @@ static void stage01_block00(struct vit_run *run) {
 
 /*
  * stage02_block01: 7 ops
+ * reads:  x.3 f32[197,64]
+ * writes: x.5 f32[197,64]
  *   h.3: f32[197,64] = layernorm(x.3, @blocks.1.norm1.weight, @blocks.1.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.1: f32[197,192] = linear(h.3, @blocks.1.attn.qkv.weight, @blocks.1.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.1: f32[197,64] = attention(qkv.1, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -376,6 +382,8 @@ static void stage02_block01(struct vit_run *run) {
 
 /*
  * stage03_block02: 7 ops
+ * reads:  x.5 f32[197,64]
+ * writes: x.7 f32[197,64]
  *   h.6: f32[197,64] = layernorm(x.5, @blocks.2.norm1.weight, @blocks.2.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.2: f32[197,192] = linear(h.6, @blocks.2.attn.qkv.weight, @blocks.2.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.2: f32[197,64] = attention(qkv.2, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -397,6 +405,8 @@ static void stage03_block02(struct vit_run *run) {
 
 /*
  * stage04_block03: 7 ops
+ * reads:  x.7 f32[197,64]
+ * writes: qkv.3 f32[197,192], context.3 f32[197,64], x.9 f32[197,64]
  *   h.9: f32[197,64] = layernorm(x.7, @blocks.3.norm1.weight, @blocks.3.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.3: f32[197,192] = linear(h.9, @blocks.3.attn.qkv.weight, @blocks.3.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.3: f32[197,64] = attention(qkv.3, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -418,6 +428,8 @@ static void stage04_block03(struct vit_run *run) {
 
 /*
  * stage05_block04_prune: 5 ops
+ * reads:  qkv.3 f32[197,192], context.3 f32[197,64], x.9 f32[197,64]
+ * writes: x.10 f32[n0<=197,64], owner.2 i32[196]
  *   owner: i32[196] = patch_owner(patches=196)  (samples/tiny.graph:29:9)
  *   asvit0.score: f32[196] = asvit_scores(qkv.3, context.3, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:29:9)
  *   asvit0.keep: i32[k0<=196] = threshold_keep(asvit0.score, threshold=0.001, stage=0)  (samples/tiny.graph:29:9)
@@ -438,6 +450,8 @@ static void stage05_block04_prune(struct vit_run *run) {
 
 /*
  * stage06_block04: 7 ops
+ * reads:  x.10 f32[n0<=197,64]
+ * writes: x.11 f32[n0<=197,64]
  *   h.12: f32[n0<=197,64] = layernorm(x.10, @blocks.4.norm1.weight, @blocks.4.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.4: f32[n0<=197,192] = linear(h.12, @blocks.4.attn.qkv.weight, @blocks.4.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.4: f32[n0<=197,64] = attention(qkv.4, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -458,6 +472,8 @@ static void stage06_block04(struct vit_run *run) {
 
 /*
  * stage07_block05: 7 ops
+ * reads:  x.11 f32[n0<=197,64]
+ * writes: x.13 f32[n0<=197,64]
  *   h.15: f32[n0<=197,64] = layernorm(x.11, @blocks.5.norm1.weight, @blocks.5.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.5: f32[n0<=197,192] = linear(h.15, @blocks.5.attn.qkv.weight, @blocks.5.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.5: f32[n0<=197,64] = attention(qkv.5, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -478,6 +494,8 @@ static void stage07_block05(struct vit_run *run) {
 
 /*
  * stage08_block06: 7 ops
+ * reads:  x.13 f32[n0<=197,64]
+ * writes: qkv.6 f32[n0<=197,192], context.6 f32[n0<=197,64], x.15 f32[n0<=197,64]
  *   h.18: f32[n0<=197,64] = layernorm(x.13, @blocks.6.norm1.weight, @blocks.6.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.6: f32[n0<=197,192] = linear(h.18, @blocks.6.attn.qkv.weight, @blocks.6.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.6: f32[n0<=197,64] = attention(qkv.6, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -498,6 +516,8 @@ static void stage08_block06(struct vit_run *run) {
 
 /*
  * stage09_block07_prune: 4 ops
+ * reads:  qkv.6 f32[n0<=197,192], context.6 f32[n0<=197,64], x.15 f32[n0<=197,64], owner.2 i32[196]
+ * writes: x.16 f32[n1<=197,64], owner.4 i32[196]
  *   asvit1.score: f32[k0<=196] = asvit_scores(qkv.6, context.6, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:29:9)
  *   asvit1.keep: i32[k1<=196] = threshold_keep(asvit1.score, threshold=0.002, stage=1)  (samples/tiny.graph:29:9)
  *   x.16: f32[n1<=197,64], owner.3: i32[196] = gather_tokens(x.15, asvit1.keep, owner.2)  (samples/tiny.graph:29:9)
@@ -516,6 +536,8 @@ static void stage09_block07_prune(struct vit_run *run) {
 
 /*
  * stage10_block07: 7 ops
+ * reads:  x.16 f32[n1<=197,64]
+ * writes: x.17 f32[n1<=197,64]
  *   h.21: f32[n1<=197,64] = layernorm(x.16, @blocks.7.norm1.weight, @blocks.7.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.7: f32[n1<=197,192] = linear(h.21, @blocks.7.attn.qkv.weight, @blocks.7.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.7: f32[n1<=197,64] = attention(qkv.7, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -536,6 +558,8 @@ static void stage10_block07(struct vit_run *run) {
 
 /*
  * stage11_block08: 7 ops
+ * reads:  x.17 f32[n1<=197,64]
+ * writes: x.19 f32[n1<=197,64]
  *   h.24: f32[n1<=197,64] = layernorm(x.17, @blocks.8.norm1.weight, @blocks.8.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.8: f32[n1<=197,192] = linear(h.24, @blocks.8.attn.qkv.weight, @blocks.8.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.8: f32[n1<=197,64] = attention(qkv.8, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -556,6 +580,8 @@ static void stage11_block08(struct vit_run *run) {
 
 /*
  * stage12_block09: 7 ops
+ * reads:  x.19 f32[n1<=197,64]
+ * writes: qkv.9 f32[n1<=197,192], context.9 f32[n1<=197,64], x.21 f32[n1<=197,64]
  *   h.27: f32[n1<=197,64] = layernorm(x.19, @blocks.9.norm1.weight, @blocks.9.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.9: f32[n1<=197,192] = linear(h.27, @blocks.9.attn.qkv.weight, @blocks.9.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.9: f32[n1<=197,64] = attention(qkv.9, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -576,6 +602,8 @@ static void stage12_block09(struct vit_run *run) {
 
 /*
  * stage13_block10_prune: 4 ops
+ * reads:  qkv.9 f32[n1<=197,192], context.9 f32[n1<=197,64], x.21 f32[n1<=197,64], owner.4 i32[196]
+ * writes: x.22 f32[n2<=197,64]
  *   asvit2.score: f32[k1<=196] = asvit_scores(qkv.9, context.9, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:29:9)
  *   asvit2.keep: i32[k2<=196] = threshold_keep(asvit2.score, threshold=0.003, stage=2)  (samples/tiny.graph:29:9)
  *   x.22: f32[n2<=197,64], owner.5: i32[196] = gather_tokens(x.21, asvit2.keep, owner.4)  (samples/tiny.graph:29:9)
@@ -594,6 +622,8 @@ static void stage13_block10_prune(struct vit_run *run) {
 
 /*
  * stage14_block10: 7 ops
+ * reads:  x.22 f32[n2<=197,64]
+ * writes: x.23 f32[n2<=197,64]
  *   h.30: f32[n2<=197,64] = layernorm(x.22, @blocks.10.norm1.weight, @blocks.10.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.10: f32[n2<=197,192] = linear(h.30, @blocks.10.attn.qkv.weight, @blocks.10.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.10: f32[n2<=197,64] = attention(qkv.10, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -614,6 +644,8 @@ static void stage14_block10(struct vit_run *run) {
 
 /*
  * stage15_block11: 7 ops
+ * reads:  x.23 f32[n2<=197,64]
+ * writes: x.25 f32[n2<=197,64]
  *   h.33: f32[n2<=197,64] = layernorm(x.23, @blocks.11.norm1.weight, @blocks.11.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.11: f32[n2<=197,192] = linear(h.33, @blocks.11.attn.qkv.weight, @blocks.11.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.11: f32[n2<=197,64] = attention(qkv.11, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -634,6 +666,8 @@ static void stage15_block11(struct vit_run *run) {
 
 /*
  * stage16_head: 3 ops
+ * reads:  x.25 f32[n2<=197,64]
+ * writes: logits f32[1000]
  *   layernorm: f32[n2<=197,64] = layernorm(x.25, @norm.weight, @norm.bias, eps=1e-06)  (samples/tiny.graph:46:22)
  *   logits: f32[1000] = linear(cls, @head.weight, @head.bias)  (samples/tiny.graph:47:12)
  */

@@ -307,6 +307,8 @@ struct vit_run {
 
 /*
  * stage00_stem: 5 ops
+ * reads:  image f32[3,224,224]
+ * writes: x.1 f32[197,64]
  *   patches: f32[196,64] = patch_embed(image, @patch_embed.proj.weight, @patch_embed.proj.bias, patch=16)  (samples/tiny.graph:12:26)
  *   x: f32[197,64] = concat(reshape, patches)  (samples/tiny.graph:13:20)
  *   x.1: f32[197,64] = add(x, reshape.1)  (samples/tiny.graph:14:9)
@@ -331,6 +333,8 @@ static void stage00_stem(struct vit_run *run) {
 
 /*
  * stage01_block00: 7 ops
+ * reads:  x.1 f32[197,64]
+ * writes: x.3 f32[197,64]
  *   h: f32[197,64] = layernorm(x.1, @blocks.0.norm1.weight, @blocks.0.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv: f32[197,192] = linear(h, @blocks.0.attn.qkv.weight, @blocks.0.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context: f32[197,64] = attention(qkv, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -352,6 +356,8 @@ static void stage01_block00(struct vit_run *run) {
 
 /*
  * stage02_block01: 7 ops
+ * reads:  x.3 f32[197,64]
+ * writes: x.5 f32[197,64]
  *   h.3: f32[197,64] = layernorm(x.3, @blocks.1.norm1.weight, @blocks.1.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.1: f32[197,192] = linear(h.3, @blocks.1.attn.qkv.weight, @blocks.1.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.1: f32[197,64] = attention(qkv.1, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -373,6 +379,8 @@ static void stage02_block01(struct vit_run *run) {
 
 /*
  * stage03_block02: 7 ops
+ * reads:  x.5 f32[197,64]
+ * writes: x.7 f32[197,64]
  *   h.6: f32[197,64] = layernorm(x.5, @blocks.2.norm1.weight, @blocks.2.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.2: f32[197,192] = linear(h.6, @blocks.2.attn.qkv.weight, @blocks.2.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.2: f32[197,64] = attention(qkv.2, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -394,6 +402,8 @@ static void stage03_block02(struct vit_run *run) {
 
 /*
  * stage04_block03: 4 ops
+ * reads:  x.7 f32[197,64]
+ * writes: qkv.3 f32[197,192], x.8 f32[197,64]
  *   h.9: f32[197,64] = layernorm(x.7, @blocks.3.norm1.weight, @blocks.3.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.3: f32[197,192] = linear(h.9, @blocks.3.attn.qkv.weight, @blocks.3.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.3: f32[197,64] = attention(qkv.3, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -409,6 +419,8 @@ static void stage04_block03(struct vit_run *run) {
 
 /*
  * stage05_block03_prune: 4 ops
+ * reads:  qkv.3 f32[197,192], x.8 f32[197,64]
+ * writes: x.9 f32[140,64], owner.2 i32[196]
  *   owner: i32[196] = patch_owner(patches=196)  (samples/tiny.graph:34:11)
  *   bat0.score: f32[196] = cls_attention(qkv.3, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:34:11)
  *   x.9: f32[140,64], owner.1: i32[196] = bat_merge(x.8, bat0.score, owner, k=138, clusters=12, pairs=11)  (samples/tiny.graph:34:11)
@@ -427,6 +439,8 @@ static void stage05_block03_prune(struct vit_run *run) {
 
 /*
  * stage06_block03: 3 ops
+ * reads:  x.9 f32[140,64]
+ * writes: x.9.1 f32[140,64]
  *   h.10: f32[140,64] = layernorm(x.9, @blocks.3.norm2.weight, @blocks.3.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.11: f32[140,256] = linear_gelu(h.10, @blocks.3.mlp.fc1.weight, @blocks.3.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.9.1: f32[140,64] = linear_add(h.11, @blocks.3.mlp.fc2.weight, @blocks.3.mlp.fc2.bias, x.9)  (samples/tiny.graph:39:13)
@@ -440,6 +454,8 @@ static void stage06_block03(struct vit_run *run) {
 
 /*
  * stage07_block04: 7 ops
+ * reads:  x.9.1 f32[140,64]
+ * writes: x.11 f32[140,64]
  *   h.12: f32[140,64] = layernorm(x.9.1, @blocks.4.norm1.weight, @blocks.4.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.4: f32[140,192] = linear(h.12, @blocks.4.attn.qkv.weight, @blocks.4.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.4: f32[140,64] = attention(qkv.4, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -461,6 +477,8 @@ static void stage07_block04(struct vit_run *run) {
 
 /*
  * stage08_block05: 7 ops
+ * reads:  x.11 f32[140,64]
+ * writes: x.13 f32[140,64]
  *   h.15: f32[140,64] = layernorm(x.11, @blocks.5.norm1.weight, @blocks.5.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.5: f32[140,192] = linear(h.15, @blocks.5.attn.qkv.weight, @blocks.5.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.5: f32[140,64] = attention(qkv.5, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -482,6 +500,8 @@ static void stage08_block05(struct vit_run *run) {
 
 /*
  * stage09_block06: 4 ops
+ * reads:  x.13 f32[140,64]
+ * writes: qkv.6 f32[140,192], x.14 f32[140,64]
  *   h.18: f32[140,64] = layernorm(x.13, @blocks.6.norm1.weight, @blocks.6.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.6: f32[140,192] = linear(h.18, @blocks.6.attn.qkv.weight, @blocks.6.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.6: f32[140,64] = attention(qkv.6, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -497,6 +517,8 @@ static void stage09_block06(struct vit_run *run) {
 
 /*
  * stage10_block06_prune: 3 ops
+ * reads:  qkv.6 f32[140,192], x.14 f32[140,64], owner.2 i32[196]
+ * writes: x.15 f32[100,64], owner.4 i32[196]
  *   bat1.score: f32[139] = cls_attention(qkv.6, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:34:11)
  *   x.15: f32[100,64], owner.3: i32[196] = bat_merge(x.14, bat1.score, owner.2, k=98, clusters=9, pairs=8)  (samples/tiny.graph:34:11)
  *   owner.4: i32[196] = trace_stage(x.15, owner.3, block=6)  (samples/tiny.graph:34:11)
@@ -513,6 +535,8 @@ static void stage10_block06_prune(struct vit_run *run) {
 
 /*
  * stage11_block06: 3 ops
+ * reads:  x.15 f32[100,64]
+ * writes: x.15.1 f32[100,64]
  *   h.19: f32[100,64] = layernorm(x.15, @blocks.6.norm2.weight, @blocks.6.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.20: f32[100,256] = linear_gelu(h.19, @blocks.6.mlp.fc1.weight, @blocks.6.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.15.1: f32[100,64] = linear_add(h.20, @blocks.6.mlp.fc2.weight, @blocks.6.mlp.fc2.bias, x.15)  (samples/tiny.graph:39:13)
@@ -526,6 +550,8 @@ static void stage11_block06(struct vit_run *run) {
 
 /*
  * stage12_block07: 7 ops
+ * reads:  x.15.1 f32[100,64]
+ * writes: x.17 f32[100,64]
  *   h.21: f32[100,64] = layernorm(x.15.1, @blocks.7.norm1.weight, @blocks.7.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.7: f32[100,192] = linear(h.21, @blocks.7.attn.qkv.weight, @blocks.7.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.7: f32[100,64] = attention(qkv.7, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -547,6 +573,8 @@ static void stage12_block07(struct vit_run *run) {
 
 /*
  * stage13_block08: 7 ops
+ * reads:  x.17 f32[100,64]
+ * writes: x.19 f32[100,64]
  *   h.24: f32[100,64] = layernorm(x.17, @blocks.8.norm1.weight, @blocks.8.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.8: f32[100,192] = linear(h.24, @blocks.8.attn.qkv.weight, @blocks.8.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.8: f32[100,64] = attention(qkv.8, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -568,6 +596,8 @@ static void stage13_block08(struct vit_run *run) {
 
 /*
  * stage14_block09: 4 ops
+ * reads:  x.19 f32[100,64]
+ * writes: qkv.9 f32[100,192], x.20 f32[100,64]
  *   h.27: f32[100,64] = layernorm(x.19, @blocks.9.norm1.weight, @blocks.9.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.9: f32[100,192] = linear(h.27, @blocks.9.attn.qkv.weight, @blocks.9.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.9: f32[100,64] = attention(qkv.9, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -583,6 +613,8 @@ static void stage14_block09(struct vit_run *run) {
 
 /*
  * stage15_block09_prune: 3 ops
+ * reads:  qkv.9 f32[100,192], x.20 f32[100,64], owner.4 i32[196]
+ * writes: x.21 f32[72,64]
  *   bat2.score: f32[99] = cls_attention(qkv.9, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:34:11)
  *   x.21: f32[72,64], owner.5: i32[196] = bat_merge(x.20, bat2.score, owner.4, k=70, clusters=6, pairs=5)  (samples/tiny.graph:34:11)
  *   owner.6: i32[196] = trace_stage(x.21, owner.5, block=9)  (samples/tiny.graph:34:11)
@@ -599,6 +631,8 @@ static void stage15_block09_prune(struct vit_run *run) {
 
 /*
  * stage16_block09: 3 ops
+ * reads:  x.21 f32[72,64]
+ * writes: x.21.1 f32[72,64]
  *   h.28: f32[72,64] = layernorm(x.21, @blocks.9.norm2.weight, @blocks.9.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.29: f32[72,256] = linear_gelu(h.28, @blocks.9.mlp.fc1.weight, @blocks.9.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.21.1: f32[72,64] = linear_add(h.29, @blocks.9.mlp.fc2.weight, @blocks.9.mlp.fc2.bias, x.21)  (samples/tiny.graph:39:13)
@@ -612,6 +646,8 @@ static void stage16_block09(struct vit_run *run) {
 
 /*
  * stage17_block10: 7 ops
+ * reads:  x.21.1 f32[72,64]
+ * writes: x.23 f32[72,64]
  *   h.30: f32[72,64] = layernorm(x.21.1, @blocks.10.norm1.weight, @blocks.10.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.10: f32[72,192] = linear(h.30, @blocks.10.attn.qkv.weight, @blocks.10.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.10: f32[72,64] = attention(qkv.10, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -633,6 +669,8 @@ static void stage17_block10(struct vit_run *run) {
 
 /*
  * stage18_block11: 7 ops
+ * reads:  x.23 f32[72,64]
+ * writes: x.25 f32[72,64]
  *   h.33: f32[72,64] = layernorm(x.23, @blocks.11.norm1.weight, @blocks.11.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.11: f32[72,192] = linear(h.33, @blocks.11.attn.qkv.weight, @blocks.11.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.11: f32[72,64] = attention(qkv.11, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -654,6 +692,8 @@ static void stage18_block11(struct vit_run *run) {
 
 /*
  * stage19_head: 3 ops
+ * reads:  x.25 f32[72,64]
+ * writes: logits f32[1000]
  *   layernorm: f32[72,64] = layernorm(x.25, @norm.weight, @norm.bias, eps=1e-06)  (samples/tiny.graph:46:22)
  *   logits: f32[1000] = linear(cls, @head.weight, @head.bias)  (samples/tiny.graph:47:12)
  */

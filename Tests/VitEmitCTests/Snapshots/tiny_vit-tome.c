@@ -346,6 +346,8 @@ struct vit_run {
 
 /*
  * stage00_stem: 5 ops
+ * reads:  image f32[3,224,224]
+ * writes: x.1 f32[197,64]
  *   patches: f32[196,64] = patch_embed(image, @patch_embed.proj.weight, @patch_embed.proj.bias, patch=16)  (samples/tiny.graph:12:26)
  *   x: f32[197,64] = concat(reshape, patches)  (samples/tiny.graph:13:20)
  *   x.1: f32[197,64] = add(x, reshape.1)  (samples/tiny.graph:14:9)
@@ -370,6 +372,8 @@ static void stage00_stem(struct vit_run *run) {
 
 /*
  * stage01_block00: 4 ops
+ * reads:  x.1 f32[197,64]
+ * writes: qkv f32[197,192], x.2 f32[197,64]
  *   h: f32[197,64] = layernorm(x.1, @blocks.0.norm1.weight, @blocks.0.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv: f32[197,192] = linear(h, @blocks.0.attn.qkv.weight, @blocks.0.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context: f32[197,64] = attention(qkv, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -385,6 +389,8 @@ static void stage01_block00(struct vit_run *run) {
 
 /*
  * stage02_block00_prune: 5 ops
+ * reads:  x.2 f32[197,64], qkv f32[197,192]
+ * writes: x.3 f32[189,64], size.1 f32[189], owner.2 i32[196]
  *   owner: i32[196] = patch_owner(patches=196)  (samples/tiny.graph:34:11)
  *   size: f32[197] = unit_sizes(x.2)  (samples/tiny.graph:34:11)
  *   tome0.metric: f32[197,32] = tome_metric(qkv, heads=2)  (samples/tiny.graph:34:11)
@@ -405,6 +411,8 @@ static void stage02_block00_prune(struct vit_run *run) {
 
 /*
  * stage03_block00: 3 ops
+ * reads:  x.3 f32[189,64]
+ * writes: x.3.1 f32[189,64]
  *   h.1: f32[189,64] = layernorm(x.3, @blocks.0.norm2.weight, @blocks.0.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.2: f32[189,256] = linear_gelu(h.1, @blocks.0.mlp.fc1.weight, @blocks.0.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.3.1: f32[189,64] = linear_add(h.2, @blocks.0.mlp.fc2.weight, @blocks.0.mlp.fc2.bias, x.3)  (samples/tiny.graph:39:13)
@@ -418,6 +426,8 @@ static void stage03_block00(struct vit_run *run) {
 
 /*
  * stage04_block01: 4 ops
+ * reads:  x.3.1 f32[189,64], size.1 f32[189]
+ * writes: qkv.1 f32[189,192], x.4 f32[189,64]
  *   h.3: f32[189,64] = layernorm(x.3.1, @blocks.1.norm1.weight, @blocks.1.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.1: f32[189,192] = linear(h.3, @blocks.1.attn.qkv.weight, @blocks.1.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.1: f32[189,64] = attention(qkv.1, size.1, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -434,6 +444,8 @@ static void stage04_block01(struct vit_run *run) {
 
 /*
  * stage05_block01_prune: 3 ops
+ * reads:  qkv.1 f32[189,192], x.4 f32[189,64], size.1 f32[189], owner.2 i32[196]
+ * writes: x.5 f32[181,64], size.2 f32[181], owner.4 i32[196]
  *   tome1.metric: f32[189,32] = tome_metric(qkv.1, heads=2)  (samples/tiny.graph:34:11)
  *   x.5: f32[181,64], size.2: f32[181], owner.3: i32[196] = bipartite_merge(x.4, tome1.metric, size.1, owner.2, r=8)  (samples/tiny.graph:34:11)
  *   owner.4: i32[196] = trace_stage(x.5, owner.3, block=1)  (samples/tiny.graph:34:11)
@@ -450,6 +462,8 @@ static void stage05_block01_prune(struct vit_run *run) {
 
 /*
  * stage06_block01: 3 ops
+ * reads:  x.5 f32[181,64]
+ * writes: x.5.1 f32[181,64]
  *   h.4: f32[181,64] = layernorm(x.5, @blocks.1.norm2.weight, @blocks.1.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.5: f32[181,256] = linear_gelu(h.4, @blocks.1.mlp.fc1.weight, @blocks.1.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.5.1: f32[181,64] = linear_add(h.5, @blocks.1.mlp.fc2.weight, @blocks.1.mlp.fc2.bias, x.5)  (samples/tiny.graph:39:13)
@@ -463,6 +477,8 @@ static void stage06_block01(struct vit_run *run) {
 
 /*
  * stage07_block02: 4 ops
+ * reads:  x.5.1 f32[181,64], size.2 f32[181]
+ * writes: qkv.2 f32[181,192], x.6 f32[181,64]
  *   h.6: f32[181,64] = layernorm(x.5.1, @blocks.2.norm1.weight, @blocks.2.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.2: f32[181,192] = linear(h.6, @blocks.2.attn.qkv.weight, @blocks.2.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.2: f32[181,64] = attention(qkv.2, size.2, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -479,6 +495,8 @@ static void stage07_block02(struct vit_run *run) {
 
 /*
  * stage08_block02_prune: 3 ops
+ * reads:  qkv.2 f32[181,192], x.6 f32[181,64], size.2 f32[181], owner.4 i32[196]
+ * writes: x.7 f32[173,64], size.3 f32[173], owner.6 i32[196]
  *   tome2.metric: f32[181,32] = tome_metric(qkv.2, heads=2)  (samples/tiny.graph:34:11)
  *   x.7: f32[173,64], size.3: f32[173], owner.5: i32[196] = bipartite_merge(x.6, tome2.metric, size.2, owner.4, r=8)  (samples/tiny.graph:34:11)
  *   owner.6: i32[196] = trace_stage(x.7, owner.5, block=2)  (samples/tiny.graph:34:11)
@@ -495,6 +513,8 @@ static void stage08_block02_prune(struct vit_run *run) {
 
 /*
  * stage09_block02: 3 ops
+ * reads:  x.7 f32[173,64]
+ * writes: x.7.1 f32[173,64]
  *   h.7: f32[173,64] = layernorm(x.7, @blocks.2.norm2.weight, @blocks.2.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.8: f32[173,256] = linear_gelu(h.7, @blocks.2.mlp.fc1.weight, @blocks.2.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.7.1: f32[173,64] = linear_add(h.8, @blocks.2.mlp.fc2.weight, @blocks.2.mlp.fc2.bias, x.7)  (samples/tiny.graph:39:13)
@@ -508,6 +528,8 @@ static void stage09_block02(struct vit_run *run) {
 
 /*
  * stage10_block03: 4 ops
+ * reads:  x.7.1 f32[173,64], size.3 f32[173]
+ * writes: qkv.3 f32[173,192], x.8 f32[173,64]
  *   h.9: f32[173,64] = layernorm(x.7.1, @blocks.3.norm1.weight, @blocks.3.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.3: f32[173,192] = linear(h.9, @blocks.3.attn.qkv.weight, @blocks.3.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.3: f32[173,64] = attention(qkv.3, size.3, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -524,6 +546,8 @@ static void stage10_block03(struct vit_run *run) {
 
 /*
  * stage11_block03_prune: 3 ops
+ * reads:  qkv.3 f32[173,192], x.8 f32[173,64], size.3 f32[173], owner.6 i32[196]
+ * writes: x.9 f32[165,64], size.4 f32[165], owner.8 i32[196]
  *   tome3.metric: f32[173,32] = tome_metric(qkv.3, heads=2)  (samples/tiny.graph:34:11)
  *   x.9: f32[165,64], size.4: f32[165], owner.7: i32[196] = bipartite_merge(x.8, tome3.metric, size.3, owner.6, r=8)  (samples/tiny.graph:34:11)
  *   owner.8: i32[196] = trace_stage(x.9, owner.7, block=3)  (samples/tiny.graph:34:11)
@@ -540,6 +564,8 @@ static void stage11_block03_prune(struct vit_run *run) {
 
 /*
  * stage12_block03: 3 ops
+ * reads:  x.9 f32[165,64]
+ * writes: x.9.1 f32[165,64]
  *   h.10: f32[165,64] = layernorm(x.9, @blocks.3.norm2.weight, @blocks.3.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.11: f32[165,256] = linear_gelu(h.10, @blocks.3.mlp.fc1.weight, @blocks.3.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.9.1: f32[165,64] = linear_add(h.11, @blocks.3.mlp.fc2.weight, @blocks.3.mlp.fc2.bias, x.9)  (samples/tiny.graph:39:13)
@@ -553,6 +579,8 @@ static void stage12_block03(struct vit_run *run) {
 
 /*
  * stage13_block04: 4 ops
+ * reads:  x.9.1 f32[165,64], size.4 f32[165]
+ * writes: qkv.4 f32[165,192], x.10 f32[165,64]
  *   h.12: f32[165,64] = layernorm(x.9.1, @blocks.4.norm1.weight, @blocks.4.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.4: f32[165,192] = linear(h.12, @blocks.4.attn.qkv.weight, @blocks.4.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.4: f32[165,64] = attention(qkv.4, size.4, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -569,6 +597,8 @@ static void stage13_block04(struct vit_run *run) {
 
 /*
  * stage14_block04_prune: 3 ops
+ * reads:  qkv.4 f32[165,192], x.10 f32[165,64], size.4 f32[165], owner.8 i32[196]
+ * writes: x.11 f32[157,64], size.5 f32[157], owner.10 i32[196]
  *   tome4.metric: f32[165,32] = tome_metric(qkv.4, heads=2)  (samples/tiny.graph:34:11)
  *   x.11: f32[157,64], size.5: f32[157], owner.9: i32[196] = bipartite_merge(x.10, tome4.metric, size.4, owner.8, r=8)  (samples/tiny.graph:34:11)
  *   owner.10: i32[196] = trace_stage(x.11, owner.9, block=4)  (samples/tiny.graph:34:11)
@@ -585,6 +615,8 @@ static void stage14_block04_prune(struct vit_run *run) {
 
 /*
  * stage15_block04: 3 ops
+ * reads:  x.11 f32[157,64]
+ * writes: x.11.1 f32[157,64]
  *   h.13: f32[157,64] = layernorm(x.11, @blocks.4.norm2.weight, @blocks.4.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.14: f32[157,256] = linear_gelu(h.13, @blocks.4.mlp.fc1.weight, @blocks.4.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.11.1: f32[157,64] = linear_add(h.14, @blocks.4.mlp.fc2.weight, @blocks.4.mlp.fc2.bias, x.11)  (samples/tiny.graph:39:13)
@@ -598,6 +630,8 @@ static void stage15_block04(struct vit_run *run) {
 
 /*
  * stage16_block05: 4 ops
+ * reads:  x.11.1 f32[157,64], size.5 f32[157]
+ * writes: qkv.5 f32[157,192], x.12 f32[157,64]
  *   h.15: f32[157,64] = layernorm(x.11.1, @blocks.5.norm1.weight, @blocks.5.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.5: f32[157,192] = linear(h.15, @blocks.5.attn.qkv.weight, @blocks.5.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.5: f32[157,64] = attention(qkv.5, size.5, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -614,6 +648,8 @@ static void stage16_block05(struct vit_run *run) {
 
 /*
  * stage17_block05_prune: 3 ops
+ * reads:  qkv.5 f32[157,192], x.12 f32[157,64], size.5 f32[157], owner.10 i32[196]
+ * writes: x.13 f32[149,64], size.6 f32[149], owner.12 i32[196]
  *   tome5.metric: f32[157,32] = tome_metric(qkv.5, heads=2)  (samples/tiny.graph:34:11)
  *   x.13: f32[149,64], size.6: f32[149], owner.11: i32[196] = bipartite_merge(x.12, tome5.metric, size.5, owner.10, r=8)  (samples/tiny.graph:34:11)
  *   owner.12: i32[196] = trace_stage(x.13, owner.11, block=5)  (samples/tiny.graph:34:11)
@@ -630,6 +666,8 @@ static void stage17_block05_prune(struct vit_run *run) {
 
 /*
  * stage18_block05: 3 ops
+ * reads:  x.13 f32[149,64]
+ * writes: x.13.1 f32[149,64]
  *   h.16: f32[149,64] = layernorm(x.13, @blocks.5.norm2.weight, @blocks.5.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.17: f32[149,256] = linear_gelu(h.16, @blocks.5.mlp.fc1.weight, @blocks.5.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.13.1: f32[149,64] = linear_add(h.17, @blocks.5.mlp.fc2.weight, @blocks.5.mlp.fc2.bias, x.13)  (samples/tiny.graph:39:13)
@@ -643,6 +681,8 @@ static void stage18_block05(struct vit_run *run) {
 
 /*
  * stage19_block06: 4 ops
+ * reads:  x.13.1 f32[149,64], size.6 f32[149]
+ * writes: qkv.6 f32[149,192], x.14 f32[149,64]
  *   h.18: f32[149,64] = layernorm(x.13.1, @blocks.6.norm1.weight, @blocks.6.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.6: f32[149,192] = linear(h.18, @blocks.6.attn.qkv.weight, @blocks.6.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.6: f32[149,64] = attention(qkv.6, size.6, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -659,6 +699,8 @@ static void stage19_block06(struct vit_run *run) {
 
 /*
  * stage20_block06_prune: 3 ops
+ * reads:  qkv.6 f32[149,192], x.14 f32[149,64], size.6 f32[149], owner.12 i32[196]
+ * writes: x.15 f32[141,64], size.7 f32[141], owner.14 i32[196]
  *   tome6.metric: f32[149,32] = tome_metric(qkv.6, heads=2)  (samples/tiny.graph:34:11)
  *   x.15: f32[141,64], size.7: f32[141], owner.13: i32[196] = bipartite_merge(x.14, tome6.metric, size.6, owner.12, r=8)  (samples/tiny.graph:34:11)
  *   owner.14: i32[196] = trace_stage(x.15, owner.13, block=6)  (samples/tiny.graph:34:11)
@@ -675,6 +717,8 @@ static void stage20_block06_prune(struct vit_run *run) {
 
 /*
  * stage21_block06: 3 ops
+ * reads:  x.15 f32[141,64]
+ * writes: x.15.1 f32[141,64]
  *   h.19: f32[141,64] = layernorm(x.15, @blocks.6.norm2.weight, @blocks.6.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.20: f32[141,256] = linear_gelu(h.19, @blocks.6.mlp.fc1.weight, @blocks.6.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.15.1: f32[141,64] = linear_add(h.20, @blocks.6.mlp.fc2.weight, @blocks.6.mlp.fc2.bias, x.15)  (samples/tiny.graph:39:13)
@@ -688,6 +732,8 @@ static void stage21_block06(struct vit_run *run) {
 
 /*
  * stage22_block07: 4 ops
+ * reads:  x.15.1 f32[141,64], size.7 f32[141]
+ * writes: qkv.7 f32[141,192], x.16 f32[141,64]
  *   h.21: f32[141,64] = layernorm(x.15.1, @blocks.7.norm1.weight, @blocks.7.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.7: f32[141,192] = linear(h.21, @blocks.7.attn.qkv.weight, @blocks.7.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.7: f32[141,64] = attention(qkv.7, size.7, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -704,6 +750,8 @@ static void stage22_block07(struct vit_run *run) {
 
 /*
  * stage23_block07_prune: 3 ops
+ * reads:  qkv.7 f32[141,192], x.16 f32[141,64], size.7 f32[141], owner.14 i32[196]
+ * writes: x.17 f32[133,64], size.8 f32[133], owner.16 i32[196]
  *   tome7.metric: f32[141,32] = tome_metric(qkv.7, heads=2)  (samples/tiny.graph:34:11)
  *   x.17: f32[133,64], size.8: f32[133], owner.15: i32[196] = bipartite_merge(x.16, tome7.metric, size.7, owner.14, r=8)  (samples/tiny.graph:34:11)
  *   owner.16: i32[196] = trace_stage(x.17, owner.15, block=7)  (samples/tiny.graph:34:11)
@@ -720,6 +768,8 @@ static void stage23_block07_prune(struct vit_run *run) {
 
 /*
  * stage24_block07: 3 ops
+ * reads:  x.17 f32[133,64]
+ * writes: x.17.1 f32[133,64]
  *   h.22: f32[133,64] = layernorm(x.17, @blocks.7.norm2.weight, @blocks.7.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.23: f32[133,256] = linear_gelu(h.22, @blocks.7.mlp.fc1.weight, @blocks.7.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.17.1: f32[133,64] = linear_add(h.23, @blocks.7.mlp.fc2.weight, @blocks.7.mlp.fc2.bias, x.17)  (samples/tiny.graph:39:13)
@@ -733,6 +783,8 @@ static void stage24_block07(struct vit_run *run) {
 
 /*
  * stage25_block08: 4 ops
+ * reads:  x.17.1 f32[133,64], size.8 f32[133]
+ * writes: qkv.8 f32[133,192], x.18 f32[133,64]
  *   h.24: f32[133,64] = layernorm(x.17.1, @blocks.8.norm1.weight, @blocks.8.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.8: f32[133,192] = linear(h.24, @blocks.8.attn.qkv.weight, @blocks.8.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.8: f32[133,64] = attention(qkv.8, size.8, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -749,6 +801,8 @@ static void stage25_block08(struct vit_run *run) {
 
 /*
  * stage26_block08_prune: 3 ops
+ * reads:  qkv.8 f32[133,192], x.18 f32[133,64], size.8 f32[133], owner.16 i32[196]
+ * writes: x.19 f32[125,64], size.9 f32[125], owner.18 i32[196]
  *   tome8.metric: f32[133,32] = tome_metric(qkv.8, heads=2)  (samples/tiny.graph:34:11)
  *   x.19: f32[125,64], size.9: f32[125], owner.17: i32[196] = bipartite_merge(x.18, tome8.metric, size.8, owner.16, r=8)  (samples/tiny.graph:34:11)
  *   owner.18: i32[196] = trace_stage(x.19, owner.17, block=8)  (samples/tiny.graph:34:11)
@@ -765,6 +819,8 @@ static void stage26_block08_prune(struct vit_run *run) {
 
 /*
  * stage27_block08: 3 ops
+ * reads:  x.19 f32[125,64]
+ * writes: x.19.1 f32[125,64]
  *   h.25: f32[125,64] = layernorm(x.19, @blocks.8.norm2.weight, @blocks.8.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.26: f32[125,256] = linear_gelu(h.25, @blocks.8.mlp.fc1.weight, @blocks.8.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.19.1: f32[125,64] = linear_add(h.26, @blocks.8.mlp.fc2.weight, @blocks.8.mlp.fc2.bias, x.19)  (samples/tiny.graph:39:13)
@@ -778,6 +834,8 @@ static void stage27_block08(struct vit_run *run) {
 
 /*
  * stage28_block09: 4 ops
+ * reads:  x.19.1 f32[125,64], size.9 f32[125]
+ * writes: qkv.9 f32[125,192], x.20 f32[125,64]
  *   h.27: f32[125,64] = layernorm(x.19.1, @blocks.9.norm1.weight, @blocks.9.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.9: f32[125,192] = linear(h.27, @blocks.9.attn.qkv.weight, @blocks.9.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.9: f32[125,64] = attention(qkv.9, size.9, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -794,6 +852,8 @@ static void stage28_block09(struct vit_run *run) {
 
 /*
  * stage29_block09_prune: 3 ops
+ * reads:  qkv.9 f32[125,192], x.20 f32[125,64], size.9 f32[125], owner.18 i32[196]
+ * writes: x.21 f32[117,64], size.10 f32[117], owner.20 i32[196]
  *   tome9.metric: f32[125,32] = tome_metric(qkv.9, heads=2)  (samples/tiny.graph:34:11)
  *   x.21: f32[117,64], size.10: f32[117], owner.19: i32[196] = bipartite_merge(x.20, tome9.metric, size.9, owner.18, r=8)  (samples/tiny.graph:34:11)
  *   owner.20: i32[196] = trace_stage(x.21, owner.19, block=9)  (samples/tiny.graph:34:11)
@@ -810,6 +870,8 @@ static void stage29_block09_prune(struct vit_run *run) {
 
 /*
  * stage30_block09: 3 ops
+ * reads:  x.21 f32[117,64]
+ * writes: x.21.1 f32[117,64]
  *   h.28: f32[117,64] = layernorm(x.21, @blocks.9.norm2.weight, @blocks.9.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.29: f32[117,256] = linear_gelu(h.28, @blocks.9.mlp.fc1.weight, @blocks.9.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.21.1: f32[117,64] = linear_add(h.29, @blocks.9.mlp.fc2.weight, @blocks.9.mlp.fc2.bias, x.21)  (samples/tiny.graph:39:13)
@@ -823,6 +885,8 @@ static void stage30_block09(struct vit_run *run) {
 
 /*
  * stage31_block10: 4 ops
+ * reads:  x.21.1 f32[117,64], size.10 f32[117]
+ * writes: qkv.10 f32[117,192], x.22 f32[117,64]
  *   h.30: f32[117,64] = layernorm(x.21.1, @blocks.10.norm1.weight, @blocks.10.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.10: f32[117,192] = linear(h.30, @blocks.10.attn.qkv.weight, @blocks.10.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.10: f32[117,64] = attention(qkv.10, size.10, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -839,6 +903,8 @@ static void stage31_block10(struct vit_run *run) {
 
 /*
  * stage32_block10_prune: 3 ops
+ * reads:  qkv.10 f32[117,192], x.22 f32[117,64], size.10 f32[117], owner.20 i32[196]
+ * writes: x.23 f32[109,64], size.11 f32[109], owner.22 i32[196]
  *   tome10.metric: f32[117,32] = tome_metric(qkv.10, heads=2)  (samples/tiny.graph:34:11)
  *   x.23: f32[109,64], size.11: f32[109], owner.21: i32[196] = bipartite_merge(x.22, tome10.metric, size.10, owner.20, r=8)  (samples/tiny.graph:34:11)
  *   owner.22: i32[196] = trace_stage(x.23, owner.21, block=10)  (samples/tiny.graph:34:11)
@@ -855,6 +921,8 @@ static void stage32_block10_prune(struct vit_run *run) {
 
 /*
  * stage33_block10: 3 ops
+ * reads:  x.23 f32[109,64]
+ * writes: x.23.1 f32[109,64]
  *   h.31: f32[109,64] = layernorm(x.23, @blocks.10.norm2.weight, @blocks.10.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.32: f32[109,256] = linear_gelu(h.31, @blocks.10.mlp.fc1.weight, @blocks.10.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.23.1: f32[109,64] = linear_add(h.32, @blocks.10.mlp.fc2.weight, @blocks.10.mlp.fc2.bias, x.23)  (samples/tiny.graph:39:13)
@@ -868,6 +936,8 @@ static void stage33_block10(struct vit_run *run) {
 
 /*
  * stage34_block11: 4 ops
+ * reads:  x.23.1 f32[109,64], size.11 f32[109]
+ * writes: qkv.11 f32[109,192], x.24 f32[109,64]
  *   h.33: f32[109,64] = layernorm(x.23.1, @blocks.11.norm1.weight, @blocks.11.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.11: f32[109,192] = linear(h.33, @blocks.11.attn.qkv.weight, @blocks.11.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.11: f32[109,64] = attention(qkv.11, size.11, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -884,6 +954,8 @@ static void stage34_block11(struct vit_run *run) {
 
 /*
  * stage35_block11_prune: 3 ops
+ * reads:  qkv.11 f32[109,192], x.24 f32[109,64], size.11 f32[109], owner.22 i32[196]
+ * writes: x.25 f32[101,64]
  *   tome11.metric: f32[109,32] = tome_metric(qkv.11, heads=2)  (samples/tiny.graph:34:11)
  *   x.25: f32[101,64], size.12: f32[101], owner.23: i32[196] = bipartite_merge(x.24, tome11.metric, size.11, owner.22, r=8)  (samples/tiny.graph:34:11)
  *   owner.24: i32[196] = trace_stage(x.25, owner.23, block=11)  (samples/tiny.graph:34:11)
@@ -900,6 +972,8 @@ static void stage35_block11_prune(struct vit_run *run) {
 
 /*
  * stage36_block11: 3 ops
+ * reads:  x.25 f32[101,64]
+ * writes: x.25.1 f32[101,64]
  *   h.34: f32[101,64] = layernorm(x.25, @blocks.11.norm2.weight, @blocks.11.norm2.bias, eps=1e-06)  (samples/tiny.graph:37:9)
  *   h.35: f32[101,256] = linear_gelu(h.34, @blocks.11.mlp.fc1.weight, @blocks.11.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.25.1: f32[101,64] = linear_add(h.35, @blocks.11.mlp.fc2.weight, @blocks.11.mlp.fc2.bias, x.25)  (samples/tiny.graph:39:13)
@@ -913,6 +987,8 @@ static void stage36_block11(struct vit_run *run) {
 
 /*
  * stage37_head: 3 ops
+ * reads:  x.25.1 f32[101,64]
+ * writes: logits f32[1000]
  *   layernorm: f32[101,64] = layernorm(x.25.1, @norm.weight, @norm.bias, eps=1e-06)  (samples/tiny.graph:46:22)
  *   logits: f32[1000] = linear(cls, @head.weight, @head.bias)  (samples/tiny.graph:47:12)
  */
