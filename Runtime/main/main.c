@@ -8,7 +8,11 @@
  * prints the top classes; optionally writes the logits, the trace (docs/trace-format.md) and
  * latency statistics. Bad input: one message on stderr, exit status 2.
  *
- * The model is reached through vit_model.h, which vitc writes beside this file.
+ * This file is the driver body every model shares, byte for byte; it is not compiled on its
+ * own. vitc writes a <stem>_main.c beside each model that defines the model's glue
+ * (VIT_MODEL_HEADER, VIT_MODEL_RUN, VIT_MODEL_INPUT_FLOATS, ..., vit_model_labels) and then
+ * includes this file, so several models compiled into one folder each build from their own
+ * <stem>_main.c.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -19,7 +23,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "vit_model.h"
+#ifndef VIT_MODEL_HEADER
+#error "main.c is the shared driver body: compile the model's <stem>_main.c, which includes it"
+#endif
+#include VIT_MODEL_HEADER
 #include "vit_runtime.h"
 
 #if defined(__unix__) || defined(__APPLE__)

@@ -20,8 +20,8 @@ public struct EmittedProgram: Sendable {
   /// The runtime's files (byte-identical for every model).
   public var sharedFiles: Set<String>
 
-  /// The translation units and assembler files, sorted.
-  public var sources: [String] { files.keys.filter { $0.hasSuffix(".c") || $0.hasSuffix(".S") }.sorted() }
+  /// The translation units and assembler files, sorted (not main.c: `<stem>_main.c` includes it).
+  public var sources: [String] { files.keys.filter(EmitC.isCompiledSource).sorted() }
 }
 
 /// What `build` made.
@@ -31,6 +31,8 @@ public struct BuildReport: Sendable {
   /// Weights carried inside the binary (0 with --weights-at-runtime).
   public var embeddedWeightBytes: Int
   public var arenaBytes: Int
+  /// All static memory of the model object (arena, scratch, integer maps), as its header states.
+  public var staticBytes: Int
   /// With --weights-at-runtime: the weights file written beside the binary, and its size.
   public var weightsFile: (path: String, bytes: Int)?
 }
@@ -41,26 +43,13 @@ extension CompileSession {
     let loaded = try model(at: .planned)
     let provenance = EmitC.Provenance(
       version: vitcVersion, graphFile: graphPath, weights: weightsSource.provenance, schedule: schedule.spec)
-    var emitted = try EmitC.emit(loaded.graph, weights: loaded.weights, provenance: provenance, embedding: options.embedding, gemm: options.gemm)
-    // Files are named after the output's stem; the C symbols after the graph.
-    var files: [String: [UInt8]] = [:]
-    for (file, contents) in emitted.files {
-      let newName = stem + file.dropFirst(emitted.name.count)
-      var text = contents
-      if file.hasSuffix(".c") || file.hasSuffix(".S") {
-        let fixed = String(decoding: contents, as: UTF8.self)
-          .replacingOccurrences(of: "#include \"\(emitted.name).h\"", with: "#include \"\(stem).h\"")
-          .replacingOccurrences(of: ".incbin \"\(emitted.name)_weights.bin\"", with: ".incbin \"\(stem)_weights.bin\"")
-        text = Array(fixed.utf8)
-      }
-      files[newName] = text
-    }
+    let classNames = try labels(explicit: options.labels)
+    var emitted = try EmitC.emit(
+      loaded.graph, weights: loaded.weights, provenance: provenance, stem: stem, labels: classNames,
+      embedding: options.embedding, gemm: options.gemm)
+    var files = emitted.files
     let runtime = try RuntimeFiles.all()
     for (file, contents) in runtime { files[file] = contents }
-    let classNames = try labels(explicit: options.labels)
-    for (file, contents) in EmitC.driverFiles(for: emitted, stem: stem, graph: loaded.graph, schedule: schedule.spec, labels: classNames) {
-      files[file] = contents
-    }
     emitted.files = [:]
     return EmittedProgram(model: emitted, files: files, sharedFiles: Set(runtime.keys))
   }
@@ -113,7 +102,7 @@ extension CompileSession {
     let model = program.model
     return BuildReport(
       output: output, binaryBytes: size, embeddedWeightBytes: emit.embedding == .file ? 0 : model.weightBytes,
-      arenaBytes: model.arenaBytes,
+      arenaBytes: model.arenaBytes, staticBytes: model.staticBytes,
       weightsFile: emit.embedding == .file ? (weightsOutput, model.weightBytes + WeightsFile.headerBytes) : nil)
   }
 }

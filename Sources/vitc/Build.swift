@@ -73,7 +73,7 @@ struct Build: ParsableCommand {
       let target = targetOptions.target
       let kind = target.rawValue + (`static` ? ", static" : "")
       let code = max(0, report.binaryBytes - report.embeddedWeightBytes)
-      print("built \(output) (\(kind)): \(grouped(report.binaryBytes)) bytes (weights \(grouped(report.embeddedWeightBytes)), code and data \(grouped(code))), arena \(grouped(report.arenaBytes)) bytes")
+      print("built \(output) (\(kind)): \(grouped(report.binaryBytes)) bytes (weights \(grouped(report.embeddedWeightBytes)), code and data \(grouped(code))), static memory \(grouped(report.staticBytes)) bytes (arena \(grouped(report.arenaBytes)))")
       if let weights = report.weightsFile {
         print("weights \(weights.path): \(grouped(weights.bytes)) bytes; run with --weights \(weights.path)")
       }

@@ -44,8 +44,10 @@ struct Compile: ParsableCommand {
     discussion: """
       -o out/model.c writes out/model.c, out/model.h, the weights (out/model_weights.S and \
       out/model_weights.bin, or out/model_weights.c with --embed-weights hex), the driver glue \
-      and the runtime (vit_*.h, vit_*.c, main.c) beside them. Build with `vitc build`, or by \
-      hand with the command it prints. The C is the same for every target; --target only \
+      out/model_main.c (which includes the shared main.c) and the runtime (vit_*.h, vit_*.c) \
+      beside them; every file is named after the model's stem or is the same for every model, \
+      so several models can share a folder. Build with `vitc build`, or by hand with the \
+      command it prints. The C is the same for every target; --target only \
       chooses the build command printed at the end (the compiler and flags `vitc build \
       --target` would use).
       """)
@@ -75,7 +77,7 @@ struct Compile: ParsableCommand {
       for name in program.files.keys { try Output.check(directory + "/" + name, against: inputs) }
       try Output.write(files: program.files, into: directory)
       print("wrote \(program.files.count) files to \(directory)/: \(program.files.keys.sorted().joined(separator: ", "))")
-      print("arena \(grouped(program.model.arenaBytes)) bytes, weights \(grouped(program.model.weightBytes)) bytes")
+      print("static memory \(grouped(program.model.staticBytes)) bytes (arena \(grouped(program.model.arenaBytes))), weights \(grouped(program.model.weightBytes)) bytes")
       var options = BuildOptions()
       options.target = targetOptions.target
       let invocation = CompilerInvocation(options, directory: directory, openblas: emit.blas == .openblas)

@@ -20,14 +20,41 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: Testing.
   }
   let expected = try String(contentsOf: url, encoding: .utf8)
   if expected != text {
-    let a = expected.split(separator: "\n", omittingEmptySubsequences: false)
-    let b = text.split(separator: "\n", omittingEmptySubsequences: false)
-    let first = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, b.count)
-    Issue.record(
-      "snapshot \(name) differs at line \(first + 1):\n- \(first < a.count ? a[first] : "<end>")\n+ \(first < b.count ? b[first] : "<end>")",
-      sourceLocation: sourceLocation)
+    Issue.record("snapshot \(name) differs (- recorded, + emitted):\n\(try unifiedDiff(expected, text, name: name))", sourceLocation: sourceLocation)
   }
 }
+
+/// `diff -u` of two texts, through temporary files.
+func unifiedDiff(_ expected: String, _ actual: String, name: String) throws -> String {
+  let directory = try scratchDirectory()
+  defer { try? FileManager.default.removeItem(at: directory) }
+  let (a, b) = (directory.appendingPathComponent("recorded-" + name), directory.appendingPathComponent("emitted-" + name))
+  try expected.write(to: a, atomically: true, encoding: .utf8)
+  try actual.write(to: b, atomically: true, encoding: .utf8)
+  return try run(URL(fileURLWithPath: "/usr/bin/diff"), ["-u", a.path, b.path]).stdout
+}
+
+/// samples/tiny.graph through the whole pipeline with `prune`, parsed from its text under its
+/// repository-relative name so that locations in the emitted comments do not depend on where
+/// the repository is checked out; AS-ViT with its initial thresholds, as `vitc` without weights.
+func tinyGraph(prune: String) throws -> Graph {
+  let source = try String(contentsOf: repositoryRoot.appendingPathComponent("samples/tiny.graph"), encoding: .utf8)
+  let parsed = try GraphLoader.parse(source, file: "samples/tiny.graph")
+  let schedule = try ScheduleParser.parse(prune, depth: parsed.blocks.count)
+  return try Pipeline.run(parsed, through: .planned, schedule: schedule)
+}
+
+/// The tiny model with random weights 1, emitted under `stem`.
+func emitTiny(prune: String, stem: String, embedding: WeightsEmbedding = .incbin) throws -> EmittedModel {
+  let graph = try tinyGraph(prune: prune)
+  return try EmitC.emit(
+    graph, weights: RandomWeights.generate(for: graph, seed: 1),
+    provenance: .init(version: "test", graphFile: "samples/tiny.graph", weights: "--random-weights 1", schedule: prune),
+    stem: stem, embedding: embedding)
+}
+
+/// The pruning methods the snapshots and memory checks cover, with the file-name-safe label.
+let methods = [("none", "none"), ("dyvit:0.7", "dyvit"), ("evit:0.7", "evit"), ("asvit", "asvit"), ("bat:0.7", "bat"), ("tome:8", "tome")]
 
 @Suite struct EmitCTests {
   @Test func packingPutsSixteenOutputsPerPanel() {
@@ -63,18 +90,73 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: Testing.
     #expect(naming.name(ValueID(0), "ignored", prefix: "V_") == "V_x_1")
   }
 
-  /// The emitted C of the tiny model, held as a snapshot (re-record on purpose only).
-  @Test func tinyModelSnapshot() throws {
-    // Parsed from its text under its repository-relative name, so that locations in the
-    // emitted comments do not depend on where the repository is checked out.
-    let source = try String(contentsOf: repositoryRoot.appendingPathComponent("samples/tiny.graph"), encoding: .utf8)
-    let graph = try Pipeline.run(try GraphLoader.parse(source, file: "samples/tiny.graph"), through: .planned)
-    let emitted = try EmitC.emit(
-      graph, weights: RandomWeights.generate(for: graph, seed: 1),
-      provenance: .init(version: "test", graphFile: "samples/tiny.graph", weights: "--random-weights 1", schedule: "none"))
-    #expect(Set(emitted.files.keys) == ["tiny_vit.c", "tiny_vit.h", "tiny_vit_weights.S", "tiny_vit_weights.bin"])
-    try assertSnapshot(String(decoding: emitted.files["tiny_vit.c"]!, as: UTF8.self), named: "tiny_vit.c")
-    try assertSnapshot(String(decoding: emitted.files["tiny_vit.h"]!, as: UTF8.self), named: "tiny_vit.h")
+  /// The emitted C of the tiny model with each pruning method, held as snapshots (re-record on
+  /// purpose only, with VITC_RECORD_SNAPSHOTS=1).
+  @Test(arguments: methods) func tinyModelSnapshot(prune: String, label: String) throws {
+    let emitted = try emitTiny(prune: prune, stem: "tiny_vit")
+    #expect(Set(emitted.files.keys) == ["tiny_vit.c", "tiny_vit.h", "tiny_vit_main.c", "tiny_vit_weights.S", "tiny_vit_weights.bin"])
+    let suffix = prune == "none" ? "" : "-" + label
+    try assertSnapshot(String(decoding: emitted.files["tiny_vit.c"]!, as: UTF8.self), named: "tiny_vit\(suffix).c")
+    try assertSnapshot(String(decoding: emitted.files["tiny_vit.h"]!, as: UTF8.self), named: "tiny_vit\(suffix).h")
+  }
+
+  /// Files are named after the stem, and the C that names other files names them by the stem.
+  @Test func filesAreNamedAfterTheStem() throws {
+    let emitted = try emitTiny(prune: "dyvit:0.7", stem: "board-a")
+    #expect(Set(emitted.files.keys) == ["board-a.c", "board-a.h", "board-a_main.c", "board-a_weights.S", "board-a_weights.bin"])
+    let text = { (file: String) in String(decoding: emitted.files[file]!, as: UTF8.self) }
+    #expect(text("board-a.c").contains("#include \"board-a.h\"") && text("board-a.c").contains("board-a_weights.S"))
+    #expect(text("board-a_weights.S").contains(".incbin \"board-a_weights.bin\""))
+    #expect(text("board-a_main.c").contains("#define VIT_MODEL_HEADER \"board-a.h\""))
+    #expect(text("board-a_main.c").hasSuffix("#include \"main.c\"\n"))
+    #expect(!text("board-a.c").contains("tiny_vit.h") && !text("board-a_weights.S").contains(".incbin \"tiny_vit"))
+    #expect(EmitC.isCompiledSource("board-a_main.c") && !EmitC.isCompiledSource("main.c") && !EmitC.isCompiledSource("board-a.h"))
+  }
+
+  /// The header's VIT_<MODEL>_STATIC_BYTES is every writable static byte of the model object:
+  /// the sizes of the objects `nm` finds in .bss and .data add up to it, with threads and
+  /// without (-DVIT_NO_THREADS sizes the scratch for one thread), and the object's sections
+  /// hold nothing more than alignment between them.
+  @Test(arguments: [("dyvit:0.7", "dyvit"), ("tome:8", "tome"), ("none", "none")]) func staticMemoryIsWhatTheHeaderStates(prune: String, label: String) throws {
+    let directory = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let emitted = try emitTiny(prune: prune, stem: "model")
+    for (name, contents) in emitted.files { try Data(contents).write(to: directory.appendingPathComponent(name)) }
+    let header = String(decoding: emitted.files["model.h"]!, as: UTF8.self)
+    func figure(_ name: String, serial: Bool) throws -> Int {
+      // The #ifdef VIT_NO_THREADS branch comes first, then #else.
+      let branches = header.components(separatedBy: "#ifdef VIT_NO_THREADS")[1].components(separatedBy: "#else")
+      let branch = serial ? branches[0] : branches[1]
+      let line = try #require(branch.split(separator: "\n").first { $0.hasPrefix("#define VIT_TINY_VIT_\(name) ") })
+      return try #require(Int(line.split(separator: " ")[2]))
+    }
+    var threadedBytes = 0
+    for serial in [false, true] {
+      let object = directory.appendingPathComponent(serial ? "serial.o" : "threaded.o").path
+      let compiled = try run(
+        URL(fileURLWithPath: "/usr/bin/cc"),
+        ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", repositoryPath("Runtime/include"), "-c", directory.appendingPathComponent("model.c").path, "-o", object]
+          + (serial ? ["-DVIT_NO_THREADS"] : []))
+      try #require(compiled.status == 0, "\(compiled.output)")
+      let symbols = try run(URL(fileURLWithPath: "/usr/bin/nm"), ["-S", "--format=sysv", object]).stdout
+      var objects = 0, bytes = 0
+      for line in symbols.split(separator: "\n") {
+        let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard fields.count == 7, [".bss", ".data"].contains(fields[6]), fields[3] == "OBJECT" else { continue }
+        #expect(!fields[0].contains("weights"), "\(fields[0]): the weights are not static memory of the model object")
+        objects += 1
+        bytes += Int(fields[4], radix: 16) ?? -1
+      }
+      let stated = try figure("STATIC_BYTES", serial: serial)
+      #expect(bytes == stated, "\(serial ? "serial" : "threaded"): nm finds \(bytes) bytes in \(objects) objects, the header states \(stated)")
+      let sections = try run(URL(fileURLWithPath: "/usr/bin/size"), ["-A", object]).stdout.split(separator: "\n")
+        .filter { [".bss", ".data"].contains($0.split(separator: " ").first ?? "") }
+        .reduce(0) { $0 + (Int($1.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0) }
+      #expect(sections >= stated && sections < stated + 64 * objects, "size -A: \(sections) bytes in .bss/.data")
+      if serial { #expect(stated < threadedBytes) } else { threadedBytes = stated }
+      if !serial { #expect(emitted.staticBytes == stated) }
+      #expect(try figure("MAX_THREADS", serial: serial) == (serial ? 1 : 64))
+    }
   }
 
   /// Run-time counts come from pruning (AS-ViT's threshold_keep); a dynamic graph input has
@@ -83,7 +165,7 @@ func assertSnapshot(_ text: String, named name: String, sourceLocation: Testing.
     let graph = try GraphLoader.parse(
       "graph g(x: f32[n<=4,4]) -> f32[n<=4,4] {\n  y = gelu(x)\n  return y\n}\n", file: "g.graph")
     #expect(throws: EmitError.dynamicInput("x", TensorType([.dynamic(symbol: "n", bound: 4), .fixed(4)]), at: SourceLocation(file: "g.graph", line: 1, column: 9))) {
-      try EmitC.emit(graph, weights: [:], provenance: .init(version: "t", graphFile: "g", weights: "w", schedule: "none"))
+      try EmitC.emit(graph, weights: [:], provenance: .init(version: "t", graphFile: "g", weights: "w", schedule: "none"), stem: "g")
     }
   }
 }

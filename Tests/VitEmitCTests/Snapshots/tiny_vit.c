@@ -171,11 +171,16 @@ extern const float vit_tiny_vit_weights[];
 #define P_head_weight (vit_tiny_vit_weights + 661824) /* head.weight f32[1000,64], packed for GEMM: n=1000, k=64 */
 #define P_head_bias (vit_tiny_vit_weights + 726336) /* head.bias f32[1000], as stored */
 
+_Static_assert(VIT_NR == 16, "the GEMM weights were packed in 16-column panels (WeightBlob.panelWidth)");
+_Static_assert(VIT_MAX_THREADS <= VIT_TINY_VIT_MAX_THREADS, "the pool may run more threads than the scratch is sized for");
+
 /*
- * One static arena for every intermediate value, 302592 bytes, planned by
- * liveness (values alive at the same time never share memory).
+ * The model's writable static memory (the header's VIT_TINY_VIT_STATIC_BYTES): this float object,
+ * the int object below and the profiling counters. Activations first, planned by liveness
+ * (values alive at the same time never share memory), then the kernels' scratch.
  */
-static _Alignas(64) float vit_arena[75648];
+static _Alignas(64) float vit_memory[75648 + VIT_TINY_VIT_SCRATCH_BYTES / 4];
+#define vit_arena vit_memory /* [75648] activations */
 #define V_patches (vit_arena + 12608) /* patches f32[196,64] */
 #define V_x (vit_arena + 0) /* x f32[197,64] */
 #define V_x_1 (vit_arena + 37824) /* x.1 f32[197,64] */
@@ -265,30 +270,35 @@ static _Alignas(64) float vit_arena[75648];
 #define V_x_25 (vit_arena + 50432) /* x.25 f32[197,64] */
 #define V_layernorm (vit_arena + 0) /* layernorm f32[197,64] */
 #define V_logits (vit_arena + 12608) /* logits f32[1000] */
+#define vit_scratch (vit_memory + 75648) /* the largest need of one op, for VIT_TINY_VIT_MAX_THREADS threads: */
+/*   im2col of the patches: 150528 floats */
+/*   attention n=197: 25936 + 3328 per thread floats */
+_Static_assert((size_t)(VIT_TINY_VIT_SCRATCH_BYTES / 4) >= VIT_ATTENTION_SCRATCH_FLOATS_T(197, 2, 32, VIT_TINY_VIT_MAX_THREADS), "scratch too small for attention n=197");
 
-/* Scratch for the im2col of the patch embedding, the attention kernel and the pruning kernels (the largest need). */
-enum {
-  VIT_SCRATCH_FLOATS_0 = (int)(150528),
-  VIT_SCRATCH_FLOATS_1 = VIT_SCRATCH_FLOATS_0 > (int)(VIT_ATTENTION_SCRATCH_FLOATS(197, 2, 32)) ? VIT_SCRATCH_FLOATS_0 : (int)(VIT_ATTENTION_SCRATCH_FLOATS(197, 2, 32)),
-  VIT_SCRATCH_FLOATS = VIT_SCRATCH_FLOATS_1
+/*
+ * What the stages of one run share besides the static memory, on vit_tiny_vit_run's stack:
+ * the input, where the trace goes and the token counts threshold_keep finds at run time.
+ */
+struct vit_run {
+  const float *input; /* image f32[3,224,224] */
 };
-static _Alignas(64) float vit_scratch[VIT_SCRATCH_FLOATS];
-static const float *vit_input; /* image f32[3,224,224] */
 
 /*
  * stage00_stem: 5 ops
+ * reads:  image f32[3,224,224]
+ * writes: x.1 f32[197,64]
  *   patches: f32[196,64] = patch_embed(image, @patch_embed.proj.weight, @patch_embed.proj.bias, patch=16)  (samples/tiny.graph:12:26)
  *   x: f32[197,64] = concat(reshape, patches)  (samples/tiny.graph:13:20)
  *   x.1: f32[197,64] = add(x, reshape.1)  (samples/tiny.graph:14:9)
  */
-static void stage00_stem(void) {
+static void stage00_stem(struct vit_run *run) {
   /* patches f32[196,64]: im2col of 16x16 patches (row-major grid), then one GEMM */
   for (int r = 0; r < 14; r++) {
     for (int s = 0; s < 14; s++) {
       for (int ch = 0; ch < 3; ch++) {
         for (int ky = 0; ky < 16; ky++) {
           memcpy(vit_scratch + (r * 14 + s) * 768 + (ch * 16 + ky) * 16,
-                 vit_input + (ch * 224 + r * 16 + ky) * 224 + s * 16, 16 * sizeof(float));
+                 run->input + (ch * 224 + r * 16 + ky) * 224 + s * 16, 16 * sizeof(float));
         }
       }
     }
@@ -301,6 +311,8 @@ static void stage00_stem(void) {
 
 /*
  * stage01_block00: 7 ops
+ * reads:  x.1 f32[197,64]
+ * writes: x.3 f32[197,64]
  *   h: f32[197,64] = layernorm(x.1, @blocks.0.norm1.weight, @blocks.0.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv: f32[197,192] = linear(h, @blocks.0.attn.qkv.weight, @blocks.0.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context: f32[197,64] = attention(qkv, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -309,7 +321,8 @@ static void stage00_stem(void) {
  *   h.2: f32[197,256] = linear_gelu(h.1, @blocks.0.mlp.fc1.weight, @blocks.0.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.3: f32[197,64] = linear_add(h.2, @blocks.0.mlp.fc2.weight, @blocks.0.mlp.fc2.bias, x.2)  (samples/tiny.graph:39:13)
  */
-static void stage01_block00(void) {
+static void stage01_block00(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_1, 197, 64, P_blocks_0_norm1_weight, P_blocks_0_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h); /* h */
   vit_linear_f32(V_h, 197, 64, P_blocks_0_attn_qkv_weight, P_blocks_0_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv); /* qkv */
   vit_attention_f32(V_qkv, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context); /* context */
@@ -321,6 +334,8 @@ static void stage01_block00(void) {
 
 /*
  * stage02_block01: 7 ops
+ * reads:  x.3 f32[197,64]
+ * writes: x.5 f32[197,64]
  *   h.3: f32[197,64] = layernorm(x.3, @blocks.1.norm1.weight, @blocks.1.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.1: f32[197,192] = linear(h.3, @blocks.1.attn.qkv.weight, @blocks.1.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.1: f32[197,64] = attention(qkv.1, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -329,7 +344,8 @@ static void stage01_block00(void) {
  *   h.5: f32[197,256] = linear_gelu(h.4, @blocks.1.mlp.fc1.weight, @blocks.1.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.5: f32[197,64] = linear_add(h.5, @blocks.1.mlp.fc2.weight, @blocks.1.mlp.fc2.bias, x.4)  (samples/tiny.graph:39:13)
  */
-static void stage02_block01(void) {
+static void stage02_block01(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_3, 197, 64, P_blocks_1_norm1_weight, P_blocks_1_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_3); /* h.3 */
   vit_linear_f32(V_h_3, 197, 64, P_blocks_1_attn_qkv_weight, P_blocks_1_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_1); /* qkv.1 */
   vit_attention_f32(V_qkv_1, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_1); /* context.1 */
@@ -341,6 +357,8 @@ static void stage02_block01(void) {
 
 /*
  * stage03_block02: 7 ops
+ * reads:  x.5 f32[197,64]
+ * writes: x.7 f32[197,64]
  *   h.6: f32[197,64] = layernorm(x.5, @blocks.2.norm1.weight, @blocks.2.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.2: f32[197,192] = linear(h.6, @blocks.2.attn.qkv.weight, @blocks.2.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.2: f32[197,64] = attention(qkv.2, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -349,7 +367,8 @@ static void stage02_block01(void) {
  *   h.8: f32[197,256] = linear_gelu(h.7, @blocks.2.mlp.fc1.weight, @blocks.2.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.7: f32[197,64] = linear_add(h.8, @blocks.2.mlp.fc2.weight, @blocks.2.mlp.fc2.bias, x.6)  (samples/tiny.graph:39:13)
  */
-static void stage03_block02(void) {
+static void stage03_block02(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_5, 197, 64, P_blocks_2_norm1_weight, P_blocks_2_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_6); /* h.6 */
   vit_linear_f32(V_h_6, 197, 64, P_blocks_2_attn_qkv_weight, P_blocks_2_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_2); /* qkv.2 */
   vit_attention_f32(V_qkv_2, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_2); /* context.2 */
@@ -361,6 +380,8 @@ static void stage03_block02(void) {
 
 /*
  * stage04_block03: 7 ops
+ * reads:  x.7 f32[197,64]
+ * writes: x.9 f32[197,64]
  *   h.9: f32[197,64] = layernorm(x.7, @blocks.3.norm1.weight, @blocks.3.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.3: f32[197,192] = linear(h.9, @blocks.3.attn.qkv.weight, @blocks.3.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.3: f32[197,64] = attention(qkv.3, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -369,7 +390,8 @@ static void stage03_block02(void) {
  *   h.11: f32[197,256] = linear_gelu(h.10, @blocks.3.mlp.fc1.weight, @blocks.3.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.9: f32[197,64] = linear_add(h.11, @blocks.3.mlp.fc2.weight, @blocks.3.mlp.fc2.bias, x.8)  (samples/tiny.graph:39:13)
  */
-static void stage04_block03(void) {
+static void stage04_block03(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_7, 197, 64, P_blocks_3_norm1_weight, P_blocks_3_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_9); /* h.9 */
   vit_linear_f32(V_h_9, 197, 64, P_blocks_3_attn_qkv_weight, P_blocks_3_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_3); /* qkv.3 */
   vit_attention_f32(V_qkv_3, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_3); /* context.3 */
@@ -381,6 +403,8 @@ static void stage04_block03(void) {
 
 /*
  * stage05_block04: 7 ops
+ * reads:  x.9 f32[197,64]
+ * writes: x.11 f32[197,64]
  *   h.12: f32[197,64] = layernorm(x.9, @blocks.4.norm1.weight, @blocks.4.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.4: f32[197,192] = linear(h.12, @blocks.4.attn.qkv.weight, @blocks.4.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.4: f32[197,64] = attention(qkv.4, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -389,7 +413,8 @@ static void stage04_block03(void) {
  *   h.14: f32[197,256] = linear_gelu(h.13, @blocks.4.mlp.fc1.weight, @blocks.4.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.11: f32[197,64] = linear_add(h.14, @blocks.4.mlp.fc2.weight, @blocks.4.mlp.fc2.bias, x.10)  (samples/tiny.graph:39:13)
  */
-static void stage05_block04(void) {
+static void stage05_block04(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_9, 197, 64, P_blocks_4_norm1_weight, P_blocks_4_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_12); /* h.12 */
   vit_linear_f32(V_h_12, 197, 64, P_blocks_4_attn_qkv_weight, P_blocks_4_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_4); /* qkv.4 */
   vit_attention_f32(V_qkv_4, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_4); /* context.4 */
@@ -401,6 +426,8 @@ static void stage05_block04(void) {
 
 /*
  * stage06_block05: 7 ops
+ * reads:  x.11 f32[197,64]
+ * writes: x.13 f32[197,64]
  *   h.15: f32[197,64] = layernorm(x.11, @blocks.5.norm1.weight, @blocks.5.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.5: f32[197,192] = linear(h.15, @blocks.5.attn.qkv.weight, @blocks.5.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.5: f32[197,64] = attention(qkv.5, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -409,7 +436,8 @@ static void stage05_block04(void) {
  *   h.17: f32[197,256] = linear_gelu(h.16, @blocks.5.mlp.fc1.weight, @blocks.5.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.13: f32[197,64] = linear_add(h.17, @blocks.5.mlp.fc2.weight, @blocks.5.mlp.fc2.bias, x.12)  (samples/tiny.graph:39:13)
  */
-static void stage06_block05(void) {
+static void stage06_block05(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_11, 197, 64, P_blocks_5_norm1_weight, P_blocks_5_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_15); /* h.15 */
   vit_linear_f32(V_h_15, 197, 64, P_blocks_5_attn_qkv_weight, P_blocks_5_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_5); /* qkv.5 */
   vit_attention_f32(V_qkv_5, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_5); /* context.5 */
@@ -421,6 +449,8 @@ static void stage06_block05(void) {
 
 /*
  * stage07_block06: 7 ops
+ * reads:  x.13 f32[197,64]
+ * writes: x.15 f32[197,64]
  *   h.18: f32[197,64] = layernorm(x.13, @blocks.6.norm1.weight, @blocks.6.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.6: f32[197,192] = linear(h.18, @blocks.6.attn.qkv.weight, @blocks.6.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.6: f32[197,64] = attention(qkv.6, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -429,7 +459,8 @@ static void stage06_block05(void) {
  *   h.20: f32[197,256] = linear_gelu(h.19, @blocks.6.mlp.fc1.weight, @blocks.6.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.15: f32[197,64] = linear_add(h.20, @blocks.6.mlp.fc2.weight, @blocks.6.mlp.fc2.bias, x.14)  (samples/tiny.graph:39:13)
  */
-static void stage07_block06(void) {
+static void stage07_block06(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_13, 197, 64, P_blocks_6_norm1_weight, P_blocks_6_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_18); /* h.18 */
   vit_linear_f32(V_h_18, 197, 64, P_blocks_6_attn_qkv_weight, P_blocks_6_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_6); /* qkv.6 */
   vit_attention_f32(V_qkv_6, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_6); /* context.6 */
@@ -441,6 +472,8 @@ static void stage07_block06(void) {
 
 /*
  * stage08_block07: 7 ops
+ * reads:  x.15 f32[197,64]
+ * writes: x.17 f32[197,64]
  *   h.21: f32[197,64] = layernorm(x.15, @blocks.7.norm1.weight, @blocks.7.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.7: f32[197,192] = linear(h.21, @blocks.7.attn.qkv.weight, @blocks.7.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.7: f32[197,64] = attention(qkv.7, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -449,7 +482,8 @@ static void stage07_block06(void) {
  *   h.23: f32[197,256] = linear_gelu(h.22, @blocks.7.mlp.fc1.weight, @blocks.7.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.17: f32[197,64] = linear_add(h.23, @blocks.7.mlp.fc2.weight, @blocks.7.mlp.fc2.bias, x.16)  (samples/tiny.graph:39:13)
  */
-static void stage08_block07(void) {
+static void stage08_block07(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_15, 197, 64, P_blocks_7_norm1_weight, P_blocks_7_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_21); /* h.21 */
   vit_linear_f32(V_h_21, 197, 64, P_blocks_7_attn_qkv_weight, P_blocks_7_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_7); /* qkv.7 */
   vit_attention_f32(V_qkv_7, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_7); /* context.7 */
@@ -461,6 +495,8 @@ static void stage08_block07(void) {
 
 /*
  * stage09_block08: 7 ops
+ * reads:  x.17 f32[197,64]
+ * writes: x.19 f32[197,64]
  *   h.24: f32[197,64] = layernorm(x.17, @blocks.8.norm1.weight, @blocks.8.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.8: f32[197,192] = linear(h.24, @blocks.8.attn.qkv.weight, @blocks.8.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.8: f32[197,64] = attention(qkv.8, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -469,7 +505,8 @@ static void stage08_block07(void) {
  *   h.26: f32[197,256] = linear_gelu(h.25, @blocks.8.mlp.fc1.weight, @blocks.8.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.19: f32[197,64] = linear_add(h.26, @blocks.8.mlp.fc2.weight, @blocks.8.mlp.fc2.bias, x.18)  (samples/tiny.graph:39:13)
  */
-static void stage09_block08(void) {
+static void stage09_block08(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_17, 197, 64, P_blocks_8_norm1_weight, P_blocks_8_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_24); /* h.24 */
   vit_linear_f32(V_h_24, 197, 64, P_blocks_8_attn_qkv_weight, P_blocks_8_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_8); /* qkv.8 */
   vit_attention_f32(V_qkv_8, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_8); /* context.8 */
@@ -481,6 +518,8 @@ static void stage09_block08(void) {
 
 /*
  * stage10_block09: 7 ops
+ * reads:  x.19 f32[197,64]
+ * writes: x.21 f32[197,64]
  *   h.27: f32[197,64] = layernorm(x.19, @blocks.9.norm1.weight, @blocks.9.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.9: f32[197,192] = linear(h.27, @blocks.9.attn.qkv.weight, @blocks.9.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.9: f32[197,64] = attention(qkv.9, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -489,7 +528,8 @@ static void stage09_block08(void) {
  *   h.29: f32[197,256] = linear_gelu(h.28, @blocks.9.mlp.fc1.weight, @blocks.9.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.21: f32[197,64] = linear_add(h.29, @blocks.9.mlp.fc2.weight, @blocks.9.mlp.fc2.bias, x.20)  (samples/tiny.graph:39:13)
  */
-static void stage10_block09(void) {
+static void stage10_block09(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_19, 197, 64, P_blocks_9_norm1_weight, P_blocks_9_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_27); /* h.27 */
   vit_linear_f32(V_h_27, 197, 64, P_blocks_9_attn_qkv_weight, P_blocks_9_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_9); /* qkv.9 */
   vit_attention_f32(V_qkv_9, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_9); /* context.9 */
@@ -501,6 +541,8 @@ static void stage10_block09(void) {
 
 /*
  * stage11_block10: 7 ops
+ * reads:  x.21 f32[197,64]
+ * writes: x.23 f32[197,64]
  *   h.30: f32[197,64] = layernorm(x.21, @blocks.10.norm1.weight, @blocks.10.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.10: f32[197,192] = linear(h.30, @blocks.10.attn.qkv.weight, @blocks.10.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.10: f32[197,64] = attention(qkv.10, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -509,7 +551,8 @@ static void stage10_block09(void) {
  *   h.32: f32[197,256] = linear_gelu(h.31, @blocks.10.mlp.fc1.weight, @blocks.10.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.23: f32[197,64] = linear_add(h.32, @blocks.10.mlp.fc2.weight, @blocks.10.mlp.fc2.bias, x.22)  (samples/tiny.graph:39:13)
  */
-static void stage11_block10(void) {
+static void stage11_block10(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_21, 197, 64, P_blocks_10_norm1_weight, P_blocks_10_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_30); /* h.30 */
   vit_linear_f32(V_h_30, 197, 64, P_blocks_10_attn_qkv_weight, P_blocks_10_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_10); /* qkv.10 */
   vit_attention_f32(V_qkv_10, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_10); /* context.10 */
@@ -521,6 +564,8 @@ static void stage11_block10(void) {
 
 /*
  * stage12_block11: 7 ops
+ * reads:  x.23 f32[197,64]
+ * writes: x.25 f32[197,64]
  *   h.33: f32[197,64] = layernorm(x.23, @blocks.11.norm1.weight, @blocks.11.norm1.bias, eps=1e-06)  (samples/tiny.graph:29:9)
  *   qkv.11: f32[197,192] = linear(h.33, @blocks.11.attn.qkv.weight, @blocks.11.attn.qkv.bias)  (samples/tiny.graph:30:25)
  *   context.11: f32[197,64] = attention(qkv.11, heads=2, scale=0.1767766952966369)  (samples/tiny.graph:32:28)
@@ -529,7 +574,8 @@ static void stage11_block10(void) {
  *   h.35: f32[197,256] = linear_gelu(h.34, @blocks.11.mlp.fc1.weight, @blocks.11.mlp.fc1.bias)  (samples/tiny.graph:38:28)
  *   x.25: f32[197,64] = linear_add(h.35, @blocks.11.mlp.fc2.weight, @blocks.11.mlp.fc2.bias, x.24)  (samples/tiny.graph:39:13)
  */
-static void stage12_block11(void) {
+static void stage12_block11(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_23, 197, 64, P_blocks_11_norm1_weight, P_blocks_11_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_33); /* h.33 */
   vit_linear_f32(V_h_33, 197, 64, P_blocks_11_attn_qkv_weight, P_blocks_11_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_11); /* qkv.11 */
   vit_attention_f32(V_qkv_11, 197, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_11); /* context.11 */
@@ -541,18 +587,21 @@ static void stage12_block11(void) {
 
 /*
  * stage13_head: 3 ops
+ * reads:  x.25 f32[197,64]
+ * writes: logits f32[1000]
  *   layernorm: f32[197,64] = layernorm(x.25, @norm.weight, @norm.bias, eps=1e-06)  (samples/tiny.graph:46:22)
  *   logits: f32[1000] = linear(cls, @head.weight, @head.bias)  (samples/tiny.graph:47:12)
  */
-static void stage13_head(void) {
+static void stage13_head(struct vit_run *run) {
+  (void)run;
   vit_layernorm_f32(V_x_25, 197, 64, P_norm_weight, P_norm_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_layernorm); /* layernorm */
   vit_linear_f32(V_layernorm, 1, 64, P_head_weight, P_head_bias, 1000, VIT_EPI_NONE, NULL, V_logits); /* logits */
 }
 
 /* Per-stage wall time, accumulated over runs while vit_tiny_vit_profile is set (--bench). */
 int vit_tiny_vit_profile;
-double vit_tiny_vit_stage_seconds[14];
-const char *const vit_tiny_vit_stage_names[14] = {
+double vit_tiny_vit_stage_seconds[VIT_TINY_VIT_N_STAGE_FUNCTIONS];
+const char vit_tiny_vit_stage_names[VIT_TINY_VIT_N_STAGE_FUNCTIONS][16] = {
   "stage00_stem",
   "stage01_block00",
   "stage02_block01",
@@ -569,6 +618,30 @@ const char *const vit_tiny_vit_stage_names[14] = {
   "stage13_head",
 };
 
+_Static_assert(sizeof vit_memory + sizeof vit_tiny_vit_profile + sizeof vit_tiny_vit_stage_seconds == VIT_TINY_VIT_STATIC_BYTES,
+               "the header's static memory is all of the model's writable static memory");
+
+/* The stages in order: vit_tiny_vit_run runs and times each in one loop. */
+static const struct vit_stage {
+  const char *name;
+  void (*run)(struct vit_run *run);
+} vit_stages[VIT_TINY_VIT_N_STAGE_FUNCTIONS] = {
+  {vit_tiny_vit_stage_names[0], stage00_stem},
+  {vit_tiny_vit_stage_names[1], stage01_block00},
+  {vit_tiny_vit_stage_names[2], stage02_block01},
+  {vit_tiny_vit_stage_names[3], stage03_block02},
+  {vit_tiny_vit_stage_names[4], stage04_block03},
+  {vit_tiny_vit_stage_names[5], stage05_block04},
+  {vit_tiny_vit_stage_names[6], stage06_block05},
+  {vit_tiny_vit_stage_names[7], stage07_block06},
+  {vit_tiny_vit_stage_names[8], stage08_block07},
+  {vit_tiny_vit_stage_names[9], stage09_block08},
+  {vit_tiny_vit_stage_names[10], stage10_block09},
+  {vit_tiny_vit_stage_names[11], stage11_block10},
+  {vit_tiny_vit_stage_names[12], stage12_block11},
+  {vit_tiny_vit_stage_names[13], stage13_head},
+};
+
 static double vit_seconds(void) {
   struct timespec t;
   timespec_get(&t, TIME_UTC);
@@ -576,91 +649,16 @@ static double vit_seconds(void) {
 }
 
 int vit_tiny_vit_run(const float *input, float *logits, struct vit_tiny_vit_trace *trace) {
-  vit_input = input;
+  if (vit_get_threads() > VIT_TINY_VIT_MAX_THREADS) return -2; /* more threads than the scratch holds */
+  struct vit_run run = {.input = input};
   double t = vit_tiny_vit_profile ? vit_seconds() : 0.0;
-  stage00_stem();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[0] += now - t;
-    t = now;
-  }
-  stage01_block00();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[1] += now - t;
-    t = now;
-  }
-  stage02_block01();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[2] += now - t;
-    t = now;
-  }
-  stage03_block02();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[3] += now - t;
-    t = now;
-  }
-  stage04_block03();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[4] += now - t;
-    t = now;
-  }
-  stage05_block04();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[5] += now - t;
-    t = now;
-  }
-  stage06_block05();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[6] += now - t;
-    t = now;
-  }
-  stage07_block06();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[7] += now - t;
-    t = now;
-  }
-  stage08_block07();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[8] += now - t;
-    t = now;
-  }
-  stage09_block08();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[9] += now - t;
-    t = now;
-  }
-  stage10_block09();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[10] += now - t;
-    t = now;
-  }
-  stage11_block10();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[11] += now - t;
-    t = now;
-  }
-  stage12_block11();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[12] += now - t;
-    t = now;
-  }
-  stage13_head();
-  if (vit_tiny_vit_profile) {
-    const double now = vit_seconds();
-    vit_tiny_vit_stage_seconds[13] += now - t;
-    t = now;
+  for (int s = 0; s < VIT_TINY_VIT_N_STAGE_FUNCTIONS; s++) {
+    vit_stages[s].run(&run);
+    if (vit_tiny_vit_profile) {
+      const double now = vit_seconds();
+      vit_tiny_vit_stage_seconds[s] += now - t;
+      t = now;
+    }
   }
   memcpy(logits, V_logits, 1000 * sizeof(float));
   if (trace) trace->n_stages = 0;

@@ -15,9 +15,33 @@
 #define VIT_TINY_VIT_INPUT_SIZE 224
 #define VIT_TINY_VIT_CLASSES 1000
 #define VIT_TINY_VIT_PATCHES 196
-#define VIT_TINY_VIT_ARENA_BYTES 302592
 #define VIT_TINY_VIT_WEIGHT_BYTES 2909376
 #define VIT_TINY_VIT_MAX_STAGES 1 /* pruning stages: 0 (the array needs at least 1) */
+
+/*
+ * Static memory: all the writable memory the model object holds (.bss), VIT_TINY_VIT_STATIC_BYTES
+ * (the linker may add under 64 bytes of alignment between its objects).
+ * Read-only and apart: the weights (VIT_TINY_VIT_WEIGHT_BYTES), the stage table and names.
+ *   302592    activations (the arena, planned by liveness): VIT_TINY_VIT_ARENA_BYTES
+ *   955712    kernels' scratch for 64 threads (602112 for 1, -DVIT_NO_THREADS)
+ *   0         token indices, owner maps and integer scratch
+ *   116       profiling: the flag and each stage's seconds
+ *   0         alignment of the float parts to 64 bytes
+ * The scratch holds the largest need of one op (im2col, attention, a pruning kernel);
+ * attention keeps one score tile per thread, so it is sized for the runtime pool's bound,
+ * VIT_MAX_THREADS (64, or 1 with -DVIT_NO_THREADS). vit_tiny_vit_run returns -2
+ * rather than run on more threads than VIT_TINY_VIT_MAX_THREADS.
+ */
+#define VIT_TINY_VIT_ARENA_BYTES 302592
+#ifdef VIT_NO_THREADS
+#define VIT_TINY_VIT_MAX_THREADS 1
+#define VIT_TINY_VIT_SCRATCH_BYTES 602112
+#define VIT_TINY_VIT_STATIC_BYTES 904820
+#else
+#define VIT_TINY_VIT_MAX_THREADS 64
+#define VIT_TINY_VIT_SCRATCH_BYTES 955712
+#define VIT_TINY_VIT_STATIC_BYTES 1258420
+#endif
 
 /*
  * What the model did with its tokens (docs/trace-format.md). Stage s keeps
@@ -34,7 +58,8 @@ struct vit_tiny_vit_trace {
 
 /*
  * Runs the model on one normalized input f32[3,224,224] and writes
- * 1000 logits. trace may be NULL. Not reentrant: one static arena. Returns 0.
+ * 1000 logits. trace may be NULL. Not reentrant: one static arena. Returns 0, or -2
+ * if the runtime's pool runs more than VIT_TINY_VIT_MAX_THREADS threads.
  */
 int vit_tiny_vit_run(const float *input, float *logits, struct vit_tiny_vit_trace *trace);
 
@@ -52,6 +77,6 @@ long long vit_tiny_vit_macs(const struct vit_tiny_vit_trace *trace);
 #define VIT_TINY_VIT_N_STAGE_FUNCTIONS 14
 extern int vit_tiny_vit_profile;
 extern double vit_tiny_vit_stage_seconds[VIT_TINY_VIT_N_STAGE_FUNCTIONS];
-extern const char *const vit_tiny_vit_stage_names[VIT_TINY_VIT_N_STAGE_FUNCTIONS];
+extern const char vit_tiny_vit_stage_names[VIT_TINY_VIT_N_STAGE_FUNCTIONS][16];
 
 #endif

@@ -1,0 +1,176 @@
+import VitIR
+
+extension ModelEmitter {
+  /// The C of one op: a runtime kernel call or plain loops, with a comment naming the value.
+  mutating func emitOp(_ op: Op, into w: inout CWriter) throws(EmitError) {
+    let result = op.results[0]
+    let y = pointer(result)
+    func operand(_ index: Int) -> String { pointer(op.operands[index]) }
+    switch op.kind {
+    case .reshape, .row, .patchTokens:
+      return  // views
+    case .patchEmbed:
+      let image = graph.type(of: op.operands[0]).fixedShape!
+      let p = op.int("patch")
+      let (channels, height, widthPixels) = (image[0], image[1], image[2])
+      let (gridH, gridW) = (height / p, widthPixels / p)
+      let k = channels * p * p
+      scratchNeeds.append(ScratchNeed(what: "im2col of the patches", fixed: gridH * gridW * k))
+      w.line("/* \(graph[result].name) \(graph.type(of: result)): im2col of \(p)x\(p) patches (row-major grid), then one GEMM */")
+      w.block("for (int r = 0; r < \(gridH); r++)") { w in
+        w.block("for (int s = 0; s < \(gridW); s++)") { w in
+          w.block("for (int ch = 0; ch < \(channels); ch++)") { w in
+            w.block("for (int ky = 0; ky < \(p); ky++)") { w in
+              w.line("memcpy(vit_scratch + (r * \(gridW) + s) * \(k) + (ch * \(p) + ky) * \(p),")
+              w.line("       run->input + (ch * \(height) + r * \(p) + ky) * \(widthPixels) + s * \(p), \(p) * sizeof(float));")
+            }
+          }
+        }
+      }
+      w.line("vit_linear_f32(vit_scratch, \(gridH * gridW), \(k), \(operand(1)), \(operand(2)), \(width(result)), VIT_EPI_NONE, NULL, \(y));")
+    case .concat:
+      let a = count(op.operands[0])
+      let b = count(op.operands[1])
+      w.line("memcpy(\(y), \(operand(0)), \(a) * sizeof(float)); /* \(graph[result].name) = concat */")
+      w.line("memcpy(\(y) + \(a), \(operand(1)), \(b) * sizeof(float));")
+    case .add:
+      let count = count(result)
+      w.line("for (int i = 0; i < \(count); i++) \(y)[i] = \(operand(0))[i] + \(operand(1))[i]; /* \(graph[result].name) = add */")
+    case .scale:
+      let count = count(result)
+      w.line("for (int i = 0; i < \(count); i++) \(y)[i] = \(operand(0))[i] * \(real(op.real("factor")));")
+    case .gelu:
+      let count = count(result)
+      w.line("for (int i = 0; i < \(count); i++) \(y)[i] = 0.5f * \(operand(0))[i] * (1.0f + erff(\(operand(0))[i] * 0.70710678118654752f)); /* exact GELU */")
+    case .layernorm:
+      w.line("vit_layernorm_f32(\(operand(0)), \(rows(result)), \(width(result)), \(operand(1)), \(operand(2)), \(real(op.real("eps"))), \(y)); /* \(graph[result].name) */")
+    case .linear, .linearGelu, .linearAdd:
+      guard graph[op.operands[1]].origin == .parameter else {
+        throw .unsupported(op.kind, reason: "the weight must be a parameter", at: op.location)
+      }
+      let k = width(op.operands[0])
+      let bias = op.operands.count > 2 ? operand(2) : "NULL"
+      let (epilogue, residual) =
+        switch op.kind {
+        case .linearGelu: ("VIT_EPI_GELU", "NULL")
+        case .linearAdd: ("VIT_EPI_RESIDUAL", operand(3))
+        default: ("VIT_EPI_NONE", "NULL")
+        }
+      w.line("vit_linear_f32(\(operand(0)), \(rows(op.operands[0])), \(k), \(operand(1)), \(bias), \(width(result)), \(epilogue), \(residual), \(y)); /* \(graph[result].name) */")
+    case .attention:
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      let n = rows(op.operands[0])
+      let heads = op.int("heads")
+      let headWidth = width(result) / heads
+      scratchNeeds.append(.attention(n: bound, heads: heads, headWidth: headWidth))
+      var keyBias = "NULL"
+      if op.operands.count > 1 {
+        keyBiasFloats = max(keyBiasFloats, bound)
+        w.line("for (int i = 0; i < \(n); i++) vit_key_bias[i] = logf(\(operand(1))[i]); /* proportional attention: + log(size) */")
+        keyBias = "vit_key_bias"
+      }
+      w.line("vit_attention_f32(\(operand(0)), \(n), \(heads), \(headWidth), \(real(op.real("scale"))), \(keyBias), NULL, vit_scratch, \(y)); /* \(graph[result].name) */")
+    case .dyvitMix:
+      w.line("vit_dyvit_mix_f32(\(operand(0)), \(rows(result)), \(width(result)), \(y)); /* \(graph[result].name) */")
+    case .keepScore:
+      w.line("vit_keep_score_f32(\(operand(0)), \(rows(op.operands[0])), \(y)); /* \(graph[result].name) */")
+    case .clsAttention:
+      let n = rows(op.operands[0])
+      let heads = op.int("heads")
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      scratchNeeds.append(ScratchNeed(what: "cls attention n=\(bound)", fixed: 4 * bound + 2, macro: "VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(bound))"))
+      w.line("vit_cls_attention_f32(\(operand(0)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
+    case .asvitScores:
+      let n = rows(op.operands[0])
+      let heads = op.int("heads")
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      scratchNeeds.append(ScratchNeed(what: "AS-ViT scores n=\(bound)", fixed: 6 * bound + 2, macro: "VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(bound), \(heads))"))
+      w.line("vit_asvit_scores_f32(\(operand(0)), \(operand(1)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
+    case .tomeMetric:
+      let heads = op.int("heads")
+      w.line("vit_tome_metric_f32(\(operand(0)), \(rows(op.operands[0])), \(heads), \(width(op.operands[0]) / 3 / heads), \(y)); /* \(graph[result].name) */")
+    case .topkKeep:
+      w.line("vit_topk_keep_f32(\(operand(0)), \(count(op.operands[0])), \(op.int("k")), \(y)); /* \(graph[result].name) */")
+    case .thresholdKeep:
+      let symbol = dim(graph.type(of: result).dims[0])
+      if case .dynamic(let field, _) = graph.type(of: result).dims[0] { dynamicCounts.append(field) }
+      w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(real(op.real("threshold"))), \(y)); /* \(graph[result].name): a run-time count */")
+    case .patchOwner:
+      w.line("for (int p = 0; p < \(op.int("patches")); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")
+    case .unitSizes:
+      w.line("for (int i = 0; i < \(count(result)); i++) \(y)[i] = 1.0f; /* \(graph[result].name) */")
+    case .gatherTokens, .gatherFuseTokens:
+      let n = rows(op.operands[0])
+      let c = width(op.operands[0])
+      let k = dim(graph.type(of: op.operands[1]).dims[0])
+      let owner = op.kind == .gatherTokens ? operand(2) : operand(3)
+      let bound = graph.type(of: op.operands[0]).dims[0].bound
+      intScratchNeeds.append(ScratchNeed(what: "gather n=\(bound)", fixed: bound))
+      if op.kind == .gatherTokens {
+        w.line("vit_gather_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+      } else {
+        w.line("vit_gather_fuse_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(operand(2)), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+      }
+    case .batMerge:
+      let n = rows(op.operands[0])
+      let (rows, c) = (rowCount(op.operands[0]), width(op.operands[0]))
+      scratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 4 * rows * rows + 16 * rows + rows * c + 16, macro: "VIT_BAT_SCRATCH_FLOATS(\(rows), \(c))"))
+      intScratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 8 * rows + 16, macro: "VIT_BAT_SCRATCH_INTS(\(rows))"))
+      w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(op.int("k")), \(op.int("clusters")), \(op.int("pairs")), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
+    case .bipartiteMerge:
+      let n = rows(op.operands[0])
+      let (rows, c, d) = (rowCount(op.operands[0]), width(op.operands[0]), width(op.operands[1]))
+      scratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 6 * rows + rows * d + 2 * c + 16, macro: "VIT_TOME_SCRATCH_FLOATS(\(rows), \(c), \(d))"))
+      intScratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 4 * rows + 16, macro: "VIT_TOME_SCRATCH_INTS(\(rows))"))
+      w.line("vit_bipartite_merge_f32(\(operand(0)), \(operand(1)), \(operand(2)), \(n), \(width(op.operands[0])), \(width(op.operands[1])), \(op.int("r")), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
+    case .traceStage:
+      let stage = traceStages
+      traceStages += 1
+      let tokens = rows(op.operands[0])
+      w.block("if (run->trace) /* trace stage \(stage): block \(op.int("block")), \(tokens) tokens */") { w in
+        w.line("run->trace->block[\(stage)] = \(op.int("block"));")
+        w.line("run->trace->tokens[\(stage)] = \(tokens);")
+        w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
+      }
+    case .softmax:
+      let width = width(result)
+      w.block("for (int r = 0; r < \(rows(result)); r++) /* \(graph[result].name) = softmax */") { w in
+        w.line("const float *x = \(operand(0)) + r * \(width);")
+        w.line("float *out = \(y) + r * \(width);")
+        w.line("float max = x[0], sum = 0.0f;")
+        w.line("for (int i = 1; i < \(width); i++) max = x[i] > max ? x[i] : max;")
+        w.line("for (int i = 0; i < \(width); i++) { out[i] = expf(x[i] - max); sum += out[i]; }")
+        w.line("for (int i = 0; i < \(width); i++) out[i] /= sum;")
+      }
+    case .splitHeads:
+      let x = graph.type(of: op.operands[0]).fixedShape!
+      let heads = op.int("heads")
+      let parts = op.results.count
+      let headWidth = x[1] / (parts * heads)
+      for (s, part) in op.results.enumerated() {
+        w.line("for (int h = 0; h < \(heads); h++) for (int n = 0; n < \(x[0]); n++) for (int j = 0; j < \(headWidth); j++) /* \(graph[part].name) */")
+        w.line("  \(pointer(part))[(h * \(x[0]) + n) * \(headWidth) + j] = \(operand(0))[n * \(x[1]) + \(s * heads * headWidth) + h * \(headWidth) + j];")
+      }
+    case .mergeHeads:
+      let x = graph.type(of: op.operands[0]).fixedShape!
+      w.line("for (int h = 0; h < \(x[0]); h++) for (int n = 0; n < \(x[1]); n++) for (int j = 0; j < \(x[2]); j++) /* \(graph[result].name) */")
+      w.line("  \(y)[n * \(x[0] * x[2]) + h * \(x[2]) + j] = \(operand(0))[(h * \(x[1]) + n) * \(x[2]) + j];")
+    case .transpose:
+      let x = graph.type(of: op.operands[0]).fixedShape!
+      let (r, c) = (x[x.count - 2], x[x.count - 1])
+      let batches = x.dropLast(2).reduce(1, *)
+      w.line("for (int b = 0; b < \(batches); b++) for (int r = 0; r < \(r); r++) for (int c = 0; c < \(c); c++) /* \(graph[result].name) */")
+      w.line("  \(y)[(b * \(c) + c) * \(r) + r] = \(operand(0))[(b * \(r) + r) * \(c) + c];")
+    case .matmul:
+      let a = graph.type(of: op.operands[0]).fixedShape!
+      let b = graph.type(of: op.operands[1]).fixedShape!
+      let (m, k, n) = (a[a.count - 2], a[a.count - 1], b[b.count - 1])
+      let batches = a.dropLast(2).reduce(1, *)
+      w.block("for (int b = 0; b < \(batches); b++) for (int i = 0; i < \(m); i++) for (int j = 0; j < \(n); j++) /* \(graph[result].name) */") { w in
+        w.line("float sum = 0.0f;")
+        w.line("for (int t = 0; t < \(k); t++) sum += \(operand(0))[(b * \(m) + i) * \(k) + t] * \(operand(1))[(b * \(k) + t) * \(n) + j];")
+        w.line("\(y)[(b * \(m) + i) * \(n) + j] = sum;")
+      }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/// What one op needs of the kernels' float scratch: `fixed + perThread × threads` floats. The
+/// runtime states the same need as a macro (`VIT_ATTENTION_SCRATCH_FLOATS_T`, ...); the model
+/// C asserts at compile time that its scratch holds it, so the two cannot drift apart silently.
+struct ScratchNeed: Hashable {
+  /// What needs it, for the model C's comment and assertion message.
+  var what: String
+  var fixed: Int
+  var perThread = 0
+  /// The runtime's macro for this need, with `threads` standing for the thread bound (nil: a
+  /// need of the model's own code, like the im2col of the patch embedding).
+  var macro: String?
+
+  func floats(threads: Int) -> Int { fixed + perThread * threads }
+
+  /// `VIT_PACKED_FLOATS(n, k)`: ceil(n / VIT_NR) * VIT_NR * k.
+  static func packed(_ n: Int, _ k: Int) -> Int {
+    (n + WeightBlob.panelWidth - 1) / WeightBlob.panelWidth * WeightBlob.panelWidth * k
+  }
+
+  /// vit_attention_f32 on n tokens: packed keys and values per head, one
+  /// [VIT_ATTENTION_ROWS][ceil(n/16)*16] score tile per thread, 16 floats of slack.
+  static func attention(n: Int, heads: Int, headWidth: Int) -> ScratchNeed {
+    ScratchNeed(
+      what: "attention n=\(n)", fixed: heads * (packed(n, headWidth) + packed(headWidth, n)) + 16,
+      perThread: 16 * packed(n, 1), macro: "VIT_ATTENTION_SCRATCH_FLOATS_T(\(n), \(heads), \(headWidth), threads)")
+  }
+}
+
+/// The model's static memory, planned for a thread bound: one float object (the activation
+/// arena, ToMe's key bias, then the kernels' scratch, each part starting 64-byte aligned),
+/// one int object (the pruning stages' token indices and owner maps, then the integer scratch)
+/// and the profiling counters. Nothing else of the model is static and writable.
+struct StaticMemory {
+  /// Threads the scratch is sized for: the runtime pool's bound, `VIT_MAX_THREADS` (64, or 1
+  /// with -DVIT_NO_THREADS).
+  static let threadBounds = (threaded: 64, serial: 1)
+
+  var arenaFloats: Int
+  var keyBiasFloats: Int
+  var scratchNeeds: [ScratchNeed]
+  var intArenaInts: Int
+  var intScratchInts: Int
+  var stageFunctions: Int
+
+  private static func aligned(_ floats: Int) -> Int { (floats + 15) / 16 * 16 }
+
+  var keyBiasOffset: Int { Self.aligned(arenaFloats) }
+  var scratchOffset: Int { keyBiasOffset + Self.aligned(keyBiasFloats) }
+  /// The largest need of one op (16 floats when no op needs any).
+  func scratchFloats(threads: Int) -> Int { Self.aligned(scratchNeeds.map { $0.floats(threads: threads) }.max() ?? 16) }
+  func floats(threads: Int) -> Int { scratchOffset + scratchFloats(threads: threads) }
+  var ints: Int { intArenaInts + intScratchInts }
+  /// `vit_<model>_profile` (an int) and `vit_<model>_stage_seconds` (a double per stage).
+  var profileBytes: Int { 4 + 8 * stageFunctions }
+  func bytes(threads: Int) -> Int { 4 * floats(threads: threads) + 4 * ints + profileBytes }
+}
