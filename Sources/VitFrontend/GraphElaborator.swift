@@ -63,6 +63,7 @@ struct GraphElaborator {
       }
       throw .missingReturn(at: syntax.end)
     }
+    try checkUnrolledSize()
     for (index, statement) in syntax.body.enumerated() {
       if case .output(let expression, let at) = statement {
         guard index == syntax.body.count - 1 else { throw .returnNotLast(at: at) }
@@ -76,6 +77,26 @@ struct GraphElaborator {
       }
     }
     return graph
+  }
+
+  /// Refuses, before expanding anything, a graph whose `block` loops unroll to more than
+  /// `Limits.maxUnrolledStatements` statements (elaboration is linear in that number).
+  private func checkUnrolledSize() throws(GraphError) {
+    var total = 0
+    for statement in syntax.body {
+      var count = 1
+      if case .block(_, let range, let body, let at) = statement {
+        let (product, overflow) = range.count.multipliedReportingOverflow(by: max(body.count, 1))
+        guard !overflow, product <= Limits.maxUnrolledStatements else {
+          throw .tooManyStatements(overflow ? nil : product, at: at)
+        }
+        count = product
+      }
+      total += count
+      if total > Limits.maxUnrolledStatements {
+        throw .tooManyStatements(total, at: statement.location)
+      }
+    }
   }
 
   private mutating func run(_ statement: Statement) throws(GraphError) {
