@@ -55,6 +55,14 @@ struct GraphElaborator {
     for input in syntax.inputs {
       scope[input.name] = graph.addInput(name: input.name, type: input.type, location: input.location)
     }
+    if let image = syntax.inputs.first, image.type.rank == 3, let side = image.type.dims.last?.bound {
+      let resize = graph.imageTransform.resizeSize(crop: side)
+      guard resize <= Limits.maxResizeSide else {
+        throw .badPreprocess(
+          "an image for input '\(MessageText.clean(image.name))' is resized to \(resize) pixels on its shorter side (floor(\(side) / crop_pct \(formatReal(graph.imageTransform.cropFraction)))); vitc allows at most \(Limits.maxResizeSide)",
+          at: image.location)
+      }
+    }
     guard case .output(_, _)? = syntax.body.last else {
       if let misplaced = syntax.body.first(where: { if case .output = $0 { true } else { false } }),
         case .output(_, let at) = misplaced

@@ -100,6 +100,9 @@ public enum Limits {
   public static let maxUnrolledStatements = 200_000
   /// The smallest `crop_pct`: the resize is then at most 4× the crop.
   public static let minCropFraction = 0.25
+  /// The shorter side an image is resized to, `floor(S / crop_pct)` for an input of S×S: with
+  /// the aspect limit, the resized image then stays under 1 GiB of bytes.
+  public static let maxResizeSide = 4096
   /// Pixels of an input image (64 Mi), checked before any allocation.
   public static let maxImagePixels = 1 << 26
   /// The longer side of an input image over its shorter side: the resize of the shorter side to

@@ -148,6 +148,12 @@ import VitIR
           .hasPrefix("t.graph:2:23: error: crop_pct must be one number in [0.25, 1] (the resize is then at most 4× the crop)") == true)
     }
     #expect(parseError(header + "  preprocess crop_pct=0.25\n  return x\n}\n") == nil)
+    // A large input with a small crop_pct: the resize of a 16:1 image would pass 1 GiB.
+    #expect(
+      parseError("graph g(image: f32[3,2048,2048]) -> f32[4] {\n  preprocess crop_pct=0.25\n  return image\n}\n")
+        == "t.graph:1:9: error: an image for input 'image' is resized to 8192 pixels on its shorter side (floor(2048 / crop_pct 0.25)); vitc allows at most 4096")
+    #expect(
+      parseError("graph g(image: f32[3,1024,1024]) -> f32[3,1024,1024] {\n  preprocess crop_pct=0.25\n  return image\n}\n") == nil)
   }
 
   @Test func longAndControlNamesAreShortenedAndEscaped() {
