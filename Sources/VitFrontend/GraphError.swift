@@ -41,39 +41,39 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .unreadable(let path, let reason):
-      "\(MessageText.clean(path)): error: cannot read the graph: \(reason)"
+      "\(MessageText.path(path)): error: cannot read the graph: \(reason)"
     case .unexpectedCharacter(let character, let at):
-      "\(at): error: unexpected character '\(MessageText.clean(String(character)))'"
+      "\(MessageText.path(at.description)): error: unexpected character '\(MessageText.clean(String(character)))'"
     case .expected(let what, let found, let at):
-      "\(at): error: expected \(what), found \(found)"
+      "\(MessageText.path(at.description)): error: expected \(what), found \(found)"
     case .unknownOp(let name, let suggestion, let at):
-      "\(at): error: unknown op '\(MessageText.clean(name))'"
+      "\(MessageText.path(at.description)): error: unknown op '\(MessageText.clean(name))'"
         + (suggestion.map { "; did you mean '\($0)'?" } ?? "")
         + " (ops: \(OpKind.allCases.map(\.rawValue).joined(separator: ", ")))"
     case .undefinedValue(let name, let at):
-      "\(at): error: '\(MessageText.clean(name))' is used before it is assigned"
+      "\(MessageText.path(at.description)): error: '\(MessageText.clean(name))' is used before it is assigned"
     case .undefinedParameter(let name, let at):
-      "\(at): error: parameter '@\(MessageText.clean(name))' is not declared (add 'param @\(MessageText.clean(name)): f32[...]')"
+      "\(MessageText.path(at.description)): error: parameter '@\(MessageText.clean(name))' is not declared (add 'param @\(MessageText.clean(name)): f32[...]')"
     case .unknownLoopVariable(let variable, let name, let at):
-      "\(at): error: '{\(MessageText.clean(variable))}' in '@\(MessageText.clean(name))' names no enclosing block variable"
+      "\(MessageText.path(at.description)): error: '{\(MessageText.clean(variable))}' in '@\(MessageText.clean(name))' names no enclosing block variable"
     case .badBlockRange(let lower, let upper, let at):
-      "\(at): error: block range \(lower)..<\(upper) is empty or negative"
+      "\(MessageText.path(at.description)): error: block range \(lower)..<\(upper) is empty or negative"
     case .nestedBlock(let at):
-      "\(at): error: a block cannot contain another block"
+      "\(MessageText.path(at.description)): error: a block cannot contain another block"
     case .duplicateAttribute(let name, let at):
-      "\(at): error: attribute '\(MessageText.clean(name))' is given twice"
+      "\(MessageText.path(at.description)): error: attribute '\(MessageText.clean(name))' is given twice"
     case .multipleTargets(let count, let at):
-      "\(at): error: \(count) names are assigned, but only a call of 'split_heads' yields several values"
+      "\(MessageText.path(at.description)): error: \(count) names are assigned, but only a call of 'split_heads' yields several values"
     case .missingReturn(let at):
-      "\(at): error: the graph has no 'return' statement"
+      "\(MessageText.path(at.description)): error: the graph has no 'return' statement"
     case .returnNotLast(let at):
-      "\(at): error: 'return' must be the last statement of the graph"
+      "\(MessageText.path(at.description)): error: 'return' must be the last statement of the graph"
     case .badPreprocess(let what, let at):
-      "\(at): error: \(what)"
+      "\(MessageText.path(at.description)): error: \(what)"
     case .tooDeep(let at):
-      "\(at): error: expression nested more than \(Limits.maxExpressionDepth) deep (parentheses, calls, '+' and '*'); split it into statements"
+      "\(MessageText.path(at.description)): error: expression nested more than \(Limits.maxExpressionDepth) deep (parentheses, calls, '+' and '*'); split it into statements"
     case .tooManyStatements(let count, let at):
-      "\(at): error: the graph unrolls to \(count.map { "\($0)" } ?? "more than \(Int.max)") statements; vitc allows at most \(Limits.maxUnrolledStatements)"
+      "\(MessageText.path(at.description)): error: the graph unrolls to \(count.map { "\($0)" } ?? "more than \(Int.max)") statements; vitc allows at most \(Limits.maxUnrolledStatements)"
     case .ir(let error):
       error.description
     }

@@ -47,45 +47,45 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .fileNotFound(let path):
-      "\(clean(path)): error: no such file"
+      "\(MessageText.path(path)): error: no such file"
     case .unreadable(let path, let reason):
-      "\(clean(path)): error: cannot read: \(reason)"
+      "\(MessageText.path(path)): error: cannot read: \(reason)"
     case .safetensorsTooShort(let path, let size):
-      "\(clean(path)): error: not a safetensors file: \(size) bytes, shorter than the 8-byte header length"
+      "\(MessageText.path(path)): error: not a safetensors file: \(size) bytes, shorter than the 8-byte header length"
     case .safetensorsHeaderLength(let path, let length, let fileSize):
-      "\(clean(path)): error: truncated or corrupt safetensors: header length \(length) runs past the end of the \(fileSize)-byte file"
+      "\(MessageText.path(path)): error: truncated or corrupt safetensors: header length \(length) runs past the end of the \(fileSize)-byte file"
     case .safetensorsHeader(let path, let reason):
-      "\(clean(path)): error: corrupt safetensors header: \(reason)"
+      "\(MessageText.path(path)): error: corrupt safetensors header: \(reason)"
     case .safetensorsDuplicate(let path, let tensor):
-      "\(clean(path)): error: corrupt safetensors header: tensor '\(clean(tensor))' is named twice"
+      "\(MessageText.path(path)): error: corrupt safetensors header: tensor '\(clean(tensor))' is named twice"
     case .safetensorsLayout(let path, let reason):
-      "\(clean(path)): error: corrupt safetensors: \(reason)"
+      "\(MessageText.path(path)): error: corrupt safetensors: \(reason)"
     case .nonFiniteWeight(let path, let tensor, let index, let value):
-      "\(clean(path)): error: tensor '\(clean(tensor))' holds \(value) at index \(index) (row-major), the first non-finite value; vitc refuses NaN and infinite weights"
+      "\(MessageText.path(path)): error: tensor '\(clean(tensor))' holds \(value) at index \(index) (row-major), the first non-finite value; vitc refuses NaN and infinite weights"
     case .safetensorsOffsets(let path, let tensor, let reason):
-      "\(clean(path)): error: tensor '\(clean(tensor))': \(reason)"
+      "\(MessageText.path(path)): error: tensor '\(clean(tensor))': \(reason)"
     case .unsupportedDType(let path, let tensor, let dtype):
-      "\(clean(path)): error: tensor '\(clean(tensor))' has dtype \(clean(dtype)); vitc reads F32, F16 and BF16"
+      "\(MessageText.path(path)): error: tensor '\(clean(tensor))' has dtype \(clean(dtype)); vitc reads F32, F16 and BF16"
     case .tensorNotFound(let path, let tensor):
-      "\(clean(path)): error: no tensor '\(clean(tensor))'"
+      "\(MessageText.path(path)): error: no tensor '\(clean(tensor))'"
     case .notPPM(let path):
-      "\(clean(path)): error: not a PPM image (expected the magic number P6 or P3)"
+      "\(MessageText.path(path)): error: not a PPM image (expected the magic number P6 or P3)"
     case .badPPMHeader(let path, let reason):
-      "\(clean(path)): error: bad PPM header: \(reason)"
+      "\(MessageText.path(path)): error: bad PPM header: \(reason)"
     case .unsupportedPPMDepth(let path, let maxval):
-      "\(clean(path)): error: maximum value \(maxval)\(maxval > 255 && maxval <= 65535 ? " (a 16-bit PPM)" : ""): only 8-bit PPM is supported (maximum value 1 to 255)"
+      "\(MessageText.path(path)): error: maximum value \(maxval)\(maxval > 255 && maxval <= 65535 ? " (a 16-bit PPM)" : ""): only 8-bit PPM is supported (maximum value 1 to 255)"
     case .imageTooLarge(let path, let width, let height):
-      "\(clean(path)): error: image of \(width)x\(height) pixels is too large: vitc reads at most \(Limits.maxImagePixels) pixels"
+      "\(MessageText.path(path)): error: image of \(width)x\(height) pixels is too large: vitc reads at most \(Limits.maxImagePixels) pixels"
     case .imageAspect(let path, let width, let height):
-      "\(clean(path)): error: image of \(width)x\(height) pixels is too elongated: the longer side may be at most \(Limits.maxImageAspect) times the shorter"
+      "\(MessageText.path(path)): error: image of \(width)x\(height) pixels is too elongated: the longer side may be at most \(Limits.maxImageAspect) times the shorter"
     case .truncatedPPM(let path, let expected, let found):
-      "\(clean(path)): error: truncated PPM: expected \(expected) bytes of pixels, found \(found)"
+      "\(MessageText.path(path)): error: truncated PPM: expected \(expected) bytes of pixels, found \(found)"
     case .badPPMSample(let path, let index, let reason):
-      "\(clean(path)): error: PPM sample \(index): \(reason)"
+      "\(MessageText.path(path)): error: PPM sample \(index): \(reason)"
     case .badEvalSet(let path, let reason):
-      "\(clean(path)): error: not an evaluation set (docs/eval-set.md): \(reason)"
+      "\(MessageText.path(path)): error: not an evaluation set (docs/eval-set.md): \(reason)"
     case .rawInputSize(let path, let expectedBytes, let shape, let foundBytes):
-      "\(clean(path)): error: expected \(expectedBytes) bytes (float32 \(formatShapeText(shape))), found \(foundBytes)"
+      "\(MessageText.path(path)): error: expected \(expectedBytes) bytes (float32 \(formatShapeText(shape))), found \(foundBytes)"
     }
   }
 }

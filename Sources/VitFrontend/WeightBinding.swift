@@ -13,9 +13,9 @@ public enum BindingError: Error, Equatable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .missing(let name, let file, let at):
-      "\(MessageText.clean(file)): error: no tensor '\(MessageText.clean(name))', which \(Self.place(at)) declares"
+      "\(MessageText.path(file)): error: no tensor '\(MessageText.clean(name))', which \(Self.place(at)) declares"
     case .shape(let name, let file, let found, let declared, let at):
-      "\(MessageText.clean(file)): error: tensor '\(MessageText.clean(name))' has shape \(formatShape(found)), but \(Self.place(at)) declares \(declared)"
+      "\(MessageText.path(file)): error: tensor '\(MessageText.clean(name))' has shape \(formatShape(found)), but \(Self.place(at)) declares \(declared)"
     case .input(let error):
       error.description
     }

@@ -50,33 +50,33 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
     case .unknownAttribute(let kind, let name, let at):
       let known = kind.signature.attributes.map { "'\($0.name)'" }.joined(separator: ", ")
       return
-        "\(prefix(at))'\(kind.rawValue)' has no attribute '\(name)'"
+        "\(prefix(at))'\(kind.rawValue)' has no attribute '\(MessageText.clean(name))'"
         + (known.isEmpty ? " (it takes none)" : " (it takes \(known))")
     case .attributeKind(let kind, let name, let expected, let found, let at):
-      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' must be \(expected), found \(found)"
+      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' must be \(expected), found \(MessageText.clean(found.description))"
     case .attributeValue(let kind, let name, let found, let expected, let at):
-      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' is \(found), expected \(expected)"
+      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' is \(MessageText.clean(found.description)), expected \(MessageText.clean(expected))"
     case .operandType(let kind, let operand, let found, let expected, let at):
-      return "\(prefix(at))'\(kind.rawValue)' operand '\(operand)' has type \(found), expected \(expected)"
+      return "\(prefix(at))'\(kind.rawValue)' operand '\(operand)' has type \(MessageText.clean(found.description)), expected \(MessageText.clean(expected))"
     case .dynamicUnsupported(let kind, let operand, let found, let at):
       return
-        "\(prefix(at))'\(kind.rawValue)' does not support a run-time token count yet: operand '\(operand)' has type \(found)"
+        "\(prefix(at))'\(kind.rawValue)' does not support a run-time token count yet: operand '\(operand)' has type \(MessageText.clean(found.description))"
     case .duplicateParameter(let name, let previous, let at):
       let earlier = previous.map { " (first declared at \($0))" } ?? ""
       return "\(prefix(at))parameter '@\(MessageText.clean(name))' is declared twice\(earlier)"
     case .dynamicParameter(let name, let type, let at):
-      return "\(prefix(at))parameter '@\(MessageText.clean(name))' must have a static shape, found \(type)"
+      return "\(prefix(at))parameter '@\(MessageText.clean(name))' must have a static shape, found \(MessageText.clean(type.description))"
     case .annotation(let name, let declared, let inferred, let at):
-      return "\(prefix(at))'\(MessageText.clean(name))' is declared as \(declared) but its value has type \(inferred)"
+      return "\(prefix(at))'\(MessageText.clean(name))' is declared as \(MessageText.clean(declared.description)) but its value has type \(MessageText.clean(inferred.description))"
     case .outputType(let declared, let found, let at):
-      return "\(prefix(at))the graph returns \(found), but its signature declares \(declared)"
+      return "\(prefix(at))the graph returns \(MessageText.clean(found.description)), but its signature declares \(MessageText.clean(declared.description))"
     case .invalidGraph(let what):
       return "error: invalid IR (a vitc bug): \(what)"
     case .scheduleMismatch(let what):
       return "error: \(what)"
     case .tensorTooLarge(let what, let at):
       return
-        "\(prefix(at))\(what) is too large: vitc allows at most \(Limits.maxTensorBytes) bytes (\(Limits.maxTensorBytes >> 30) GiB) per tensor"
+        "\(prefix(at))\(MessageText.clean(what)) is too large: vitc allows at most \(Limits.maxTensorBytes) bytes (\(Limits.maxTensorBytes >> 30) GiB) per tensor"
     case .nonFiniteAttribute(let kind, let name, let value, let at):
       return
         "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' is \(value), which is not a finite float32 number"
@@ -84,7 +84,7 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
   }
 
   private func prefix(_ location: SourceLocation?) -> String {
-    location.map { "\($0): error: " } ?? "error: "
+    location.map { "\(MessageText.path($0.description)): error: " } ?? "error: "
   }
 }
 
@@ -114,14 +114,18 @@ public enum Limits {
 
 /// User text inside error messages: one line, bounded, printable.
 public enum MessageText {
+  /// A path or `file:line:col`: escaped like `clean`, but cut only past 4096 characters (the
+  /// usual PATH_MAX), so that a long real path stays whole.
+  public static func path(_ text: String) -> String { clean(text, limit: 4096) }
+
   /// `text` with control characters (and line separators and bidi overrides) escaped (`\n`,
   /// `\u{1B}`) and cut to
   /// `Limits.maxQuotedCharacters` characters, then "…(N characters)".
-  public static func clean(_ text: String) -> String {
+  public static func clean(_ text: String, limit: Int = Limits.maxQuotedCharacters) -> String {
     var result = ""
     var count = 0
     for scalar in text.unicodeScalars {
-      if count == Limits.maxQuotedCharacters {
+      if count == limit {
         return result + "…(\(text.unicodeScalars.count) characters)"
       }
       count += 1

@@ -56,11 +56,15 @@ import VitIR
     #expect(message(Array("P6\n1 1\n0\n".utf8) + [0, 0, 0])?.contains("maximum value 0: only 8-bit") == true)
   }
 
+  /// Paths are escaped, and cut only past 4096 characters (a real path stays whole).
   @Test func pathsInMessagesAreCleaned() {
     let path = "a\u{1B}[31m" + String(repeating: "x", count: 300)
     let text = (#expect(throws: InputError.self) { try PPM.decode([1, 2], path: path) })?.description ?? ""
     #expect(text.hasPrefix("a\\u{1B}[31mxxx"))
-    #expect(text.contains("…(306 characters): error: not a PPM image"))
+    #expect(text.hasSuffix("x: error: not a PPM image (expected the magic number P6 or P3)"))
+    let endless = String(repeating: "d/", count: 3000)
+    let cut = (#expect(throws: InputError.self) { try PPM.decode([1, 2], path: endless) })?.description ?? ""
+    #expect(cut.hasSuffix("d/…(6000 characters): error: not a PPM image (expected the magic number P6 or P3)"))
     #expect(!text.contains("\u{1B}"))
   }
 }
@@ -163,6 +167,10 @@ import VitIR
     #expect((text?.count ?? .max) < 400)
     let op = parseError(header + "  return zz\u{7F}zz(x)\n}\n")
     #expect(op == "t.graph:2:12: error: unexpected character '\\u{7F}'")
+    // A type of 100,000 dims (one element) is within the size bound; its message is cut.
+    let rank = parseError("graph g(x: f32[" + String(repeating: "1,", count: 100_000) + "1]) -> f32[4] {\n  return x\n}\n")
+    #expect(rank?.hasPrefix("t.graph:2:3: error: the graph returns f32[1,1,1,") == true)
+    #expect((rank?.count ?? .max) < 600)
     let weird = parseError("graph g(x: f32[4]) -> f32[4] {\n  return \u{202E}x\n}\n")
     #expect(weird == "t.graph:2:10: error: unexpected character '\\u{202E}'")
   }
