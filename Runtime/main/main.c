@@ -23,11 +23,13 @@
 #include <string.h>
 #include <time.h>
 
+#ifndef VIT_FUZZ_PPM /* Fuzz/ppm_c.c compiles the image reader alone (docs/reliability.md) */
 #ifndef VIT_MODEL_HEADER
 #error "main.c is the shared driver body: compile the model's <stem>_main.c, which includes it"
 #endif
 #include VIT_MODEL_HEADER
 #include "vit_runtime.h"
+#endif
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h> /* isatty, for --eval's progress line */
@@ -114,13 +116,20 @@ static void load_weights(const char *path) {
 #endif
 /* ---- PPM ---------------------------------------------------------------------------------- */
 
+/* The limits Sources/VitFrontend/Image.swift checks too (docs/reliability.md), before anything
+   is allocated: at most 2^26 pixels, the longer side at most 16 times the shorter (so the resize
+   of the shorter side to the model's size stays bounded). */
+#define VIT_PPM_MAX_PIXELS (1LL << 26)
+#define VIT_PPM_MAX_ASPECT 16LL
+
 struct image {
   int width, height;
   unsigned char *rgb; /* [height][width][3] */
 };
 
-/* Reads one header field (a decimal number), skipping white space and # comments. */
-static int ppm_field(const char *path, const unsigned char *data, size_t size, size_t *at, const char *what) {
+/* Reads one header field (a decimal number, at most 10^6), skipping white space and # comments;
+   -1 with `message` set when there is none. */
+static long long ppm_field(const unsigned char *data, size_t size, size_t *at, const char *what, char *message, size_t length) {
   for (;;) {
     while (*at < size && (data[*at] == ' ' || data[*at] == '\t' || data[*at] == '\n' || data[*at] == '\r')) (*at)++;
     if (*at < size && data[*at] == '#') {
@@ -130,52 +139,99 @@ static int ppm_field(const char *path, const unsigned char *data, size_t size, s
     break;
   }
   if (*at >= size || data[*at] < '0' || data[*at] > '9') {
-    char message[96];
-    snprintf(message, sizeof message, "bad PPM header: expected the %s", what);
-    fail(path, message);
+    snprintf(message, length, "bad PPM header: expected the %s", what);
+    return -1;
   }
-  long value = 0;
+  long long value = 0;
   while (*at < size && data[*at] >= '0' && data[*at] <= '9') {
     value = value * 10 + (data[*at] - '0');
-    if (value > 1000000) fail(path, "bad PPM header: number too large");
+    if (value > 1000000) {
+      snprintf(message, length, "bad PPM header: the %s is too large", what);
+      return -1;
+    }
     (*at)++;
   }
-  return (int)value;
+  return value;
+}
+
+/* Decodes a P6 or P3 image of `size` bytes into `image` (its pixels malloc'ed); NULL, or the
+   reason it is refused (in `message`, nothing allocated). Messages are those of Image.swift. */
+static const char *ppm_decode(const unsigned char *data, size_t size, struct image *image, char *message, size_t length) {
+  image->rgb = NULL;
+  if (size < 2 || data[0] != 'P' || (data[1] != '6' && data[1] != '3')) return "not a PPM image (expected the magic number P6 or P3)";
+  int binary = data[1] == '6';
+  size_t at = 2;
+  long long width = ppm_field(data, size, &at, "width", message, length);
+  if (width < 0) return message;
+  long long height = ppm_field(data, size, &at, "height", message, length);
+  if (height < 0) return message;
+  long long maxval = ppm_field(data, size, &at, "maximum value", message, length);
+  if (maxval < 0) return message;
+  if (width == 0 || height == 0) return "bad PPM header: zero width or height";
+  if (maxval < 1 || maxval > 255) {
+    snprintf(message, length, "maximum value %lld%s: only 8-bit PPM is supported (maximum value 1 to 255)", maxval,
+             maxval > 255 && maxval <= 65535 ? " (a 16-bit PPM)" : "");
+    return message;
+  }
+  if (width * height > VIT_PPM_MAX_PIXELS) { /* each at most 10^6: no overflow in a long long */
+    snprintf(message, length, "image of %lldx%lld pixels is too large: vitc reads at most %lld pixels", width, height, (long long)VIT_PPM_MAX_PIXELS);
+    return message;
+  }
+  if ((width > height ? width : height) > VIT_PPM_MAX_ASPECT * (width < height ? width : height)) {
+    snprintf(message, length, "image of %lldx%lld pixels is too elongated: the longer side may be at most %lld times the shorter", width,
+             height, (long long)VIT_PPM_MAX_ASPECT);
+    return message;
+  }
+  size_t count = (size_t)width * (size_t)height * 3;
+  size_t available = size > at ? size - at : 0;
+  if (binary) {
+    at++; /* exactly one white-space character ends the header */
+    available = size > at ? size - at : 0;
+    if (available < count) {
+      snprintf(message, length, "truncated PPM: expected %zu bytes of pixels, found %zu", count, available);
+      return message;
+    }
+  } else if (available < 2 * count - 1) { /* a P3 sample takes a digit and a separator, the last one */
+    snprintf(message, length, "truncated PPM: expected %zu bytes of pixels, found %zu", count, (available + 1) / 2);
+    return message;
+  }
+  unsigned char *rgb = malloc(count);
+  if (!rgb) return "out of memory";
+  for (size_t i = 0; i < count; i++) {
+    long long v;
+    if (binary) {
+      v = data[at + i];
+    } else {
+      v = ppm_field(data, size, &at, "sample", message, length);
+      if (v < 0) {
+        snprintf(message, length, "PPM sample %zu: missing or not a number (truncated P3 data?)", i);
+        free(rgb);
+        return message;
+      }
+    }
+    if (v > maxval) {
+      snprintf(message, length, "PPM sample %zu: %lld is above the maximum %lld", i, v, maxval);
+      free(rgb);
+      return message;
+    }
+    rgb[i] = (unsigned char)v;
+  }
+  if (maxval != 255)
+    for (size_t i = 0; i < count; i++) rgb[i] = (unsigned char)((rgb[i] * 255 + maxval / 2) / maxval);
+  image->width = (int)width;
+  image->height = (int)height;
+  image->rgb = rgb;
+  return NULL;
 }
 
 static struct image read_ppm(const char *path) {
   size_t size;
   unsigned char *data = read_file(path, &size);
-  if (size < 2 || data[0] != 'P' || (data[1] != '6' && data[1] != '3')) fail(path, "not a PPM image (expected P6 or P3)");
-  int binary = data[1] == '6';
-  size_t at = 2;
   struct image image;
-  image.width = ppm_field(path, data, size, &at, "width");
-  image.height = ppm_field(path, data, size, &at, "height");
-  int maxval = ppm_field(path, data, size, &at, "maximum value");
-  if (image.width <= 0 || image.height <= 0) fail(path, "bad PPM header: zero width or height");
-  if (maxval < 1 || maxval > 255) fail(path, "only 8-bit PPM is supported (maximum value 1 to 255)");
-  size_t count = (size_t)image.width * image.height * 3;
-  image.rgb = malloc(count);
-  if (!image.rgb) fail(path, "out of memory");
-  if (binary) {
-    at++; /* exactly one white-space character ends the header */
-    if (size < at || size - at < count) {
-      char message[128];
-      snprintf(message, sizeof message, "truncated PPM: expected %zu bytes of pixels, found %zu", count, size < at ? 0 : size - at);
-      fail(path, message);
-    }
-    for (size_t i = 0; i < count; i++) image.rgb[i] = data[at + i];
-  } else {
-    for (size_t i = 0; i < count; i++) {
-      int v = ppm_field(path, data, size, &at, "next sample (truncated P3 data?)");
-      if (v > maxval) fail(path, "PPM sample above the maximum value");
-      image.rgb[i] = (unsigned char)v;
-    }
-  }
-  if (maxval != 255)
-    for (size_t i = 0; i < count; i++) image.rgb[i] = (unsigned char)((image.rgb[i] * 255 + maxval / 2) / maxval);
+  char message[256];
+  const char *error = ppm_decode(data, size, &image, message, sizeof message);
   free(data);
+  if (error) fail(path, error);
   return image;
 }
 
@@ -317,6 +373,7 @@ static void preprocess(struct image image, int crop, float *out) {
   free(resized.rgb);
 }
 
+#ifndef VIT_FUZZ_PPM
 /* ---- the kept-token map (docs/kept-map.md; Sources/VitFrontend/KeptMap.swift is the same) --- */
 
 #define KEPT_MAP_GAP 4 /* white pixels between two panels */
@@ -684,6 +741,7 @@ int main(int argc, char **argv) {
     if (size != sizeof input) {
       char message[128];
       snprintf(message, sizeof message, "expected %zu bytes (float32 [%d]), found %zu", sizeof input, VIT_MODEL_INPUT_FLOATS, size);
+      free(data);
       fail(input_path, message);
     }
     for (int i = 0; i < VIT_MODEL_INPUT_FLOATS; i++) {
@@ -760,3 +818,4 @@ int main(int argc, char **argv) {
   }
   return 0;
 }
+#endif /* VIT_FUZZ_PPM */

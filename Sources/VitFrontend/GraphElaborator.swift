@@ -55,6 +55,14 @@ struct GraphElaborator {
     for input in syntax.inputs {
       scope[input.name] = graph.addInput(name: input.name, type: input.type, location: input.location)
     }
+    if let image = syntax.inputs.first, image.type.rank == 3, let side = image.type.dims.last?.bound {
+      let resize = graph.imageTransform.resizeSize(crop: side)
+      guard resize <= Limits.maxResizeSide else {
+        throw .badPreprocess(
+          "an image for input '\(MessageText.clean(image.name))' is resized to \(resize) pixels on its shorter side (floor(\(side) / crop_pct \(formatReal(graph.imageTransform.cropFraction)))); vitc allows at most \(Limits.maxResizeSide)",
+          at: image.location)
+      }
+    }
     guard case .output(_, _)? = syntax.body.last else {
       if let misplaced = syntax.body.first(where: { if case .output = $0 { true } else { false } }),
         case .output(_, let at) = misplaced
@@ -63,6 +71,7 @@ struct GraphElaborator {
       }
       throw .missingReturn(at: syntax.end)
     }
+    try checkUnrolledSize()
     for (index, statement) in syntax.body.enumerated() {
       if case .output(let expression, let at) = statement {
         guard index == syntax.body.count - 1 else { throw .returnNotLast(at: at) }
@@ -76,6 +85,26 @@ struct GraphElaborator {
       }
     }
     return graph
+  }
+
+  /// Refuses, before expanding anything, a graph whose `block` loops unroll to more than
+  /// `Limits.maxUnrolledStatements` statements (elaboration is linear in that number).
+  private func checkUnrolledSize() throws(GraphError) {
+    var total = 0
+    for statement in syntax.body {
+      var count = 1
+      if case .block(_, let range, let body, let at) = statement {
+        let (product, overflow) = range.count.multipliedReportingOverflow(by: max(body.count, 1))
+        guard !overflow, product <= Limits.maxUnrolledStatements else {
+          throw .tooManyStatements(overflow ? nil : product, at: at)
+        }
+        count = product
+      }
+      total += count
+      if total > Limits.maxUnrolledStatements {
+        throw .tooManyStatements(total, at: statement.location)
+      }
+    }
   }
 
   private mutating func run(_ statement: Statement) throws(GraphError) {

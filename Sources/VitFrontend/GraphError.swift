@@ -31,41 +31,49 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
   /// A `preprocess` statement with a bad setting (`what` says which and why), or one that is
   /// not the first statement of the graph's body.
   case badPreprocess(String, at: SourceLocation)
+  /// An expression nested deeper than `Limits.maxExpressionDepth`.
+  case tooDeep(at: SourceLocation)
+  /// `block` loops that unroll to more than `Limits.maxUnrolledStatements` statements.
+  case tooManyStatements(Int?, at: SourceLocation)
   /// A shape, operand or attribute error found while building the IR.
   case ir(IRError)
 
   public var description: String {
     switch self {
     case .unreadable(let path, let reason):
-      "\(path): error: cannot read the graph: \(reason)"
+      "\(MessageText.path(path)): error: cannot read the graph: \(reason)"
     case .unexpectedCharacter(let character, let at):
-      "\(at): error: unexpected character '\(character)'"
+      "\(MessageText.path(at.description)): error: unexpected character '\(MessageText.clean(String(character)))'"
     case .expected(let what, let found, let at):
-      "\(at): error: expected \(what), found \(found)"
+      "\(MessageText.path(at.description)): error: expected \(what), found \(found)"
     case .unknownOp(let name, let suggestion, let at):
-      "\(at): error: unknown op '\(name)'"
+      "\(MessageText.path(at.description)): error: unknown op '\(MessageText.clean(name))'"
         + (suggestion.map { "; did you mean '\($0)'?" } ?? "")
         + " (ops: \(OpKind.allCases.map(\.rawValue).joined(separator: ", ")))"
     case .undefinedValue(let name, let at):
-      "\(at): error: '\(name)' is used before it is assigned"
+      "\(MessageText.path(at.description)): error: '\(MessageText.clean(name))' is used before it is assigned"
     case .undefinedParameter(let name, let at):
-      "\(at): error: parameter '@\(name)' is not declared (add 'param @\(name): f32[...]')"
+      "\(MessageText.path(at.description)): error: parameter '@\(MessageText.clean(name))' is not declared (add 'param @\(MessageText.clean(name)): f32[...]')"
     case .unknownLoopVariable(let variable, let name, let at):
-      "\(at): error: '{\(variable)}' in '@\(name)' names no enclosing block variable"
+      "\(MessageText.path(at.description)): error: '{\(MessageText.clean(variable))}' in '@\(MessageText.clean(name))' names no enclosing block variable"
     case .badBlockRange(let lower, let upper, let at):
-      "\(at): error: block range \(lower)..<\(upper) is empty or negative"
+      "\(MessageText.path(at.description)): error: block range \(lower)..<\(upper) is empty or negative"
     case .nestedBlock(let at):
-      "\(at): error: a block cannot contain another block"
+      "\(MessageText.path(at.description)): error: a block cannot contain another block"
     case .duplicateAttribute(let name, let at):
-      "\(at): error: attribute '\(name)' is given twice"
+      "\(MessageText.path(at.description)): error: attribute '\(MessageText.clean(name))' is given twice"
     case .multipleTargets(let count, let at):
-      "\(at): error: \(count) names are assigned, but only a call of 'split_heads' yields several values"
+      "\(MessageText.path(at.description)): error: \(count) names are assigned, but only a call of 'split_heads' yields several values"
     case .missingReturn(let at):
-      "\(at): error: the graph has no 'return' statement"
+      "\(MessageText.path(at.description)): error: the graph has no 'return' statement"
     case .returnNotLast(let at):
-      "\(at): error: 'return' must be the last statement of the graph"
+      "\(MessageText.path(at.description)): error: 'return' must be the last statement of the graph"
     case .badPreprocess(let what, let at):
-      "\(at): error: \(what)"
+      "\(MessageText.path(at.description)): error: \(what)"
+    case .tooDeep(let at):
+      "\(MessageText.path(at.description)): error: expression nested more than \(Limits.maxExpressionDepth) deep (parentheses, calls, '+' and '*'); split it into statements"
+    case .tooManyStatements(let count, let at):
+      "\(MessageText.path(at.description)): error: the graph unrolls to \(count.map { "\($0)" } ?? "more than \(Int.max)") statements; vitc allows at most \(Limits.maxUnrolledStatements)"
     case .ir(let error):
       error.description
     }

@@ -22,8 +22,8 @@ struct Token: Equatable {
   /// How the token is named in "found …" messages.
   var quoted: String {
     switch kind {
-    case .identifier(let name): "'\(name)'"
-    case .parameter(let name): "'@\(name)'"
+    case .identifier(let name): "'\(MessageText.clean(name))'"
+    case .parameter(let name): "'@\(MessageText.clean(name))'"
     case .integer(let value): "'\(value)'"
     case .real(let value): "'\(value)'"
     case .symbol(let symbol): "'\(symbol)'"
@@ -111,7 +111,7 @@ struct GraphLexer {
       }
       if text.isEmpty {
         throw .expected(
-          "a parameter name after '@'", found: current.map { "'\($0)'" } ?? "end of file",
+          "a parameter name after '@'", found: current.map { "'\(MessageText.clean(String($0)))'" } ?? "end of file",
           at: start)
       }
       return Token(kind: .parameter(text), location: start)
@@ -167,11 +167,14 @@ struct GraphLexer {
       }
     }
     if let d = current, Self.isIdentifierStart(d) {
-      throw .expected("a number", found: "'\(text)\(Character(d))'", at: start)
+      throw .expected("a number", found: "'\(MessageText.clean(text + String(Character(d))))'", at: start)
     }
-    if isReal, let value = Double(text) { return Token(kind: .real(value), location: start) }
+    if isReal, let value = Double(text) {
+      guard value.isFinite else { throw .expected("a finite number", found: "'\(text)'", at: start) }
+      return Token(kind: .real(value), location: start)
+    }
     guard let value = Int(text) else {
-      throw .expected("a number that fits in 64 bits", found: "'\(text)'", at: start)
+      throw .expected("a number that fits in 64 bits", found: "'\(MessageText.clean(text))'", at: start)
     }
     return Token(kind: .integer(value), location: start)
   }

@@ -56,7 +56,7 @@ struct GraphParser {
     repeat {
       if !inputs.isEmpty { advance() }
       let (inputName, location) = try identifier("an input name")
-      try expectSymbol(":", "after the input name '\(inputName)'")
+      try expectSymbol(":", "after the input name '\(MessageText.clean(inputName))'")
       inputs.append(.init(name: inputName, type: try type(), location: location))
     } while isSymbol(",")
     try expectSymbol(")", "after the graph's inputs")
@@ -83,7 +83,7 @@ struct GraphParser {
       if !seen.isEmpty { advance() }
       let (setting, at) = try identifier("a preprocessing setting (mean, std or crop_pct)")
       guard ["mean", "std", "crop_pct"].contains(setting) else {
-        throw .badPreprocess("unknown preprocessing setting '\(setting)' (settings: mean, std, crop_pct)", at: at)
+        throw .badPreprocess("unknown preprocessing setting '\(MessageText.clean(setting))' (settings: mean, std, crop_pct)", at: at)
       }
       guard seen.insert(setting).inserted else { throw .duplicateAttribute(setting, at: at) }
       try expectSymbol("=", "after '\(setting)'")
@@ -101,16 +101,21 @@ struct GraphParser {
       }
       switch setting {
       case "crop_pct":
-        guard values.count == 1, values[0] > 0, values[0] <= 1 else {
-          throw .badPreprocess("crop_pct must be one number in (0, 1], found \(values.map(formatReal))", at: valueAt)
+        guard values.count == 1, values[0] >= Limits.minCropFraction, values[0] <= 1 else {
+          throw .badPreprocess(
+            "crop_pct must be one number in [\(formatReal(Limits.minCropFraction)), 1] (the resize is then at most \(Int(1 / Limits.minCropFraction))× the crop), found \(values.map(formatReal))",
+            at: valueAt)
         }
         transform.cropFraction = values[0]
       default:
         guard values.count == 1 || values.count == 3 else {
           throw .badPreprocess("\(setting) takes one number or three (R, G, B), found \(values.count)", at: valueAt)
         }
-        if setting == "std", let bad = values.first(where: { !($0 > 0) }) {
-          throw .badPreprocess("std must be positive, found \(formatReal(bad))", at: valueAt)
+        if setting == "std", let bad = values.first(where: { !(Float($0) > 0) || !Float($0).isFinite }) {
+          throw .badPreprocess("std must be positive and finite as float32, found \(formatReal(bad))", at: valueAt)
+        }
+        if setting == "mean", let bad = values.first(where: { !Float($0).isFinite }) {
+          throw .badPreprocess("mean must be finite as float32, found \(formatReal(bad))", at: valueAt)
         }
         let channels = values.count == 1 ? Array(repeating: values[0], count: 3) : values
         if setting == "mean" { transform.mean = channels } else { transform.std = channels }
@@ -147,7 +152,7 @@ struct GraphParser {
     guard let dtype = DType(rawValue: name) else {
       throw .expected(
         "an element type (\(DType.allCases.map(\.rawValue).joined(separator: ", ")))",
-        found: "'\(name)'", at: location)
+        found: "'\(MessageText.clean(name))'", at: location)
     }
     try expectSymbol("[", "after the element type")
     var dims: [Dim] = []
@@ -159,8 +164,8 @@ struct GraphParser {
         advance()
       case .identifier(let symbol):
         advance()
-        try expectSymbol("<=", "and a bound after the dynamic dimension '\(symbol)'")
-        let bound = try integer("the bound of '\(symbol)'")
+        try expectSymbol("<=", "and a bound after the dynamic dimension '\(MessageText.clean(symbol))'")
+        let bound = try integer("the bound of '\(MessageText.clean(symbol))'")
         guard bound > 0 else {
           throw .expected("a positive bound", found: "'\(bound)'", at: current.location)
         }
@@ -170,7 +175,13 @@ struct GraphParser {
       }
     } while isSymbol(",")
     try expectSymbol("]", "after the dimensions")
-    return TensorType(dims, dtype: dtype)
+    let type = TensorType(dims, dtype: dtype)
+    do {
+      try ShapeInference.checkSize(type, what: "the type \(type)", at: location)
+    } catch {
+      throw .ir(error)
+    }
+    return type
   }
 
   private mutating func statements(insideBlock: Bool) throws(GraphError) -> [Statement] {
@@ -203,6 +214,9 @@ struct GraphParser {
       var variable: String? = nil
       let range: Range<Int>
       if case .integer(let index) = current.kind {
+        guard index < Limits.maxUnrolledStatements else {
+          throw .badBlockRange(lower: index, upper: index, at: start)
+        }
         advance()
         range = index..<(index + 1)
       } else {
@@ -240,26 +254,46 @@ struct GraphParser {
       }
       targets.append(Target(name: name, type: declared, location: location))
     } while isSymbol(",")
-    try expectSymbol("=", "after '\(targets.map(\.name).joined(separator: ", "))'")
+    try expectSymbol("=", "after '\(MessageText.clean(targets.map(\.name).joined(separator: ", ")))'")
     return .assign(targets, try expression())
   }
 
+  /// How many expressions the parser is inside (it recurses once per parenthesis or call).
+  private var nesting = 0
+
+  /// `Limits.maxExpressionDepth` bounds both the parser's recursion and the height of the
+  /// tree it builds (which the elaborator walks recursively), so neither overflows the stack.
+  private func checkHeight(_ height: Int, _ at: SourceLocation) throws(GraphError) {
+    if height > Limits.maxExpressionDepth { throw .tooDeep(at: at) }
+  }
+
   /// expression := term ('+' term)*
-  mutating func expression() throws(GraphError) -> Expression {
-    var left = try term()
+  mutating func expression() throws(GraphError) -> Expression { try expressionWithHeight().0 }
+
+  /// The expression and the height of its tree (`a + b + c` is left-deep: each `+` adds one).
+  private mutating func expressionWithHeight() throws(GraphError) -> (Expression, Int) {
+    nesting += 1
+    defer { nesting -= 1 }
+    try checkHeight(nesting, current.location)
+    var (left, height) = try term()
     while isSymbol("+") {
       let at = current.location
       advance()
-      left = .add(left, try term(), at: at)
+      let (right, rightHeight) = try term()
+      height = max(height, rightHeight) + 1
+      try checkHeight(height, at)
+      left = .add(left, right, at: at)
     }
-    return left
+    return (left, height)
   }
 
   /// term := primary ('*' NUMBER)*
-  private mutating func term() throws(GraphError) -> Expression {
-    var left = try primary()
+  private mutating func term() throws(GraphError) -> (Expression, Int) {
+    var (left, height) = try primary()
     while isSymbol("*") {
       let at = current.location
+      height += 1
+      try checkHeight(height, at)
       advance()
       let factor: Double
       switch current.kind {
@@ -271,31 +305,33 @@ struct GraphParser {
       advance()
       left = .scale(left, factor, at: at)
     }
-    return left
+    return (left, height)
   }
 
   /// primary := NAME | @PARAM | NAME '(' arguments ')' | '(' expression ')'
-  private mutating func primary() throws(GraphError) -> Expression {
+  private mutating func primary() throws(GraphError) -> (Expression, Int) {
     let at = current.location
     switch current.kind {
     case .parameter(let name):
       advance()
-      return .parameter(name, at: at)
+      return (.parameter(name, at: at), 1)
     case .identifier(let name):
       advance()
-      guard isSymbol("(") else { return .value(name, at: at) }
+      guard isSymbol("(") else { return (.value(name, at: at), 1) }
       advance()
+      var height = 1
       var operands: [Expression] = []
       var attributes: [AttributeSyntax] = []
+      var attributeNames: Set<String> = []
       while !isSymbol(")") {
         if !operands.isEmpty || !attributes.isEmpty {
-          try expectSymbol(",", "or ')' between the arguments of '\(name)'")
+          try expectSymbol(",", "or ')' between the arguments of '\(MessageText.clean(name))'")
         }
         if case .identifier(let attribute) = current.kind, tokens[position + 1].kind == .symbol("=") {
           let attributeAt = current.location
           advance()
           advance()
-          if attributes.contains(where: { $0.name == attribute }) {
+          if !attributeNames.insert(attribute).inserted {
             throw .duplicateAttribute(attribute, at: attributeAt)
           }
           attributes.append(AttributeSyntax(name: attribute, value: try attributeValue(), location: attributeAt))
@@ -303,14 +339,17 @@ struct GraphParser {
           if !attributes.isEmpty {
             throw .expected("an attribute 'name=value' (operands come first)", found: current.quoted, at: current.location)
           }
-          operands.append(try expression())
+          let (operand, operandHeight) = try expressionWithHeight()
+          height = max(height, operandHeight + 1)
+          try checkHeight(height, at)
+          operands.append(operand)
         }
       }
       advance()
-      return .call(name, operands: operands, attributes: attributes, at: at)
+      return (.call(name, operands: operands, attributes: attributes, at: at), height)
     case .symbol("("):
       advance()
-      let inner = try expression()
+      let inner = try expressionWithHeight()
       try expectSymbol(")", "to close the parenthesis")
       return inner
     default:

@@ -61,4 +61,13 @@ enum Statement {
   case block(variable: String?, range: Range<Int>, body: [Statement], at: SourceLocation)
   /// `return expression`
   case output(Expression, at: SourceLocation)
+
+  /// Where the statement starts, for messages about it as a whole.
+  var location: SourceLocation {
+    switch self {
+    case .parameters(let names, _): names.first?.location ?? SourceLocation(file: "", line: 0, column: 0)
+    case .assign(let targets, _): targets.first?.location ?? SourceLocation(file: "", line: 0, column: 0)
+    case .block(_, _, _, let at), .output(_, let at): at
+    }
+  }
 }

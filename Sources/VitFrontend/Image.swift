@@ -33,13 +33,29 @@ public enum PPM {
     let maxval = try field(bytes, &at, path, "maximum value")
     guard width > 0, height > 0 else { throw .badPPMHeader(path: path, reason: "zero width or height") }
     guard maxval >= 1, maxval <= 255 else { throw .unsupportedPPMDepth(path: path, maxval: maxval) }
+    // Every size is checked before anything is allocated (each field is at most 10^6).
+    try checkDimensions(width: width, height: height, path: path)
     let count = width * height * 3
-    var pixels = [UInt8](repeating: 0, count: count)
     if binary {
       at += 1  // exactly one white-space character ends the header
       let available = max(0, bytes.count - at)
       guard available >= count else { throw .truncatedPPM(path: path, expected: count, found: available) }
-      for i in 0..<count { pixels[i] = bytes[at + i] }
+    } else {
+      // A P3 sample takes at least two bytes (a digit and a separator), the last one.
+      let available = max(0, bytes.count - at)
+      guard available >= 2 * count - 1 else {
+        throw .truncatedPPM(path: path, expected: count, found: (available + 1) / 2)
+      }
+    }
+    var pixels = [UInt8](repeating: 0, count: count)
+    if binary {
+      for i in 0..<count {
+        let value = bytes[at + i]
+        guard Int(value) <= maxval else {
+          throw .badPPMSample(path: path, index: i, reason: "\(value) is above the maximum \(maxval)")
+        }
+        pixels[i] = value
+      }
     } else {
       for i in 0..<count {
         let value: Int
@@ -56,6 +72,20 @@ public enum PPM {
       for i in 0..<count { pixels[i] = UInt8((Int(pixels[i]) * 255 + maxval / 2) / maxval) }
     }
     return RGBImage(width: width, height: height, pixels: pixels)
+  }
+
+  /// The limits every image reader shares (Runtime/main/main.c checks the same): at most
+  /// `Limits.maxImagePixels` pixels, and the longer side at most `Limits.maxImageAspect` times
+  /// the shorter, so that resizing the shorter side to the model's size stays bounded.
+  public static func checkDimensions(width: Int, height: Int, path: String) throws(InputError) {
+    guard width.multipliedReportingOverflow(by: height).partialValue <= Limits.maxImagePixels,
+      width <= Limits.maxImagePixels, height <= Limits.maxImagePixels
+    else {
+      throw .imageTooLarge(path: path, width: width, height: height)
+    }
+    guard max(width, height) <= Limits.maxImageAspect * min(width, height) else {
+      throw .imageAspect(path: path, width: width, height: height)
+    }
   }
 
   /// A decimal header field after white space and `#` comments.

@@ -1,4 +1,3 @@
-import Foundation
 import VitIR
 
 /// A safetensors file (the format timm and Hugging Face publish weights in): an 8-byte
@@ -41,68 +40,116 @@ public struct SafetensorsFile: Sendable {
     var length: UInt64 = 0
     for i in 0..<8 { length |= UInt64(bytes[i]) << (8 * UInt64(i)) }
     guard length <= UInt64(bytes.count - 8) else {
+      // A text file (JSON, a git-lfs pointer, HTML) starts with printable bytes, which make an
+      // absurd length: say what the file is rather than that it is short.
+      if bytes[0..<8].allSatisfy({ (0x20..<0x7f).contains($0) || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
+        throw .safetensorsHeader(
+          path: path,
+          reason: "the file starts with text ('\(clean(String(decoding: bytes[0..<8], as: UTF8.self)))'), not the 8-byte little-endian header length (not a safetensors file?)")
+      }
       throw .safetensorsHeaderLength(path: path, length: length, fileSize: bytes.count)
     }
     let dataStart = 8 + Int(length)
-    let json: Any
+    let dataSize = bytes.count - dataStart
+    let json: JSONValue
     do {
-      json = try JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart]))
+      json = try StrictJSON.parse(bytes[8..<dataStart])
     } catch {
-      throw .safetensorsHeader(path: path, reason: "the header is not valid JSON")
+      if error.reason.hasPrefix("duplicate key"), let name = Self.duplicateTopLevelKey(bytes[8..<dataStart]) {
+        throw .safetensorsDuplicate(path: path, tensor: name)
+      }
+      throw .safetensorsHeader(path: path, reason: "the header is not valid JSON: \(error.reason) at byte \(8 + error.offset)")
     }
-    guard let object = json as? [String: Any] else {
+    guard case .object(let members) = json else {
       throw .safetensorsHeader(path: path, reason: "the header is not a JSON object")
     }
     var entries: [String: Entry] = [:]
-    for (name, value) in object where name != "__metadata__" {
-      guard let fields = value as? [String: Any] else {
-        throw .safetensorsHeader(path: path, reason: "entry '\(name)' is not an object")
+    for (name, value) in members where name != "__metadata__" {
+      let quoted = clean(name)
+      guard case .object(let fields) = value else {
+        throw .safetensorsHeader(path: path, reason: "entry '\(quoted)' is not an object")
       }
-      guard let dtype = fields["dtype"] as? String else {
-        throw .safetensorsHeader(path: path, reason: "entry '\(name)' has no string 'dtype'")
+      func field(_ key: String) -> JSONValue? { fields.first(where: { $0.key == key })?.value }
+      guard case .string(let dtype)? = field("dtype") else {
+        throw .safetensorsHeader(path: path, reason: "entry '\(quoted)' has no string 'dtype'")
       }
-      guard let shape = Self.integers(fields["shape"]), shape.allSatisfy({ $0 >= 0 }) else {
-        throw .safetensorsHeader(path: path, reason: "entry '\(name)' has no list of sizes 'shape'")
+      guard let shape = Self.integers(field("shape")), shape.allSatisfy({ $0 >= 0 }) else {
+        throw .safetensorsHeader(path: path, reason: "entry '\(quoted)' has no list of sizes 'shape'")
       }
-      guard let offsets = Self.integers(fields["data_offsets"]), offsets.count == 2 else {
-        throw .safetensorsHeader(path: path, reason: "entry '\(name)' has no 'data_offsets' [begin, end]")
+      guard let offsets = Self.integers(field("data_offsets")), offsets.count == 2 else {
+        throw .safetensorsHeader(path: path, reason: "entry '\(quoted)' has no 'data_offsets' [begin, end]")
       }
       let (begin, end) = (offsets[0], offsets[1])
-      guard begin >= 0, begin <= end, end <= bytes.count - dataStart else {
+      guard begin >= 0, begin <= end, end <= dataSize else {
         throw .safetensorsOffsets(
           path: path, tensor: name,
-          reason: "data_offsets [\(begin), \(end)] lie outside the \(bytes.count - dataStart)-byte data section (truncated file?)")
+          reason: "data_offsets [\(begin), \(end)] lie outside the \(dataSize)-byte data section (truncated file?)")
       }
       if let size = Self.elementSizes[dtype] {
-        let (elements, overflow) = shape.reduce((1, false)) { partial, dim in
-          let product = partial.0.multipliedReportingOverflow(by: dim)
-          return (product.partialValue, partial.1 || product.overflow)
-        }
-        guard !overflow, elements * size == end - begin else {
+        let elements = ShapeInference.elementCount(shape)
+        guard let elements, elements.multipliedReportingOverflow(by: size).partialValue == end - begin,
+          elements <= Int.max / 8
+        else {
           throw .safetensorsOffsets(
             path: path, tensor: name,
-            reason: "\(end - begin) bytes do not hold \(dtype) \(formatShapeText(shape)) (\(elements) × \(size) bytes)")
+            reason: "\(end - begin) bytes do not hold \(clean(dtype)) \(formatShapeText(shape)) (\(elements.map(String.init) ?? "too many") × \(size) bytes)")
         }
       }
       entries[name] = Entry(name: name, dtype: dtype, shape: shape, byteRange: (dataStart + begin)..<(dataStart + end))
     }
+    try Self.checkLayout(entries.values, dataStart: dataStart, dataSize: dataSize, path: path)
     self.entries = entries
   }
 
-  private static func integers(_ value: Any?) -> [Int]? {
-    guard let list = value as? [Any] else { return nil }
+  /// The first name given twice at the top level of a header (for the message; the strict parser
+  /// found a duplicate key somewhere).
+  private static func duplicateTopLevelKey(_ header: ArraySlice<UInt8>) -> String? {
+    guard let json = try? StrictJSON.parse(header, allowDuplicates: true), case .object(let members) = json else {
+      return nil
+    }
+    var seen: Set<String> = []
+    return members.first(where: { !seen.insert($0.key).inserted })?.key
+  }
+
+  /// As the format requires (and Hugging Face's reader checks): tensors do not overlap and
+  /// together cover the data section, with no byte before, between or after them.
+  private static func checkLayout(
+    _ entries: some Collection<Entry>, dataStart: Int, dataSize: Int, path: String
+  ) throws(InputError) {
+    let sorted = entries.sorted { ($0.byteRange.lowerBound, $0.byteRange.upperBound, $0.name) < ($1.byteRange.lowerBound, $1.byteRange.upperBound, $1.name) }
+    var covered = 0
+    var previous: Entry? = nil
+    for entry in sorted {
+      let begin = entry.byteRange.lowerBound - dataStart, end = entry.byteRange.upperBound - dataStart
+      if begin < covered, let previous {
+        throw .safetensorsLayout(
+          path: path,
+          reason: "tensors '\(clean(previous.name))' (bytes \(previous.byteRange.lowerBound - dataStart)..<\(covered)) and '\(clean(entry.name))' (bytes \(begin)..<\(end)) overlap")
+      }
+      if begin > covered {
+        throw .safetensorsLayout(path: path, reason: "bytes \(covered)..<\(begin) of the data section belong to no tensor")
+      }
+      covered = end
+      previous = entry
+    }
+    if covered < dataSize {
+      throw .safetensorsLayout(path: path, reason: "bytes \(covered)..<\(dataSize) of the data section belong to no tensor")
+    }
+  }
+
+  private static func integers(_ value: JSONValue?) -> [Int]? {
+    guard case .array(let list)? = value else { return nil }
     var result: [Int] = []
     for item in list {
-      guard let number = item as? NSNumber, number.doubleValue == Double(number.intValue) else {
-        return nil
-      }
-      result.append(number.intValue)
+      guard case .integer(let number) = item else { return nil }
+      result.append(number)
     }
     return result
   }
 
-  /// The tensor called `name` as float32, converted from F32, F16 or BF16.
-  public func tensor(_ name: String) throws(InputError) -> Tensor {
+  /// The tensor called `name` as float32, converted from F32, F16 or BF16. A NaN or infinite
+  /// value is an error naming the tensor and its first such index, unless `allowNonFinite`.
+  public func tensor(_ name: String, allowNonFinite: Bool = false) throws(InputError) -> Tensor {
     guard let entry = entries[name] else { throw .tensorNotFound(path: path, tensor: name) }
     let count = entry.shape.reduce(1, *)
     var scalars = [Float](repeating: 0, count: count)
@@ -125,6 +172,9 @@ public struct SafetensorsFile: Sendable {
       }
     default:
       throw .unsupportedDType(path: path, tensor: name, dtype: entry.dtype)
+    }
+    if !allowNonFinite, let index = scalars.firstIndex(where: { !$0.isFinite }) {
+      throw .nonFiniteWeight(path: path, tensor: name, index: index, value: scalars[index])
     }
     return Tensor(shape: entry.shape, scalars: scalars)
   }

@@ -13,9 +13,9 @@ public enum BindingError: Error, Equatable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .missing(let name, let file, let at):
-      "\(file): error: no tensor '\(name)', which \(Self.place(at)) declares"
+      "\(MessageText.path(file)): error: no tensor '\(MessageText.clean(name))', which \(Self.place(at)) declares"
     case .shape(let name, let file, let found, let declared, let at):
-      "\(file): error: tensor '\(name)' has shape \(formatShape(found)), but \(Self.place(at)) declares \(declared)"
+      "\(MessageText.path(file)): error: tensor '\(MessageText.clean(name))' has shape \(formatShape(found)), but \(Self.place(at)) declares \(declared)"
     case .input(let error):
       error.description
     }
@@ -30,7 +30,10 @@ public enum BindingError: Error, Equatable, CustomStringConvertible {
 /// every shape against the graph's declaration. Extra tensors in the file are ignored (a
 /// checkpoint may carry more than one graph uses).
 public enum WeightBinding {
-  public static func bind(_ graph: Graph, to file: SafetensorsFile) throws(BindingError) -> [String: Tensor] {
+  /// A NaN or infinite value in a bound tensor is an error unless `allowNonFinite`.
+  public static func bind(
+    _ graph: Graph, to file: SafetensorsFile, allowNonFinite: Bool = false
+  ) throws(BindingError) -> [String: Tensor] {
     var weights: [String: Tensor] = [:]
     for parameter in graph.parameters {
       let value = graph[parameter]
@@ -43,7 +46,7 @@ public enum WeightBinding {
           declaredAt: value.location)
       }
       do {
-        weights[value.name] = try file.tensor(value.name)
+        weights[value.name] = try file.tensor(value.name, allowNonFinite: allowNonFinite)
       } catch {
         throw .input(error)
       }

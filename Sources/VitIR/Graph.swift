@@ -83,6 +83,8 @@ public struct Graph: Sendable {
   public var imageTransform: ImageTransform = .deit
 
   private var usedValueNames: Set<String> = []
+  /// The suffix the next search for a base name starts from.
+  private var nextSuffix: [String: Int] = [:]
   private var parameterIndex: [String: ValueID] = [:]
 
   public init(name: String, outputType: TensorType) {
@@ -167,9 +169,14 @@ public struct Graph: Sendable {
     return ValueID(values.count - 1)
   }
 
+  /// Names are made unique by the first free suffix from where the last search for the same
+  /// base stopped, so that N values of one name cost O(N), not O(N²) (a `block` loop of many
+  /// iterations names the same values every time).
   private mutating func uniqueName(_ base: String) -> String {
     var name = base
-    var suffix = 0
+    var suffix = nextSuffix[base] ?? 0
+    if suffix > 0 { name = "\(base).\(suffix)" }
+    defer { nextSuffix[base] = suffix }
     while usedValueNames.contains(name) {
       suffix += 1
       name = "\(base).\(suffix)"

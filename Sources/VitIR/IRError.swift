@@ -30,6 +30,10 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
   case invalidGraph(String)
   /// A pruning schedule that does not fit the graph (no attention in a block it acts on, …).
   case scheduleMismatch(String)
+  /// A type whose element count overflows or whose bytes exceed `Limits.maxTensorBytes`.
+  case tensorTooLarge(String, at: SourceLocation?)
+  /// A real attribute that is not a finite float32 number.
+  case nonFiniteAttribute(OpKind, String, Double, at: SourceLocation?)
 
   public var description: String {
     switch self {
@@ -46,34 +50,99 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
     case .unknownAttribute(let kind, let name, let at):
       let known = kind.signature.attributes.map { "'\($0.name)'" }.joined(separator: ", ")
       return
-        "\(prefix(at))'\(kind.rawValue)' has no attribute '\(name)'"
+        "\(prefix(at))'\(kind.rawValue)' has no attribute '\(MessageText.clean(name))'"
         + (known.isEmpty ? " (it takes none)" : " (it takes \(known))")
     case .attributeKind(let kind, let name, let expected, let found, let at):
-      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' must be \(expected), found \(found)"
+      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' must be \(expected), found \(MessageText.clean(found.description))"
     case .attributeValue(let kind, let name, let found, let expected, let at):
-      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' is \(found), expected \(expected)"
+      return "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' is \(MessageText.clean(found.description)), expected \(MessageText.clean(expected))"
     case .operandType(let kind, let operand, let found, let expected, let at):
-      return "\(prefix(at))'\(kind.rawValue)' operand '\(operand)' has type \(found), expected \(expected)"
+      return "\(prefix(at))'\(kind.rawValue)' operand '\(operand)' has type \(MessageText.clean(found.description)), expected \(MessageText.clean(expected))"
     case .dynamicUnsupported(let kind, let operand, let found, let at):
       return
-        "\(prefix(at))'\(kind.rawValue)' does not support a run-time token count yet: operand '\(operand)' has type \(found)"
+        "\(prefix(at))'\(kind.rawValue)' does not support a run-time token count yet: operand '\(operand)' has type \(MessageText.clean(found.description))"
     case .duplicateParameter(let name, let previous, let at):
       let earlier = previous.map { " (first declared at \($0))" } ?? ""
-      return "\(prefix(at))parameter '@\(name)' is declared twice\(earlier)"
+      return "\(prefix(at))parameter '@\(MessageText.clean(name))' is declared twice\(earlier)"
     case .dynamicParameter(let name, let type, let at):
-      return "\(prefix(at))parameter '@\(name)' must have a static shape, found \(type)"
+      return "\(prefix(at))parameter '@\(MessageText.clean(name))' must have a static shape, found \(MessageText.clean(type.description))"
     case .annotation(let name, let declared, let inferred, let at):
-      return "\(prefix(at))'\(name)' is declared as \(declared) but its value has type \(inferred)"
+      return "\(prefix(at))'\(MessageText.clean(name))' is declared as \(MessageText.clean(declared.description)) but its value has type \(MessageText.clean(inferred.description))"
     case .outputType(let declared, let found, let at):
-      return "\(prefix(at))the graph returns \(found), but its signature declares \(declared)"
+      return "\(prefix(at))the graph returns \(MessageText.clean(found.description)), but its signature declares \(MessageText.clean(declared.description))"
     case .invalidGraph(let what):
       return "error: invalid IR (a vitc bug): \(what)"
     case .scheduleMismatch(let what):
       return "error: \(what)"
+    case .tensorTooLarge(let what, let at):
+      return
+        "\(prefix(at))\(MessageText.clean(what)) is too large: vitc allows at most \(Limits.maxTensorBytes) bytes (\(Limits.maxTensorBytes >> 30) GiB) per tensor"
+    case .nonFiniteAttribute(let kind, let name, let value, let at):
+      return
+        "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' is \(value), which is not a finite float32 number"
     }
   }
 
   private func prefix(_ location: SourceLocation?) -> String {
-    location.map { "\($0): error: " } ?? "error: "
+    location.map { "\(MessageText.path($0.description)): error: " } ?? "error: "
+  }
+}
+
+/// The limits vitc puts on what it reads, so that a hostile or corrupt file gives one clear
+/// error instead of a trap, an allocation failure, a stack overflow or a hang
+/// (docs/reliability.md lists each with how it is tested).
+public enum Limits {
+  /// Bytes of one tensor (at its bound): 1 GiB, so every element index fits a C `int`.
+  public static let maxTensorBytes = 1 << 30
+  /// How deeply an expression of a `.graph` file nests (parentheses, calls, `+` and `*`).
+  public static let maxExpressionDepth = 100
+  /// Statements a `.graph` file expands to once its `block` loops are unrolled.
+  public static let maxUnrolledStatements = 200_000
+  /// The smallest `crop_pct`: the resize is then at most 4× the crop.
+  public static let minCropFraction = 0.25
+  /// The shorter side an image is resized to, `floor(S / crop_pct)` for an input of S×S: with
+  /// the aspect limit, the resized image then stays under 1 GiB of bytes.
+  public static let maxResizeSide = 4096
+  /// Pixels of an input image (64 Mi), checked before any allocation.
+  public static let maxImagePixels = 1 << 26
+  /// The longer side of an input image over its shorter side: the resize of the shorter side to
+  /// the model's resize size then stays bounded.
+  public static let maxImageAspect = 16
+  /// Characters of a name or other user text quoted in a message.
+  public static let maxQuotedCharacters = 200
+}
+
+/// User text inside error messages: one line, bounded, printable.
+public enum MessageText {
+  /// A path or `file:line:col`: escaped like `clean`, but cut only past 4096 characters (the
+  /// usual PATH_MAX), so that a long real path stays whole.
+  public static func path(_ text: String) -> String { clean(text, limit: 4096) }
+
+  /// `text` with control characters (and line separators and bidi overrides) escaped (`\n`,
+  /// `\u{1B}`) and cut to
+  /// `Limits.maxQuotedCharacters` characters, then "…(N characters)".
+  public static func clean(_ text: String, limit: Int = Limits.maxQuotedCharacters) -> String {
+    var result = ""
+    var count = 0
+    for scalar in text.unicodeScalars {
+      if count == limit {
+        return result + "…(\(text.unicodeScalars.count) characters)"
+      }
+      count += 1
+      switch scalar {
+      case "\n": result += "\\n"
+      case "\t": result += "\\t"
+      case "\r": result += "\\r"
+      default:
+        if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+          || (0x2028...0x202e).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
+        {
+          result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+        } else {
+          result.unicodeScalars.append(scalar)
+        }
+      }
+    }
+    return result
   }
 }

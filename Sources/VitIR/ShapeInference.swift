@@ -30,8 +30,33 @@ public enum ShapeInference {
         throw .attributeKind(kind, name, expected: "a list of integers", found: value, at: location)
       }
     }
+    for (name, value) in attributes.sorted(by: { $0.key < $1.key }) {
+      if case .real(let real) = value, !(abs(real) <= Double(Float.greatestFiniteMagnitude)) {
+        throw .nonFiniteAttribute(kind, name, real, at: location)
+      }
+    }
     let rule = Rule(kind: kind, operands: operands, attributes: attributes, location: location)
-    return try rule.infer(resultCount: resultCount)
+    let results = try rule.infer(resultCount: resultCount)
+    for result in results { try checkSize(result, what: "the result \(result) of '\(kind.rawValue)'", at: location) }
+    return results
+  }
+
+  /// The element count of `dims` (bounds for dynamic dims), or nil when it overflows `Int`.
+  public static func elementCount(_ dims: [Int]) -> Int? {
+    var count = 1
+    for dim in dims {
+      let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+      if overflow { return nil }
+      count = product
+    }
+    return count
+  }
+
+  /// Throws `tensorTooLarge` when `type` at its bound holds more than `Limits.maxTensorBytes`.
+  public static func checkSize(_ type: TensorType, what: String, at location: SourceLocation?) throws(IRError) {
+    guard let count = elementCount(type.dims.map(\.bound)), count <= Limits.maxTensorBytes / 4 else {
+      throw .tensorTooLarge(what, at: location)
+    }
   }
 }
 
@@ -119,8 +144,9 @@ private struct Rule {
 
   func positive(_ name: String) throws(IRError) -> Int {
     let value = int(name)
-    if value <= 0 {
-      throw .attributeValue(kind, name, found: .int(value), expected: "a positive integer", at: location)
+    if value <= 0 || value > Limits.maxTensorBytes {
+      throw .attributeValue(
+        kind, name, found: .int(value), expected: "a positive integer up to \(Limits.maxTensorBytes)", at: location)
     }
     return value
   }
@@ -146,7 +172,7 @@ private struct Rule {
     case .reshape:
       let shape = try staticShape(0)
       guard case .ints(let target)? = attributes["shape"] else { preconditionFailure() }
-      if target.contains(where: { $0 <= 0 }) || target.reduce(1, *) != shape.reduce(1, *) {
+      if target.contains(where: { $0 <= 0 }) || ShapeInference.elementCount(target) != shape.reduce(1, *) {
         throw .attributeValue(
           kind, "shape", found: .ints(target),
           expected: "positive dims with \(shape.reduce(1, *)) elements, like \(operands[0])",
@@ -181,8 +207,8 @@ private struct Rule {
       let parameter = TensorType([width])
       if operands[1] != parameter { throw mismatch(1, "\(parameter), the width of 'x'") }
       if operands[2] != parameter { throw mismatch(2, "\(parameter), the width of 'x'") }
-      if case .real(let eps)? = attributes["eps"], !(eps > 0) {
-        throw .attributeValue(kind, "eps", found: .real(eps), expected: "a positive number", at: location)
+      if case .real(let eps)? = attributes["eps"], !(Float(eps) > 0) {
+        throw .attributeValue(kind, "eps", found: .real(eps), expected: "a positive number (as float32)", at: location)
       }
       return [operands[0]]
 
@@ -314,10 +340,10 @@ private struct Rule {
       if operands[1] != scores { throw mismatch(1, "\(scores), a score per patch token of 'x'") }
       let owner = try ownerMap(2)
       let (k, clusters, pairs) = (int("k"), int("clusters"), int("pairs"))
-      let inattentive = n - 1 - k
       guard k >= 1, k <= n - 1 else {
         throw .attributeValue(kind, "k", found: .int(k), expected: "1 … \(n - 1) attentive tokens", at: location)
       }
+      let inattentive = n - 1 - k
       guard clusters >= (inattentive > 0 ? 1 : 0), clusters <= inattentive else {
         throw .attributeValue(
           kind, "clusters", found: .int(clusters), expected: "1 … \(inattentive) clusters of the inattentive tokens",

@@ -193,8 +193,8 @@ let smallGraph = """
 
   @Test(arguments: [
     ("  preprocess mean=0.5, gamma=2\n  return x", "t.graph:2:24: error: unknown preprocessing setting 'gamma' (settings: mean, std, crop_pct)"),
-    ("  preprocess crop_pct=0\n  return x", "t.graph:2:23: error: crop_pct must be one number in (0, 1], found [\"0.0\"]"),
-    ("  preprocess std=[0.5,0.5,0]\n  return x", "t.graph:2:18: error: std must be positive, found 0.0"),
+    ("  preprocess crop_pct=0\n  return x", "t.graph:2:23: error: crop_pct must be one number in [0.25, 1] (the resize is then at most 4× the crop), found [\"0.0\"]"),
+    ("  preprocess std=[0.5,0.5,0]\n  return x", "t.graph:2:18: error: std must be positive and finite as float32, found 0.0"),
     ("  preprocess mean=[0.5,0.5]\n  return x", "t.graph:2:19: error: mean takes one number or three (R, G, B), found 2"),
     ("  preprocess mean=0.5, mean=0.4\n  return x", "t.graph:2:24: error: attribute 'mean' is given twice"),
     ("  y = gelu(x)\n  preprocess mean=0.5\n  return y", "t.graph:3:3: error: 'preprocess' must be the first statement of the graph's body"),

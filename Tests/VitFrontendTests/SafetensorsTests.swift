@@ -70,7 +70,7 @@ import VitIR
     #expect(error([1, 2, 3]) == "w.safetensors: error: not a safetensors file: 3 bytes, shorter than the 8-byte header length")
     #expect(error(Array(good.prefix(20)))?.hasPrefix("w.safetensors: error: truncated or corrupt safetensors: header length") == true)
     #expect(error(Array(good.dropLast(4))) == "w.safetensors: error: tensor 'x': data_offsets [0, 16] lie outside the 12-byte data section (truncated file?)")
-    #expect(error(file("{not json", data: 0)) == "w.safetensors: error: corrupt safetensors header: the header is not valid JSON")
+    #expect(error(file("{not json", data: 0)) == "w.safetensors: error: corrupt safetensors header: the header is not valid JSON: expected a string key at byte 9")
     #expect(error(file("[1,2]", data: 0)) == "w.safetensors: error: corrupt safetensors header: the header is not a JSON object")
     #expect(error(file(#"{"x":{"shape":[1],"data_offsets":[0,4]}}"#, data: 4)) == "w.safetensors: error: corrupt safetensors header: entry 'x' has no string 'dtype'")
     #expect(error(file(#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, data: 4)) == "w.safetensors: error: tensor 'x': 4 bytes do not hold F32 [2] (2 × 4 bytes)")

@@ -126,3 +126,63 @@ import Testing
     #expect(Trace(method: "none", stages: [], logits: [2]).json() == "{\"method\": \"none\", \"stages\": [],\n \"logits\": [2]}\n")
   }
 }
+
+@Suite struct LimitTests {
+  @Test func messageTextIsBoundedAndPrintable() {
+    #expect(MessageText.clean("plain name.1") == "plain name.1")
+    #expect(MessageText.clean("a\nb\tc\r\u{1B}[0m\u{85}\u{2028}") == "a\\nb\\tc\\r\\u{1B}[0m\\u{85}\\u{2028}")
+    let long = String(repeating: "é", count: 1000)
+    #expect(MessageText.clean(long) == String(repeating: "é", count: 200) + "…(1000 characters)")
+    #expect(MessageText.clean(String(repeating: "x", count: 200)) == String(repeating: "x", count: 200))
+  }
+
+  @Test func sizesAreCheckedWithoutOverflow() throws {
+    #expect(ShapeInference.elementCount([1 << 40, 1 << 40]) == nil)
+    #expect(ShapeInference.elementCount([3, 4]) == 12)
+    try ShapeInference.checkSize(TensorType(fixed: [1 << 28]), what: "t", at: nil)
+    #expect(throws: IRError.tensorTooLarge("t", at: nil)) {
+      try ShapeInference.checkSize(TensorType(fixed: [(1 << 28) + 1]), what: "t", at: nil)
+    }
+    #expect(throws: IRError.tensorTooLarge("t", at: nil)) {
+      try ShapeInference.checkSize(TensorType([.dynamic(symbol: "n", bound: 1 << 40), .fixed(1 << 40)]), what: "t", at: nil)
+    }
+    // A concat whose rows sum past the bound is refused as a result.
+    let half = TensorType(fixed: [1 << 26, 4])
+    #expect(throws: IRError.self) {
+      try ShapeInference.resultTypes(.concat, operands: [half, half], attributes: [:], resultCount: 1, at: nil)
+    }
+  }
+
+  @Test func realAttributesMustBeFiniteFloat32() {
+    for value in [Double.nan, .infinity, -1e39] {
+      let error = #expect(throws: IRError.self) {
+        try ShapeInference.resultTypes(
+          .scale, operands: [TensorType(fixed: [4])], attributes: ["factor": .real(value)], resultCount: 1, at: nil)
+      }
+      #expect(error?.description == "error: attribute 'factor' of 'scale' is \(value), which is not a finite float32 number")
+    }
+    #expect(throws: Never.self) {
+      try ShapeInference.resultTypes(
+        .scale, operands: [TensorType(fixed: [4])], attributes: ["factor": .real(3e38)], resultCount: 1, at: nil)
+    }
+  }
+
+  @Test func uniqueNamesStayTheSameAndLinear() throws {
+    var graph = Graph(name: "g", outputType: TensorType(fixed: [4]))
+    let x = graph.addInput(name: "x", type: TensorType(fixed: [4]))
+    var names: [String] = []
+    var value = x
+    for _ in 0..<3 {
+      value = try graph.append(.gelu, [value], resultNames: ["x"])[0]
+      names.append(graph[value].name)
+    }
+    // A user's own 'x.5' is skipped when the suffixes reach it.
+    value = try graph.append(.gelu, [value], resultNames: ["x.5"])[0]
+    names.append(graph[value].name)
+    for _ in 0..<3 {
+      value = try graph.append(.gelu, [value], resultNames: ["x"])[0]
+      names.append(graph[value].name)
+    }
+    #expect(names == ["x.1", "x.2", "x.3", "x.5", "x.4", "x.6", "x.7"])
+  }
+}
