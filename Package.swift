@@ -52,6 +52,7 @@ let package = Package(
     .testTarget(
       name: "VitInterpreterTests",
       dependencies: ["VitIR", "VitFrontend", "VitInterpreter", "TestSupport"]),
+    .testTarget(name: "VitDriverTests", dependencies: ["VitDriver", "VitIR", "VitPasses", "VitEmitC", "TestSupport"]),
     .testTarget(name: "VitcTests", dependencies: ["vitc", "VitDriver", "VitIR", "VitFrontend", "TestSupport"]),
     .testTarget(
       name: "VitEmitCTests",
@@ -60,6 +61,6 @@ let package = Package(
     // End to end: vitc build → C compiler → binary, held to the interpreter.
     .testTarget(
       name: "GoldenTests",
-      dependencies: ["vitc", "VitDriver", "VitIR", "VitFrontend", "VitInterpreter", "VitPasses", "TestSupport"]),
+      dependencies: ["vitc", "VitDriver", "VitEmitC", "VitIR", "VitFrontend", "VitInterpreter", "VitPasses", "TestSupport"]),
   ]
 )

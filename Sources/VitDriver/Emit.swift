@@ -67,7 +67,7 @@ extension CompileSession {
     let fileManager = FileManager.default
     let work = fileManager.temporaryDirectory.appendingPathComponent("vitc-build-\(UUID().uuidString)").path
     let invocation = CompilerInvocation(options, directory: work, openblas: emit.gemm == .openblas)
-    let toolchain = Toolchain(invocation: invocation, target: options.target, isStatic: options.isStatic)
+    let toolchain = Toolchain(invocation: invocation, target: options.target, isStatic: options.isStatic, cache: options.cache)
     // Before anything is emitted: a missing (cross) compiler is the likeliest error here.
     try toolchain.check()
     let readInputs = inputs + (emit.labels.map { [($0, "labels file")] } ?? [])

@@ -78,6 +78,8 @@ public struct BuildOptions: Sendable {
   public var threads = true
   public var vectorMath = true
   public var isStatic = false
+  /// Where the runtime's object files are kept between builds (nil: compiled every time).
+  public var cache: ObjectCache? = ObjectCache.standard()
   public init() {}
 }
 

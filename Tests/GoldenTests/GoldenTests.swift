@@ -1,6 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
+import VitDriver
+import VitEmitC
 import VitFrontend
 import VitIR
 import VitInterpreter
@@ -41,10 +43,9 @@ func seededInput(_ count: Int, seed: UInt64) -> [Float] {
     var graphPath = repositoryRoot.appendingPathComponent("samples/\(model).graph").path
     if model == "deit-s-2blocks" { graphPath = try deitSCutTo(2, in: scratch) }
     let binary = scratch.appendingPathComponent("model")
-    let built = try run(
-      try vitcExecutable(),
-      ["build", graphPath, "--random-weights", "1", "--cc", cc, "--embed-weights", embedding, "--blas", blas, "-o", binary.path])
-    try #require(built.status == 0, "vitc build failed:\n\(built.output)")
+    _ = try buildBinary(
+      graph: graphPath, compiler: cc, embedding: WeightsEmbedding(rawValue: embedding)!, gemm: GEMMBackend(rawValue: blas)!,
+      output: binary)
 
     let graph = try GraphLoader.load(path: graphPath)
     let inputShape = graph.type(of: graph.inputs[0]).fixedShape!

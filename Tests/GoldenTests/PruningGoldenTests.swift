@@ -49,9 +49,7 @@ import VitPasses
     }
     if model == "deit-s-3blocks" { graphPath = try deitSCutTo(3, in: scratch) }
     let binary = scratch.appendingPathComponent("model")
-    let built = try run(
-      try vitcExecutable(), ["build", graphPath, "--random-weights", "1", "--prune", spec, "--cc", cc, "-o", binary.path])
-    try #require(built.status == 0, "vitc build failed:\n\(built.output)")
+    _ = try buildBinary(graph: graphPath, prune: spec, compiler: cc, output: binary)
 
     let parsed = try GraphLoader.load(path: graphPath)
     let graph = try Pipeline.run(parsed, through: .planned, schedule: try ScheduleParser.parse(spec, depth: parsed.blocks.count))

@@ -29,6 +29,14 @@ public struct Outcome: Sendable {
   public var output: String { stdout + stderr }
 }
 
+/// The object cache of this test run (VITC_CACHE_DIR for the builds it makes): new for each run
+/// of the suite, so a run compiles the runtime once per configuration and reuses nothing older.
+public let testObjectCacheDirectory: String = {
+  let url = FileManager.default.temporaryDirectory.appendingPathComponent("vitc-test-objects-\(ProcessInfo.processInfo.processIdentifier)")
+  try? FileManager.default.removeItem(at: url)
+  return url.path
+}()
+
 /// Runs `executable` with `arguments` in the repository root. stderr goes through a file, so
 /// that neither stream can fill a pipe and block the child.
 public func run(_ executable: URL, _ arguments: [String]) throws -> Outcome {
@@ -39,6 +47,9 @@ public func run(_ executable: URL, _ arguments: [String]) throws -> Outcome {
   process.executableURL = executable
   process.arguments = arguments
   process.currentDirectoryURL = repositoryRoot
+  var environment = ProcessInfo.processInfo.environment
+  environment["VITC_CACHE_DIR"] = testObjectCacheDirectory
+  process.environment = environment
   let out = Pipe()
   process.standardOutput = out
   process.standardError = try FileHandle(forWritingTo: errors)

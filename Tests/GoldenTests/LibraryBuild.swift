@@ -1,0 +1,19 @@
+import Foundation
+import TestSupport
+import VitDriver
+import VitEmitC
+
+/// Builds a model's binary through the compile session (the library `vitc build` calls), with
+/// this test run's object cache: the runtime is compiled once per configuration, not per test.
+func buildBinary(
+  graph: String, weights: WeightsSource = .random(seed: 1), prune: String = "none", compiler: String? = nil,
+  embedding: WeightsEmbedding = .incbin, gemm: GEMMBackend = .builtin, output: URL
+) throws -> BuildReport {
+  var options = BuildOptions()
+  options.compiler = compiler
+  options.cache = ObjectCache(directory: testObjectCacheDirectory)
+  var emit = EmitOptions()
+  emit.embedding = embedding
+  emit.gemm = gemm
+  return try CompileSession(graph: graph, weights: weights, prune: prune).build(output: output.path, options: options, emit: emit)
+}
