@@ -52,11 +52,7 @@ extension CompileSession {
   public func evaluate(data: String, limit: Int? = nil, progress: @Sendable (_ total: Int) -> Void = { _ in }) throws -> EvalSummary {
     let loaded = try model(at: .planned)
     let graph = loaded.graph
-    let set = try EvalSet.load(directory: data, side: try imageSide(graph), limit: limit)
-    let classes = graph.outputType.dims.last!.bound
-    if let bad = set.labels.first(where: { $0 >= classes }) {
-      throw InputError.badEvalSet(path: data + "/" + EvalSet.labelsFile, reason: "label \(bad), the model has \(classes) classes")
-    }
+    let set = try EvalSet.load(directory: data, side: try imageSide(graph), limit: limit, classes: graph.outputType.dims.last!.bound)
     let interpreter = try Interpreter(graph: graph, weights: loaded.weights)
     let results = ResultBox<(predicted: Int, tokens: [Int])>(count: set.images.count)
     DispatchQueue.concurrentPerform(iterations: set.images.count) { index in
