@@ -24,7 +24,8 @@ struct Vitc: ParsableCommand {
         vitc dump --stage parsed samples/tiny.graph
 
       Errors are printed as FILE:LINE:COL: error: … and exit with status 1; no output file is \
-      left behind.
+      left behind, and no output ever replaces an input or a directory. A mistake in the \
+      command line itself prints the usage and exits with status 64.
       """,
     version: vitcVersion,
     subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self, Calibrate.self, Eval.self])
