@@ -28,6 +28,10 @@ public struct LoadedModel: Sendable {
   public var graph: Graph
   public var weights: [String: Tensor]
   public var schedule: Schedule
+  /// Tensors of the weights file that this graph never reads (training-only ones, such as
+  /// BatchNorm's `num_batches_tracked`, left out), sorted: a graph that forgets a bias would
+  /// otherwise run on the rest of the weights without a word.
+  public var unusedTensors: [String] = []
 }
 
 /// One compilation: a graph file, its weights and a pruning schedule, loaded and resolved once.
@@ -50,7 +54,7 @@ public struct CompileSession: Sendable {
     parsed = try GraphLoader.load(path: path)
     weightsSource = weights
     if case .file(let file) = weights {
-      weightsFile = try SafetensorsFile(path: file)
+      weightsFile = try WeightsReader.open(path: file)
     } else {
       weightsFile = nil
     }
@@ -79,8 +83,29 @@ public struct CompileSession: Sendable {
       for parameter in graph.parameters where graph[parameter].location == nil && file.entries[graph[parameter].name] == nil {
         throw ScheduleError.missingTensor(graph[parameter].name, method: schedule.kind.rawValue, path: file.path)
       }
-      return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file), schedule: schedule)
+      let read = Set(graph.parameters.map { graph[$0].name })
+      let unused = file.names.filter { !read.contains($0) && !Self.isTrainingOnly($0) }
+      return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file), schedule: schedule, unusedTensors: unused)
     }
+  }
+
+  /// The weights file's tensors that the graph with this schedule never reads (see
+  /// `LoadedModel.unusedTensors`); empty without a weights file, or when the file lacks a
+  /// tensor the graph reads.
+  public func unusedTensors() throws -> [String] {
+    guard let file = weightsFile else { return [] }
+    let graph = try graph(at: .planned)
+    let read = Set(graph.parameters.map { graph[$0].name })
+    // A file that misses what the graph reads fails to bind, with its own clearer message.
+    guard read.allSatisfy({ file.entries[$0] != nil }) else { return [] }
+    return file.names.filter { !read.contains($0) && !Self.isTrainingOnly($0) }
+  }
+
+  /// Tensors not worth a warning when unread: those a checkpoint carries for training only
+  /// (BatchNorm's `num_batches_tracked`), and the predictors of DynamicViT and AS-ViT, which a
+  /// checkpoint trained for them holds whatever schedule this run uses.
+  static func isTrainingOnly(_ name: String) -> Bool {
+    name.hasSuffix(".num_batches_tracked") || name.hasPrefix("score_predictor.")
   }
 
   /// The same graph and weights with another pruning spec (calibration tries many).

@@ -11,8 +11,16 @@ public enum DriverError: Error, CustomStringConvertible {
   case labels(path: String, reason: String)
   case noImages(directory: String)
   case weightsNeeded
+  /// `--strict`: tensors the graph does not read.
+  case unusedTensors(path: String, names: [String])
   case unsupportedInput(TensorType)
   case notAnImageModel(TensorType)
+
+  /// "3 tensors the graph does not read: a, b, c" (the first 5 named).
+  public static func unusedText(_ names: [String]) -> String {
+    let shown = names.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+    return "\(names.count) tensor\(names.count == 1 ? "" : "s") the graph does not read: \(shown)" + (names.count > 5 ? ", …" : "")
+  }
 
   public var description: String {
     switch self {
@@ -22,6 +30,8 @@ public enum DriverError: Error, CustomStringConvertible {
     case .outputIsDirectory(let path): "\(path): error: is a directory; vitc writes a file here and never replaces a directory"
     case .labels(let path, let reason): "\(path): error: \(reason)"
     case .noImages(let directory): "\(directory): error: no .ppm images in the directory"
+    case .unusedTensors(let path, let names):
+      "\(path): error: \(Self.unusedText(names)) (--strict)"
     case .weightsNeeded: "error: this needs weights: give --weights FILE or --random-weights SEED"
     case .unsupportedInput(let type): "error: 'vitc run' needs a graph with one input of static shape, found \(type)"
     case .notAnImageModel(let type):

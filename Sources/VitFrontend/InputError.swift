@@ -43,6 +43,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
   case rawInputSize(path: String, expectedBytes: Int, shape: [Int], foundBytes: Int)
   /// An evaluation set (docs/eval-set.md) whose files do not fit together.
   case badEvalSet(path: String, reason: String)
+  /// A PyTorch checkpoint (`torch.save`'s zip) that vitc cannot or will not read.
+  case checkpoint(path: String, reason: String)
 
   public var description: String {
     switch self {
@@ -84,6 +86,8 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
       "\(MessageText.path(path)): error: PPM sample \(index): \(reason)"
     case .badEvalSet(let path, let reason):
       "\(MessageText.path(path)): error: not an evaluation set (docs/eval-set.md): \(reason)"
+    case .checkpoint(let path, let reason):
+      "\(MessageText.path(path)): error: PyTorch checkpoint: \(reason)"
     case .rawInputSize(let path, let expectedBytes, let shape, let foundBytes):
       "\(MessageText.path(path)): error: expected \(expectedBytes) bytes (float32 \(formatShapeText(shape))), found \(foundBytes)"
     }

@@ -32,6 +32,14 @@ public struct SafetensorsFile: Sendable {
     try self.init(bytes: try readBytes(path), path: path)
   }
 
+  /// Tensors already located and checked by another reader (a PyTorch checkpoint's storages
+  /// are stored in place in its zip, so they are read the same way).
+  init(path: String, bytes: [UInt8], entries: [String: Entry]) {
+    self.path = path
+    self.bytes = bytes
+    self.entries = entries
+  }
+
   /// Checks `bytes` as the contents of a file called `path` (for messages).
   public init(bytes: [UInt8], path: String) throws(InputError) {
     self.path = path

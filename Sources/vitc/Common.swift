@@ -7,8 +7,11 @@ struct ModelOptions: ParsableArguments {
   @Argument(help: "The model graph (.graph file).")
   var graph: String
 
-  @Option(help: ArgumentHelp("Weights as safetensors with timm's tensor names (F32, F16 or BF16).", valueName: "file"))
+  @Option(help: ArgumentHelp("Weights with timm's tensor names: safetensors, or a PyTorch checkpoint as torch.save writes it (a state dict, or one under 'model', 'state_dict' or 'module'); F32, F16 or BF16.", valueName: "file"))
   var weights: String?
+
+  @Flag(help: "Refuse weights files holding tensors the graph does not read (by default a warning names them).")
+  var strict = false
 
   @Option(
     help: ArgumentHelp(
@@ -26,9 +29,16 @@ struct ModelOptions: ParsableArguments {
     weights.map { .file($0) } ?? randomWeights.map { .random(seed: $0) } ?? .none
   }
 
-  /// The compile session for these options and a pruning spec.
+  /// The compile session for these options and a pruning spec. Tensors of the weights file
+  /// that the graph does not read are named on stderr (an error with --strict).
   func session(prune: String) throws -> CompileSession {
-    try CompileSession(graph: graph, weights: source, prune: prune)
+    let session = try CompileSession(graph: graph, weights: source, prune: prune)
+    let unused = try session.unusedTensors()
+    if !unused.isEmpty, let weights {
+      if strict { throw DriverError.unusedTensors(path: weights, names: unused) }
+      printError("\(weights): warning: \(DriverError.unusedText(unused))")
+    }
+    return session
   }
 }
 

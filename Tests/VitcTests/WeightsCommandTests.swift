@@ -1,0 +1,45 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// --weights with a PyTorch checkpoint, and weights the graph does not read.
+@Suite struct WeightsCommandTests {
+  /// The checkpoint made by torch.save from the timm fixture's tensors gives the very trace
+  /// (tokens and logits) that the safetensors file gives.
+  @Test func checkpointRunsLikeItsSafetensors() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    var traces: [Data] = []
+    for weights in ["Tests/Fixtures/checkpoints/timm-tiny.pth", "Tests/Fixtures/timm-tiny/weights.safetensors"] {
+      let trace = scratch.appendingPathComponent("\(traces.count).json")
+      let outcome = try vitc([
+        "run", "samples/tiny.graph", "--weights", weights, "--input", "Tests/Fixtures/timm-tiny/input.f32", "--trace", trace.path,
+      ])
+      #expect(outcome.status == 0 && outcome.stderr.isEmpty, "\(outcome.output)")
+      traces.append(try Data(contentsOf: trace))
+    }
+    #expect(traces[0] == traces[1])
+  }
+
+  /// A graph without qkv bias on weights that have one: the unread tensors are named (a
+  /// warning), and --strict refuses them.
+  @Test func unreadTensorsAreNamed() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let text = try String(contentsOfFile: repositoryPath("samples/tiny.graph"), encoding: .utf8)
+    let noBias = text.replacingOccurrences(of: "    param @blocks.{i}.attn.qkv.bias: f32[192]\n", with: "")
+      .replacingOccurrences(of: ", @blocks.{i}.attn.qkv.bias)", with: ")")
+    try #require(noBias != text)
+    let graph = scratch.appendingPathComponent("no-qkv-bias.graph").path
+    try noBias.write(toFile: graph, atomically: true, encoding: .utf8)
+    let weights = "Tests/Fixtures/timm-tiny/weights.safetensors"
+    let flopsLike = ["compile", graph, "--weights", weights, "-o", scratch.appendingPathComponent("m.c").path]
+    let warned = try vitc(flopsLike)
+    #expect(warned.status == 0, "\(warned.output)")
+    #expect(
+      warned.stderr == "\(weights): warning: 12 tensors the graph does not read: 'blocks.0.attn.qkv.bias', 'blocks.1.attn.qkv.bias', 'blocks.10.attn.qkv.bias', 'blocks.11.attn.qkv.bias', 'blocks.2.attn.qkv.bias', …\n")
+    let strict = try vitc(flopsLike + ["--strict"])
+    #expect(strict.status == 1)
+    #expect(strict.stderr.hasPrefix("\(weights): error: 12 tensors the graph does not read: 'blocks.0.attn.qkv.bias'") && strict.stderr.hasSuffix("(--strict)\n"))
+  }
+}
