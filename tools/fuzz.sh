@@ -12,7 +12,7 @@
 # .build/fuzz/crash-TARGET-* (turn each into a regression test in Tests/VitFrontendTests).
 set -eu
 
-TARGETS="graph safetensors ppm evalset ppm_c"
+TARGETS="graph safetensors checkpoint ppm evalset ppm_c"
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/.build/fuzz"
 

@@ -41,7 +41,7 @@ struct ZipDirectory {
     // ZIP64: the locator sits right before the record and points at the ZIP64 record.
     if end >= 20 && u32(end - 20) == 0x0706_4b50 {
       let record64 = u64(end - 20 + 8)
-      guard record64 <= UInt64(bytes.count - 56), u32(Int(record64)) == 0x0606_4b50 else {
+      guard bytes.count >= 56, record64 <= UInt64(bytes.count - 56), u32(Int(record64)) == 0x0606_4b50 else {
         throw fail("the ZIP64 end-of-directory locator points outside the file")
       }
       let at64 = Int(record64)

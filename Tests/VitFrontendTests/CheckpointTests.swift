@@ -39,6 +39,8 @@ import VitIR
     ("legacy.pth", "legacy (pre-1.6, non-zip) format; re-save it"),
     ("transposed.pth", "tensor 't' is not contiguous (a view); save tensor.contiguous()"),
     ("evil.pth", "data.pkl refers to posix.system, which a state dict does not need"),
+    // Found by tools/fuzz.sh checkpoint: a ZIP64 locator in a file shorter than a ZIP64 record.
+    ("fuzz-zip64-locator.pth", "the ZIP64 end-of-directory locator points outside the file"),
   ])
   func refusedWithOneLine(file: String, message: String) throws {
     try? FileManager.default.removeItem(atPath: "/tmp/vitc-evil-pickle")
