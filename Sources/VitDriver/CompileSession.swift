@@ -49,9 +49,25 @@ public struct CompileSession: Sendable {
   /// (`score_predictor.{s}.keep_threshold`) or, with no weights file, the official initial values.
   public let schedule: Schedule
 
-  public init(graph path: String, weights: WeightsSource, prune spec: String = "none") throws {
+  /// `path` is a `.graph`, or a checkpoint (`.pth`, `.bin`, `.safetensors` …) whose graph is
+  /// inferred from its tensors (`GraphInference`, with `inference` for what shapes cannot
+  /// tell; `note` hears each default assumed) and whose weights are then the default source.
+  public init(
+    graph path: String, weights: WeightsSource, prune spec: String = "none",
+    inference: GraphInference.Settings = GraphInference.Settings(), note: (String) -> Void = { _ in }
+  ) throws {
     graphPath = path
-    parsed = try GraphLoader.load(path: path)
+    var weights = weights
+    if GraphInference.isWeightsFile(path) {
+      let checkpoint = try WeightsReader.open(path: path)
+      let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+      let inferred = try GraphInference(file: checkpoint, settings: inference, stem: stem)
+      for assumption in inferred.assumptions { note("\(path): note: assumed \(assumption)") }
+      parsed = try GraphLoader.parse(inferred.text, file: path + " (inferred graph)")
+      if weights == .none { weights = .file(path) }
+    } else {
+      parsed = try GraphLoader.load(path: path)
+    }
     weightsSource = weights
     if case .file(let file) = weights {
       weightsFile = try WeightsReader.open(path: file)

@@ -4,11 +4,17 @@ import VitDriver
 
 /// The graph and where its weights come from, shared by the subcommands that need weights.
 struct ModelOptions: ParsableArguments {
-  @Argument(help: "The model graph (.graph file).")
+  @Argument(help: "The model graph (.graph file), or a checkpoint whose graph is inferred from its tensors (see vitc graph).")
   var graph: String
 
   @Option(help: ArgumentHelp("Weights with timm's tensor names: safetensors, or a PyTorch checkpoint as torch.save writes it (a state dict, or one under 'model', 'state_dict' or 'module'); F32, F16 or BF16.", valueName: "file"))
   var weights: String?
+
+  @Option(help: ArgumentHelp("With a checkpoint in place of the graph: timm's config.json (see vitc graph).", valueName: "file"))
+  var config: String?
+
+  @Option(help: ArgumentHelp("With a checkpoint in place of the graph: attention heads (default: width / 64).", valueName: "n"))
+  var heads: Int?
 
   @Flag(help: "Refuse weights files holding tensors the graph does not read (by default a warning names them).")
   var strict = false
@@ -20,7 +26,10 @@ struct ModelOptions: ParsableArguments {
   var randomWeights: UInt64?
 
   func validate() throws {
-    if (weights == nil) == (randomWeights == nil) {
+    if weights != nil && randomWeights != nil {
+      throw ValidationError("give one of --weights FILE and --random-weights SEED, not both")
+    }
+    if weights == nil && randomWeights == nil && !GraphInference.isWeightsFile(graph) {
       throw ValidationError("give exactly one of --weights FILE and --random-weights SEED")
     }
   }
@@ -32,7 +41,9 @@ struct ModelOptions: ParsableArguments {
   /// The compile session for these options and a pruning spec. Tensors of the weights file
   /// that the graph does not read are named on stderr (an error with --strict).
   func session(prune: String) throws -> CompileSession {
-    let session = try CompileSession(graph: graph, weights: source, prune: prune)
+    var inference = try config.map { try GraphInference.settings(config: $0) } ?? GraphInference.Settings()
+    if let heads { inference.heads = heads }
+    let session = try CompileSession(graph: graph, weights: source, prune: prune, inference: inference) { printError($0) }
     let unused = try session.unusedTensors()
     if !unused.isEmpty, let weights {
       if strict { throw DriverError.unusedTensors(path: weights, names: unused) }

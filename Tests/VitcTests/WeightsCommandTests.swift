@@ -42,4 +42,27 @@ import Testing
     #expect(strict.status == 1)
     #expect(strict.stderr.hasPrefix("\(weights): error: 12 tensors the graph does not read: 'blocks.0.attn.qkv.bias'") && strict.stderr.hasSuffix("(--strict)\n"))
   }
+
+  /// `vitc build` from a checkpoint alone (its graph inferred) with a pruning method: the
+  /// binary runs, dense logits match timm's, and the notes name what was assumed.
+  @Test func buildFromACheckpointAlone() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let checkpoint = "Tests/Fixtures/checkpoints/timm-tiny.pth"
+    for spec in ["none", "tome:8"] {
+      let binary = scratch.appendingPathComponent("model-\(spec)")
+      let built = try vitc(["build", checkpoint, "--heads", "2", "--prune", spec, "-o", binary.path])
+      #expect(built.status == 0, "\(built.output)")
+      #expect(built.stderr.contains("\(checkpoint): note: assumed LayerNorm eps: 1e-6"), "\(built.stderr)")
+      let logits = scratch.appendingPathComponent("\(spec).f32")
+      let ran = try run(binary, ["--input", repositoryPath("Tests/Fixtures/timm-tiny/input.f32"), "--out", logits.path])
+      #expect(ran.status == 0, "\(ran.output)")
+      if spec == "none" {
+        let timm = try readF32(URL(fileURLWithPath: repositoryPath("Tests/Fixtures/timm-tiny/logits.f32")))
+        let mine = try readF32(logits)
+        let scale = max(1, timm.map { abs($0) }.max()!)
+        #expect(zip(mine, timm).map { abs($0 - $1) }.max()! <= 1e-4 * scale)
+      }
+    }
+  }
 }

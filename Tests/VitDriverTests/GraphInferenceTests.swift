@@ -1,0 +1,61 @@
+import Foundation
+import TestSupport
+import Testing
+import VitDriver
+import VitFrontend
+import VitIR
+
+/// `vitc graph`: the graph of a checkpoint from its tensors.
+@Suite struct GraphInferenceTests {
+  /// timm's tiny model, from its weights alone (plus its 2 heads): the same IR as the
+  /// hand-written samples/tiny.graph, op for op.
+  @Test func inferredGraphIsTheSampleGraph() throws {
+    let file = try WeightsReader.open(path: repositoryPath("Tests/Fixtures/timm-tiny/weights.safetensors"))
+    var settings = GraphInference.Settings()
+    settings.heads = 2
+    settings.name = "tiny_vit"
+    let inferred = try GraphInference(file: file, settings: settings, stem: "x")
+    #expect(inferred.assumptions.count == 2)  // eps and the transform; heads were given
+    let mine = try GraphLoader.parse(inferred.text, file: "inferred.graph")
+    let sample = try GraphLoader.load(path: repositoryPath("samples/tiny.graph"))
+    #expect(Printer.print(mine, header: "") == Printer.print(sample, header: ""))
+  }
+
+  /// A config.json supplies heads and the transform, and a graph without qkv bias is written
+  /// without it.
+  @Test func configAndMissingQkvBias() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let config = scratch.appendingPathComponent("config.json")
+    try Data(#"{"architecture": "vit_tiny.test", "model_args": {"num_heads": 2}, "pretrained_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "crop_pct": 0.9}}"#.utf8).write(to: config)
+    let full = try WeightsReader.open(path: repositoryPath("Tests/Fixtures/timm-tiny/weights.safetensors"))
+    let kept = try full.names.filter { !$0.hasSuffix("attn.qkv.bias") }.map { ($0, try full.tensor($0)) }
+    let file = try SafetensorsFile(bytes: SafetensorsWriter.encode(kept), path: "no-bias.safetensors")
+    var settings = try GraphInference.settings(config: config.path)
+    settings.eps = 1e-6
+    let inferred = try GraphInference(file: file, settings: settings, stem: "x")
+    #expect(inferred.assumptions.isEmpty)
+    #expect(inferred.text.contains("graph vit_tiny_test(") && inferred.text.contains("preprocess mean=[0.5,0.5,0.5], std=[0.5,0.5,0.5], crop_pct=0.9"))
+    #expect(!inferred.text.contains("qkv.bias"))
+    let graph = try GraphLoader.parse(inferred.text, file: "x.graph")
+    #expect(graph.parameters.count == full.names.count - 12)
+  }
+
+  /// Layouts vitc cannot express yet are refused with the tensor that shows them.
+  @Test(arguments: [
+    ("dist_token", [1, 1, 64], "'dist_token' is a distillation token (DeiT distilled), which vitc does not support yet"),
+    ("blocks.0.ls1.gamma", [64], "'blocks.0.ls1.gamma' is LayerScale (DeiT-III), which vitc does not support yet"),
+    ("fc_norm.weight", [64], "'fc_norm.weight' is average pooling with fc_norm, which vitc does not support yet"),
+  ])
+  func unsupportedLayoutsAreNamed(tensor: String, shape: [Int], message: String) throws {
+    let full = try WeightsReader.open(path: repositoryPath("Tests/Fixtures/timm-tiny/weights.safetensors"))
+    let tensors = try full.names.map { ($0, try full.tensor($0)) } + [(tensor, Tensor(shape: shape, scalars: Array(repeating: 1, count: shape.reduce(1, *))))]
+    let file = try SafetensorsFile(bytes: SafetensorsWriter.encode(tensors), path: "variant.safetensors")
+    #expect(throws: GraphInference.Failure.self) { try GraphInference(file: file, settings: .init(), stem: "x") }
+    do {
+      _ = try GraphInference(file: file, settings: .init(), stem: "x")
+    } catch {
+      #expect("\(error)" == "variant.safetensors: error: cannot write a graph: \(message)")
+    }
+  }
+}
