@@ -93,18 +93,6 @@ static void *owned_realloc(void *p, size_t size, const char *what) {
   return driver_owned[slot] = bigger;
 }
 
-static void driver_release(void) {
-  if (driver_reading) fclose(driver_reading);
-  if (driver_writing) fclose(driver_writing);
-  driver_reading = driver_writing = NULL;
-  if (driver_temp[0]) remove(driver_temp);
-  driver_temp[0] = '\0';
-  for (int i = 0; i < VIT_DRIVER_MAX_OWNED; i++) {
-    free(driver_owned[i]);
-    driver_owned[i] = NULL;
-  }
-}
-
 /* ---- files ------------------------------------------------------------------------------ */
 
 static unsigned char *read_file(const char *path, size_t *size) {
@@ -422,6 +410,7 @@ static void preprocess(struct image image, int crop, float *out) {
   owned_free(resized.rgb);
 }
 
+#ifndef VIT_FUZZ_PPM
 /* ---- outputs: never over an input, always whole ------------------------------------------- */
 
 /* Opens a temporary file beside `path` (same directory, so the rename stays on one file
@@ -541,7 +530,6 @@ static void check_outputs(const struct named_path *outputs, int n_outputs, const
   }
 }
 
-#ifndef VIT_FUZZ_PPM
 /* ---- the kept-token map (docs/kept-map.md; Sources/VitFrontend/KeptMap.swift is the same) --- */
 
 #define KEPT_MAP_GAP 4 /* white pixels between two panels */
@@ -822,6 +810,19 @@ static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const fl
   }
   fprintf(f, "]}\n");
   output_commit(path);
+}
+
+/* Frees, closes and removes what the driver still owns (driver_owned and the files). */
+static void driver_release(void) {
+  if (driver_reading) fclose(driver_reading);
+  if (driver_writing) fclose(driver_writing);
+  driver_reading = driver_writing = NULL;
+  if (driver_temp[0]) remove(driver_temp);
+  driver_temp[0] = '\0';
+  for (int i = 0; i < VIT_DRIVER_MAX_OWNED; i++) {
+    free(driver_owned[i]);
+    driver_owned[i] = NULL;
+  }
 }
 
 /* At every exit, fail() included: release what the driver owns, then join the worker threads,
