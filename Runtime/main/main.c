@@ -32,7 +32,10 @@
 #endif
 
 #if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h> /* isatty, for --eval's progress line */
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h> /* isatty, for --eval's progress line; stat, mkstemp, fsync for the outputs */
+#define VIT_HAVE_POSIX_FILES 1
 #endif
 
 #if defined(VIT_MODEL_WEIGHTS_AT_RUNTIME) && (defined(__unix__) || defined(__APPLE__))
@@ -45,29 +48,67 @@
 
 #define EXIT_BAD_INPUT 2
 
+/* Bad input: one line, then exit. The atexit handler main() installs (driver_exit) frees what
+   the driver still owns, removes a half-written output and joins the worker threads. */
 static void fail(const char *path, const char *message) {
   fprintf(stderr, "%s: error: %s\n", path, message);
   exit(EXIT_BAD_INPUT);
 }
 
+/* ---- what the driver owns: released on every exit ------------------------------------------ */
+
+/* Every buffer this file allocates is listed in driver_owned until it is freed; so is the file
+   open for reading and the temporary file being written. driver_release() frees, closes and
+   removes whatever is left, so no exit, good or bad, leaves memory or a partial file behind
+   (valgrind --errors-for-leak-kinds=all, docs/reliability.md). At most 32 buffers are alive at
+   once (run_eval with a resize in flight holds 11). */
+#define VIT_DRIVER_MAX_OWNED 32
+static void *driver_owned[VIT_DRIVER_MAX_OWNED];
+static FILE *driver_reading, *driver_writing;
+static char driver_temp[4200]; /* the temporary output being written, "" if none */
+
+/* Lists p (NULL: fails naming `what`) as owned by the driver; returns it. */
+static void *owned(void *p, const char *what) {
+  if (!p) fail(what, "out of memory");
+  for (int i = 0; i < VIT_DRIVER_MAX_OWNED; i++)
+    if (!driver_owned[i]) return driver_owned[i] = p;
+  abort(); /* more than VIT_DRIVER_MAX_OWNED buffers at once: a bug of this file */
+}
+
+static void *owned_malloc(size_t size, const char *what) { return owned(malloc(size ? size : 1), what); }
+
+static void owned_free(void *p) {
+  if (!p) return;
+  for (int i = 0; i < VIT_DRIVER_MAX_OWNED; i++)
+    if (driver_owned[i] == p) driver_owned[i] = NULL;
+  free(p);
+}
+
+static void *owned_realloc(void *p, size_t size, const char *what) {
+  int slot = 0; /* found before realloc: p may not be read after it (gcc -Wuse-after-free) */
+  while (slot < VIT_DRIVER_MAX_OWNED && driver_owned[slot] != p) slot++;
+  if (slot == VIT_DRIVER_MAX_OWNED) abort(); /* p is not the driver's: a bug of this file */
+  void *bigger = realloc(p, size);
+  if (!bigger) fail(what, "out of memory"); /* p is still listed, and freed on exit */
+  return driver_owned[slot] = bigger;
+}
+
 /* ---- files ------------------------------------------------------------------------------ */
 
 static unsigned char *read_file(const char *path, size_t *size) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = driver_reading = fopen(path, "rb");
   if (!f) fail(path, errno == ENOENT ? "no such file" : strerror(errno));
   size_t capacity = 1 << 20, length = 0;
-  unsigned char *data = malloc(capacity);
-  if (!data) fail(path, "out of memory");
+  unsigned char *data = owned_malloc(capacity, path);
   for (;;) {
     size_t got = fread(data + length, 1, capacity - length, f);
     length += got;
     if (length < capacity) break;
     capacity *= 2;
-    unsigned char *bigger = realloc(data, capacity);
-    if (!bigger) fail(path, "out of memory");
-    data = bigger;
+    data = owned_realloc(data, capacity, path);
   }
-  if (ferror(f)) fail(path, "read error");
+  if (ferror(f)) fail(path, errno == EISDIR ? "is a directory" : "read error");
+  driver_reading = NULL;
   fclose(f);
   *size = length;
   return data;
@@ -93,10 +134,9 @@ static void load_weights(const char *path) {
   close(fd);
 #else
   unsigned char *data = read_file(path, &size);
-  unsigned char *aligned = aligned_alloc(64, (size + 63) / 64 * 64);
-  if (!aligned) fail(path, "out of memory");
+  unsigned char *aligned = owned(aligned_alloc(64, (size + 63) / 64 * 64), path); /* freed on exit */
   memcpy(aligned, data, size);
-  free(data);
+  owned_free(data);
   file = aligned;
 #endif
   static const char *const reasons[] = {
@@ -230,8 +270,9 @@ static struct image read_ppm(const char *path) {
   struct image image;
   char message[256];
   const char *error = ppm_decode(data, size, &image, message, sizeof message);
-  free(data);
+  owned_free(data);
   if (error) fail(path, error);
+  owned(image.rgb, path); /* ppm_decode uses malloc, for Fuzz/ppm_c.c */
   return image;
 }
 
@@ -252,10 +293,9 @@ static int precompute(int in_size, int out_size, int **bounds_out, int32_t **kk_
   double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
   double support = 2.0 * filterscale;
   int ksize = (int)ceil(support) * 2 + 1;
-  double *prekk = malloc(sizeof(double) * out_size * ksize);
-  int *bounds = malloc(sizeof(int) * out_size * 2);
-  int32_t *kk = malloc(sizeof(int32_t) * out_size * ksize);
-  if (!prekk || !bounds || !kk) fail("resize", "out of memory");
+  double *prekk = owned_malloc(sizeof(double) * out_size * ksize, "resize");
+  int *bounds = owned_malloc(sizeof(int) * out_size * 2, "resize");
+  int32_t *kk = owned_malloc(sizeof(int32_t) * out_size * ksize, "resize");
   for (int xx = 0; xx < out_size; xx++) {
     double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
     int xmin = (int)(center - support + 0.5);
@@ -278,7 +318,7 @@ static int precompute(int in_size, int out_size, int **bounds_out, int32_t **kk_
   }
   for (int i = 0; i < out_size * ksize; i++)
     kk[i] = prekk[i] < 0 ? (int32_t)(-0.5 + prekk[i] * (1 << PRECISION_BITS)) : (int32_t)(0.5 + prekk[i] * (1 << PRECISION_BITS));
-  free(prekk);
+  owned_free(prekk);
   *bounds_out = bounds;
   *kk_out = kk;
   return ksize;
@@ -299,8 +339,7 @@ static struct image resize_bicubic(struct image in, int width, int height) {
   struct image current = in;
   if (need_h) {
     for (int i = 0; i < height; i++) bounds_v[i * 2] -= first;
-    struct image t = {width, last - first, malloc((size_t)width * (last - first) * 3)};
-    if (!t.rgb) fail("resize", "out of memory");
+    struct image t = {width, last - first, owned_malloc((size_t)width * (last - first) * 3, "resize")};
     for (int yy = 0; yy < t.height; yy++)
       for (int xx = 0; xx < width; xx++) {
         int xmin = bounds_h[xx * 2], xmax = bounds_h[xx * 2 + 1];
@@ -314,8 +353,7 @@ static struct image resize_bicubic(struct image in, int width, int height) {
     current = t;
   }
   if (need_v) {
-    struct image t = {current.width, height, malloc((size_t)current.width * height * 3)};
-    if (!t.rgb) fail("resize", "out of memory");
+    struct image t = {current.width, height, owned_malloc((size_t)current.width * height * 3, "resize")};
     for (int yy = 0; yy < height; yy++) {
       int ymin = bounds_v[yy * 2], ymax = bounds_v[yy * 2 + 1];
       const int32_t *k = &kk_v[yy * ksize_v];
@@ -326,16 +364,15 @@ static struct image resize_bicubic(struct image in, int width, int height) {
           t.rgb[((size_t)yy * current.width + xx) * 3 + c] = clip8(ss);
         }
     }
-    if (current.rgb != in.rgb) free(current.rgb);
+    if (current.rgb != in.rgb) owned_free(current.rgb);
     current = t;
   }
-  free(bounds_h);
-  free(bounds_v);
-  free(kk_h);
-  free(kk_v);
+  owned_free(bounds_h);
+  owned_free(bounds_v);
+  owned_free(kk_h);
+  owned_free(kk_v);
   if (current.rgb == in.rgb) { /* no pass needed: copy, so the caller owns one buffer */
-    struct image t = {in.width, in.height, malloc((size_t)in.width * in.height * 3)};
-    if (!t.rgb) fail("resize", "out of memory");
+    struct image t = {in.width, in.height, owned_malloc((size_t)in.width * in.height * 3, "resize")};
     memcpy(t.rgb, in.rgb, (size_t)in.width * in.height * 3);
     current = t;
   }
@@ -370,10 +407,129 @@ static void preprocess(struct image image, int crop, float *out) {
         float v = (float)resized.rgb[((size_t)(y + top) * width + x + left) * 3 + c] / 255.0f;
         out[((size_t)c * crop + y) * crop + x] = (v - mean[c]) / std[c];
       }
-  free(resized.rgb);
+  owned_free(resized.rgb);
 }
 
 #ifndef VIT_FUZZ_PPM
+/* ---- outputs: never over an input, always whole ------------------------------------------- */
+
+/* Opens a temporary file beside `path` (same directory, so the rename stays on one file
+   system), with the mode a new file would get; output_commit() renames it over `path`. A path
+   that exists and is not a regular file (/dev/null, a pipe) is written directly. */
+static FILE *output_open(const char *path) {
+  if (strlen(path) + 16 > sizeof driver_temp) fail(path, "path too long");
+  driver_temp[0] = '\0';
+#ifdef VIT_HAVE_POSIX_FILES
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
+    driver_writing = fopen(path, "wb");
+    if (!driver_writing) fail(path, strerror(errno));
+    return driver_writing;
+  }
+  snprintf(driver_temp, sizeof driver_temp, "%s.tmp-XXXXXX", path);
+  const int fd = mkstemp(driver_temp);
+  if (fd < 0) {
+    driver_temp[0] = '\0';
+    fail(path, strerror(errno));
+  }
+  const mode_t mask = umask(0);
+  umask(mask);
+  if (fchmod(fd, 0666 & ~mask) != 0 || !(driver_writing = fdopen(fd, "wb"))) {
+    close(fd);
+    fail(path, strerror(errno));
+  }
+#else
+  snprintf(driver_temp, sizeof driver_temp, "%s.tmp", path);
+  driver_writing = fopen(driver_temp, "wb");
+  if (!driver_writing) fail(path, strerror(errno));
+#endif
+  return driver_writing;
+}
+
+/* Flushes the file output_open() gave (to the disk too), then renames it over `path`. */
+static void output_commit(const char *path) {
+  FILE *f = driver_writing;
+  driver_writing = NULL;
+  int failed = fflush(f) != 0 || ferror(f);
+#ifdef VIT_HAVE_POSIX_FILES
+  if (!failed && driver_temp[0]) failed = fsync(fileno(f)) != 0;
+#endif
+  failed |= fclose(f) != 0;
+  if (failed) fail(path, "write error"); /* the temporary file is removed on exit */
+  if (!driver_temp[0]) return;
+#ifndef VIT_HAVE_POSIX_FILES
+  remove(path); /* C's rename need not replace a file */
+#endif
+  if (rename(driver_temp, path) != 0) fail(path, strerror(errno));
+  driver_temp[0] = '\0';
+}
+
+#ifdef VIT_HAVE_POSIX_FILES
+/* An interrupted run leaves no temporary file: remove it, then die of the signal as before. */
+static void output_interrupted(int sig) {
+  if (driver_temp[0]) unlink(driver_temp);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+#endif
+
+struct named_path {
+  const char *path; /* NULL: not given */
+  const char *role; /* "--out", "the input image", ... */
+};
+
+#ifdef VIT_HAVE_POSIX_FILES
+/* The directory part of path stat'ed into *st, and the offset of the last component. */
+static int stat_parent(const char *path, struct stat *st, size_t *name) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) {
+    *name = 0;
+    return stat(".", st);
+  }
+  *name = (size_t)(slash - path) + 1;
+  char parent[sizeof driver_temp];
+  snprintf(parent, sizeof parent, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+  return stat(parent, st);
+}
+#endif
+
+/* Is `output` the file `other` names (same device and inode when both exist, so ./x, a/../x,
+   links are caught; same directory and name when neither exists yet)? */
+static int same_file(const char *output, const char *other, int other_is_output) {
+#ifdef VIT_HAVE_POSIX_FILES
+  struct stat a, b;
+  const int a_exists = stat(output, &a) == 0, b_exists = stat(other, &b) == 0;
+  if (a_exists && b_exists) return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+  if (a_exists || b_exists || !other_is_output) return 0;
+  size_t a_name, b_name;
+  if (stat_parent(output, &a, &a_name) != 0 || stat_parent(other, &b, &b_name) != 0) return 0;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && strcmp(output + a_name, other + b_name) == 0;
+#else
+  (void)other_is_output;
+  return strcmp(output, other) == 0;
+#endif
+}
+
+/* Refuses an output that names an input, or another output, before anything is read or run. */
+static void check_outputs(const struct named_path *outputs, int n_outputs, const struct named_path *inputs, int n_inputs) {
+  char message[200];
+  for (int o = 0; o < n_outputs; o++) {
+    if (!outputs[o].path) continue;
+    for (int i = 0; i < n_inputs; i++)
+      if (inputs[i].path && same_file(outputs[o].path, inputs[i].path, 0)) {
+        snprintf(message, sizeof message, "%s names %s; refusing to overwrite it", outputs[o].role, inputs[i].role);
+        fail(outputs[o].path, message);
+      }
+    for (int p = 0; p < o; p++)
+      if (outputs[p].path && same_file(outputs[o].path, outputs[p].path, 1)) {
+        snprintf(message, sizeof message, "%s names the same file as %s; give each output its own file", outputs[o].role,
+                 outputs[p].role);
+        fail(outputs[o].path, message);
+      }
+  }
+}
+
 /* ---- the kept-token map (docs/kept-map.md; Sources/VitFrontend/KeptMap.swift is the same) --- */
 
 #define KEPT_MAP_GAP 4 /* white pixels between two panels */
@@ -421,10 +577,9 @@ static void write_kept_map(const char *path, const float *input, const VIT_MODEL
   const int side = kept_map_grid(path), size = VIT_MODEL_INPUT_SIZE, patch = size / side;
   const int line = patch / 8 > 1 ? patch / 8 : 1, stages = trace->n_stages;
   const int total = (stages + 1) * size + stages * KEPT_MAP_GAP;
-  unsigned char *out = malloc((size_t)total * size * 3);
-  unsigned char *base = malloc((size_t)size * size * 3);
-  int *owner = malloc(sizeof(int) * side * side);
-  if (!out || !base || !owner) fail(path, "out of memory");
+  unsigned char *out = owned_malloc((size_t)total * size * 3, path);
+  unsigned char *base = owned_malloc((size_t)size * size * 3, path);
+  int *owner = owned_malloc(sizeof(int) * side * side, path);
   memset(out, 255, (size_t)total * size * 3);
   for (int c = 0; c < 3; c++)
     for (int y = 0; y < size; y++)
@@ -469,13 +624,13 @@ static void write_kept_map(const char *path, const float *input, const VIT_MODEL
       }
   }
 
-  FILE *f = fopen(path, "wb");
-  if (!f) fail(path, strerror(errno));
+  FILE *f = output_open(path);
   fprintf(f, "P6\n%d %d\n255\n", total, size);
-  if (fwrite(out, 1, (size_t)total * size * 3, f) != (size_t)total * size * 3 || fclose(f) != 0) fail(path, "write error");
-  free(out);
-  free(base);
-  free(owner);
+  fwrite(out, 1, (size_t)total * size * 3, f); /* a short write sets the error output_commit checks */
+  output_commit(path);
+  owned_free(out);
+  owned_free(base);
+  owned_free(owner);
 }
 
 /* ---- the driver --------------------------------------------------------------------------- */
@@ -496,8 +651,7 @@ static int compare_doubles(const void *a, const void *b) {
 /* DIR/name in a new buffer. */
 static char *join_path(const char *dir, const char *name) {
   size_t length = strlen(dir) + strlen(name) + 2;
-  char *path = malloc(length);
-  if (!path) fail(dir, "out of memory");
+  char *path = owned_malloc(length, dir);
   snprintf(path, length, "%s/%s", dir, name);
   return path;
 }
@@ -513,8 +667,7 @@ static void run_eval(const char *dir, int limit) {
   char message[200];
   if (count == 0) fail(labels_path, "not an evaluation set (docs/eval-set.md): no labels");
   if (VIT_MODEL_INPUT_FLOATS != 3 * size) fail(dir, "--eval needs a model with an image input [3,S,S]");
-  unsigned char *grey = malloc(count * size);
-  if (!grey) fail(images_path, "out of memory");
+  unsigned char *grey = owned_malloc(count * size, images_path);
   size_t decoded = 0;
   for (size_t i = 0; i < encoded_size; i++) { /* the zero-run encoding: 0 n stands for n zeros */
     size_t run = 1;
@@ -552,9 +705,8 @@ static void run_eval(const char *dir, int limit) {
   static VIT_MODEL_TRACE trace;
   double tokens[VIT_MODEL_MAX_STAGES] = {0}, macs = 0;
   int stages = 0, correct = 0, blocks[VIT_MODEL_MAX_STAGES] = {0};
-  double *times = malloc(sizeof(double) * count);
-  struct image image = {side, side, malloc((size_t)size * 3)};
-  if (!times || !image.rgb) fail(dir, "out of memory");
+  double *times = owned_malloc(sizeof(double) * count, dir);
+  struct image image = {side, side, owned_malloc((size_t)size * 3, dir)};
 #if defined(__unix__) || defined(__APPLE__)
   const int progress = isatty(STDERR_FILENO);
 #else
@@ -591,13 +743,13 @@ static void run_eval(const char *dir, int limit) {
   qsort(times, count, sizeof(double), compare_doubles);
   printf("latency: median %.3f ms per image, p90 %.3f ms, %d threads\n", times[count / 2], times[(count * 9) / 10],
          vit_get_threads()); /* 9n/10 < n for every n >= 1 */
-  free(times);
-  free(image.rgb);
-  free(grey);
-  free(encoded);
-  free(labels);
-  free(labels_path);
-  free(images_path);
+  owned_free(times);
+  owned_free(image.rgb);
+  owned_free(grey);
+  owned_free(encoded);
+  owned_free(labels);
+  owned_free(labels_path);
+  owned_free(images_path);
 }
 
 static void usage(FILE *to, const char *program) {
@@ -637,8 +789,7 @@ static int parse_count(const char *option, const char *text, int minimum) {
 }
 
 static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const float *logits) {
-  FILE *f = fopen(path, "w");
-  if (!f) fail(path, strerror(errno));
+  FILE *f = output_open(path);
   fprintf(f, "{\"method\": \"%s\", \"stages\": [", VIT_MODEL_METHOD);
   for (int s = 0; s < trace->n_stages; s++) {
     fprintf(f, "%s\n  {\"block\": %d, \"tokens\": %d, \"patches\": [", s ? "," : "", trace->block[s], trace->tokens[s]);
@@ -658,10 +809,36 @@ static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const fl
     else fprintf(f, "%s%.9g", i ? ", " : "", logits[i]);
   }
   fprintf(f, "]}\n");
-  if (fclose(f) != 0) fail(path, "write error");
+  output_commit(path);
+}
+
+/* Frees, closes and removes what the driver still owns (driver_owned and the files). */
+static void driver_release(void) {
+  if (driver_reading) fclose(driver_reading);
+  if (driver_writing) fclose(driver_writing);
+  driver_reading = driver_writing = NULL;
+  if (driver_temp[0]) remove(driver_temp);
+  driver_temp[0] = '\0';
+  for (int i = 0; i < VIT_DRIVER_MAX_OWNED; i++) {
+    free(driver_owned[i]);
+    driver_owned[i] = NULL;
+  }
+}
+
+/* At every exit, fail() included: release what the driver owns, then join the worker threads,
+   so that nothing is left allocated and no thread is running. */
+static void driver_exit(void) {
+  driver_release();
+  vit_join_threads();
 }
 
 int main(int argc, char **argv) {
+  atexit(driver_exit);
+#ifdef VIT_HAVE_POSIX_FILES
+  const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGXFSZ}; /* a signal ignored stays ignored */
+  for (int i = 0; i < 4; i++)
+    if (signal(signals[i], output_interrupted) == SIG_IGN) signal(signals[i], SIG_IGN);
+#endif
   const char *image_path = NULL, *input_path = NULL, *out_path = NULL, *trace_path = NULL, *dump_path = NULL;
   const char *kept_map_path = NULL, *weights_path = NULL, *eval_dir = NULL;
   int top = 5, bench = 0, threads = 0, limit = 0;
@@ -721,6 +898,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "error: --eval DIR does not go with --out, --trace, --kept-map, --dump-input or --bench\n");
     return EXIT_BAD_INPUT;
   }
+  { /* no output may name an input or another output: compared by device and inode */
+    const struct named_path outputs[] = {
+        {out_path, "--out"}, {trace_path, "--trace"}, {kept_map_path, "--kept-map"}, {dump_path, "--dump-input"}};
+    const struct named_path inputs[] = {
+        {image_path, "the input image"}, {input_path, "the --input file"}, {weights_path, "the --weights file"}};
+    check_outputs(outputs, 4, inputs, 3);
+  }
 #ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
   if (!weights_path) fail("--weights", "this model reads its weights at run time: give --weights F (the file vitc build wrote beside it)");
   load_weights(weights_path);
@@ -741,24 +925,22 @@ int main(int argc, char **argv) {
     if (size != sizeof input) {
       char message[128];
       snprintf(message, sizeof message, "expected %zu bytes (float32 [%d]), found %zu", sizeof input, VIT_MODEL_INPUT_FLOATS, size);
-      free(data);
-      fail(input_path, message);
+      fail(input_path, message); /* data is freed on exit */
     }
     for (int i = 0; i < VIT_MODEL_INPUT_FLOATS; i++) {
       uint32_t bits = (uint32_t)data[4 * i] | (uint32_t)data[4 * i + 1] << 8 | (uint32_t)data[4 * i + 2] << 16 | (uint32_t)data[4 * i + 3] << 24;
       memcpy(&input[i], &bits, 4);
     }
-    free(data);
+    owned_free(data);
   } else {
     struct image image = read_ppm(image_path);
     preprocess(image, VIT_MODEL_INPUT_SIZE, input);
-    free(image.rgb);
+    owned_free(image.rgb);
   }
 
   if (dump_path) {
-    FILE *f = fopen(dump_path, "wb");
-    if (!f) fail(dump_path, strerror(errno));
-    if (fwrite(input, sizeof(float), VIT_MODEL_INPUT_FLOATS, f) != VIT_MODEL_INPUT_FLOATS || fclose(f) != 0) fail(dump_path, "write error");
+    fwrite(input, sizeof(float), VIT_MODEL_INPUT_FLOATS, output_open(dump_path));
+    output_commit(dump_path);
   }
 
   static float logits[VIT_MODEL_CLASSES];
@@ -786,17 +968,15 @@ int main(int argc, char **argv) {
            VIT_MODEL_N_LABELS ? vit_model_labels[best[r]] : "");
 
   if (out_path) {
-    FILE *f = fopen(out_path, "wb");
-    if (!f) fail(out_path, strerror(errno));
-    if (fwrite(logits, sizeof(float), VIT_MODEL_CLASSES, f) != VIT_MODEL_CLASSES || fclose(f) != 0) fail(out_path, "write error");
+    fwrite(logits, sizeof(float), VIT_MODEL_CLASSES, output_open(out_path));
+    output_commit(out_path);
   }
   if (trace_path) write_trace(trace_path, &trace, logits);
   if (kept_map_path) write_kept_map(kept_map_path, input, &trace);
 
   if (bench) {
     for (int i = 0; i < 3; i++) VIT_MODEL_RUN(input, logits, NULL);
-    double *times = malloc(sizeof(double) * bench);
-    if (!times) fail("--bench", "out of memory");
+    double *times = owned_malloc(sizeof(double) * bench, "--bench");
     VIT_MODEL_PROFILE = 1; /* per-stage wall time, a few clock reads per run */
     for (int i = 0; i < bench; i++) {
       double t0 = now_ms();
@@ -814,7 +994,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < VIT_MODEL_N_STAGE_FUNCTIONS; i++)
       printf("  stage %-26s %8.3f ms %5.1f%%\n", VIT_MODEL_STAGE_NAMES[i], 1000.0 * VIT_MODEL_STAGE_SECONDS[i] / bench,
              total > 0 ? 100.0 * VIT_MODEL_STAGE_SECONDS[i] / total : 0.0);
-    free(times);
+    owned_free(times);
   }
   return 0;
 }

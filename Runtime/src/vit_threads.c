@@ -26,6 +26,7 @@
 
 void vit_set_threads(int n) { (void)n; }
 int vit_get_threads(void) { return 1; }
+void vit_join_threads(void) {}
 
 void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
   (void)threads;
@@ -47,8 +48,9 @@ static struct {
   void *ctx;
   int ntasks;
   int participants; /* threads on the current job, caller included */
+  int stop;         /* set by vit_join_threads: workers return at the next generation */
 } vit_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              0, 0, 0, NULL, NULL, 0, 0};
+              0, 0, 0, NULL, NULL, 0, 0, 0};
 static pthread_t vit_workers[VIT_MAX_THREADS];
 static unsigned vit_worker_gen0[VIT_MAX_THREADS]; /* generation current when each was created */
 static atomic_uint vit_pool_gen;                  /* copy of vit_pool.gen, for spinning */
@@ -86,6 +88,10 @@ static void *vit_worker(void *arg) {
     pthread_mutex_lock(&vit_pool.mu);
     while (vit_pool.gen == seen) pthread_cond_wait(&vit_pool.wake, &vit_pool.mu);
     seen = vit_pool.gen;
+    if (vit_pool.stop) {
+      pthread_mutex_unlock(&vit_pool.mu);
+      return NULL;
+    }
     const int go = id < vit_pool.participants;
     vit_task_fn fn = vit_pool.fn;
     void *ctx = vit_pool.ctx;
@@ -168,6 +174,24 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
   pthread_mutex_lock(&vit_pool.mu);
   while (atomic_load_explicit(&vit_pool_pending, memory_order_acquire) > 0)
     pthread_cond_wait(&vit_pool.done, &vit_pool.mu);
+  pthread_mutex_unlock(&vit_pool.mu);
+}
+
+/* Stops and joins every worker (a new generation with stop set wakes them all), so that a
+   program can end with no thread running and nothing of the pool allocated. Not during a
+   vit_parallel_for. The next vit_parallel_for that wants threads starts new workers. */
+void vit_join_threads(void) {
+  pthread_mutex_lock(&vit_pool.mu);
+  const int started = vit_pool.started;
+  vit_pool.stop = 1;
+  vit_pool.gen++;
+  atomic_store_explicit(&vit_pool_gen, vit_pool.gen, memory_order_release);
+  pthread_cond_broadcast(&vit_pool.wake);
+  pthread_mutex_unlock(&vit_pool.mu);
+  for (int id = 1; id <= started; id++) pthread_join(vit_workers[id], NULL);
+  pthread_mutex_lock(&vit_pool.mu);
+  vit_pool.started = 0;
+  vit_pool.stop = 0;
   pthread_mutex_unlock(&vit_pool.mu);
 }
 
