@@ -69,7 +69,8 @@ struct ModelEmitter {
 
   /// Patches of the owner maps (the pruning ops' `patches`).
   var patchCount: Int {
-    graph.ops.first { $0.kind == .patchOwner }.map { $0.int("patches") } ?? 0
+    for op in graph.ops { if case .patchOwner(let patches) = op.attributes { return patches } }
+    return 0
   }
 
   func provenanceLines(_ what: String) -> [String] {

@@ -32,36 +32,12 @@ public struct Value: Hashable, Sendable {
 public struct Op: Hashable, Sendable {
   public var kind: OpKind
   public var operands: [ValueID]
-  public var attributes: [String: Attribute]
+  public var attributes: OpAttributes
   public var results: [ValueID]
   /// 0-based index of the transformer block this op is part of, so that a schedule can say
   /// "before block 6" (DynamicViT) or "inside block 3" (EViT).
   public var block: Int?
   public var location: SourceLocation?
-
-  /// An integer attribute the signature guarantees (checked when the op was appended).
-  public func int(_ name: String) -> Int {
-    guard case .int(let value)? = attributes[name] else {
-      preconditionFailure("\(kind.rawValue) has no int attribute '\(name)'")
-    }
-    return value
-  }
-
-  /// A real attribute the signature guarantees.
-  public func real(_ name: String) -> Double {
-    guard case .real(let value)? = attributes[name] else {
-      preconditionFailure("\(kind.rawValue) has no real attribute '\(name)'")
-    }
-    return value
-  }
-
-  /// An integer-list attribute the signature guarantees.
-  public func ints(_ name: String) -> [Int] {
-    guard case .ints(let value)? = attributes[name] else {
-      preconditionFailure("\(kind.rawValue) has no ints attribute '\(name)'")
-    }
-    return value
-  }
 }
 
 /// A model: inputs, parameters and ops in topological order over SSA values, and one output.
@@ -131,7 +107,7 @@ public struct Graph: Sendable {
   /// and, for kinds with a variable number of results, how many there are.
   @discardableResult
   public mutating func append(
-    _ kind: OpKind, _ operands: [ValueID], attributes: [String: Attribute] = [:],
+    _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
     resultNames: [String]? = nil, block: Int? = nil, location: SourceLocation? = nil
   ) throws(IRError) -> [ValueID] {
     let names = resultNames ?? Array(repeating: kind.rawValue, count: kind.signature.results ?? 1)

@@ -39,7 +39,7 @@ public struct GraphRewriter {
   /// `replacing` (it takes its name).
   @discardableResult
   public mutating func append(
-    _ kind: OpKind, _ operands: [ValueID], attributes: [String: Attribute] = [:],
+    _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
     replacing old: ValueID, block: Int?, location: SourceLocation?
   ) throws(IRError) -> ValueID {
     let new = try result.append(
@@ -53,7 +53,7 @@ public struct GraphRewriter {
   /// as a pruning stage's). Returns the new results.
   @discardableResult
   public mutating func emit(
-    _ kind: OpKind, _ operands: [ValueID], attributes: [String: Attribute] = [:],
+    _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
     names: [String], block: Int?, location: SourceLocation?
   ) throws(IRError) -> [ValueID] {
     try result.append(kind, operands, attributes: attributes, resultNames: names, block: block, location: location)

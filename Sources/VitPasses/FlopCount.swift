@@ -61,7 +61,8 @@ public enum FlopCounter {
       // scaling, H·n² (torchprofile only).
       let n = bounds(op.operands[0])[0]
       let width = bounds(op.results[0])[1]
-      let heads = MacPolynomial(op.int("heads"))
+      guard case .attention(let headCount, _) = op.attributes else { op.attributesMismatch() }
+      let heads = MacPolynomial(headCount)
       return 2 * n * n * width + (convention == .torchprofile ? heads * n * n : 0)
     case .matmul:
       // prod(first operand) × last dim of the second.

@@ -121,7 +121,7 @@ import VitPasses
     #expect(Self.stageTokens(graph) == [140, 100, 72])
     let merges = graph.ops.filter { $0.kind == .batMerge }
     // N = 197: K = 138, M = 58, n_c = ceil(11.6) = 12, n_p = 11.
-    #expect(merges.first.map { [$0.int("k"), $0.int("clusters"), $0.int("pairs")] } == [138, 12, 11])
+    #expect(merges.first?.attributes == .batMerge(k: 138, clusters: 12, pairs: 11))
   }
 
   @Test func denseAndFullKeepLeaveTheGraphUnpruned() throws {
@@ -137,7 +137,7 @@ import VitPasses
   @Test func asvitMakesTheTokenCountDynamic() throws {
     let graph = try Self.pruned("asvit:0.001,0.002,0.003")
     let stages = graph.ops.filter { $0.kind == .traceStage }
-    #expect(stages.map { $0.int("block") } == [4, 7, 10])
+    #expect(stages.map(\.attributes) == [.traceStage(block: 4), .traceStage(block: 7), .traceStage(block: 10)])
     let afterFirst = graph.type(of: stages[0].operands[0])
     #expect(afterFirst.dims[0] == .dynamic(symbol: "n0", bound: 197))
     #expect(graph.ops.filter { $0.kind == .asvitScores }.count == 3)
