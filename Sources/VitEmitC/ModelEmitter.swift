@@ -25,7 +25,7 @@ struct ModelEmitter {
   /// The largest token count an attention with ToMe's sizes runs on (0: none).
   var keyBiasFloats = 0
   /// The run-time token counts (`run->k{s}`) that `threshold_keep` ops set.
-  var dynamicCounts: [String] = []
+  var dynamicCounts: [TokenCount] = []
 
   init(graph: Graph, blob: WeightBlob, plan: MemoryPlan, provenance: EmitC.Provenance, stem: String) {
     self.graph = graph
@@ -137,7 +137,9 @@ struct ModelEmitter {
   func dim(_ dim: Dim) -> String {
     switch dim {
     case .fixed(let value): "\(value)"
-    case .dynamic(let symbol, _): symbol.hasPrefix("k") ? "run->\(symbol)" : "(run->k\(symbol.dropFirst()) + 1)"
+    case .dynamic(.kept(let stage), _): "run->\(TokenCount.kept(stage: stage).spelling)"
+    case .dynamic(.tokens(let stage), _): "(run->\(TokenCount.kept(stage: stage).spelling) + 1)"
+    case .dynamic(.named(let name), _): preconditionFailure("run-time count '\(name)' is no pruning stage's (dynamic inputs are refused)")
     }
   }
 

@@ -106,27 +106,27 @@ private struct Rule {
     return operands[index]
   }
 
-  /// `dim − by`. Run-time token counts come in pairs of symbols: `n{s}` rows of a sequence
-  /// and `k{s}` = n{s} − 1 of its patch tokens (what `threshold_keep` of stage s selects).
+  /// `dim − by`. Run-time token counts come in pairs (`TokenCount`): `tokens(s)` rows of a
+  /// sequence and `kept(s)` = tokens(s) − 1 of its patch tokens (what `threshold_keep` of stage s selects).
   func fewer(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
     switch dim {
     case .fixed(let value):
       guard value > amount else { throw mismatch(operand, "more than \(amount) row\(amount == 1 ? "" : "s")") }
       return .fixed(value - amount)
-    case .dynamic(let symbol, let bound) where amount == 1 && symbol.hasPrefix("n"):
-      return .dynamic(symbol: "k" + symbol.dropFirst(), bound: bound - 1)
+    case .dynamic(let symbol, let bound) where amount == 1 && symbol.withoutClassToken != nil:
+      return .dynamic(symbol: symbol.withoutClassToken!, bound: bound - 1)
     case .dynamic:
       throw .dynamicUnsupported(kind, operand: operandName(operand), found: operands[operand], at: location)
     }
   }
 
-  /// `dim + by`, the inverse of `fewer` for run-time counts (`k{s}` + 1 = `n{s}`).
+  /// `dim + by`, the inverse of `fewer` for run-time counts (kept(s) + 1 = tokens(s)).
   func more(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
     switch dim {
     case .fixed(let value):
       return .fixed(value + amount)
-    case .dynamic(let symbol, let bound) where amount == 1 && symbol.hasPrefix("k"):
-      return .dynamic(symbol: "n" + symbol.dropFirst(), bound: bound + 1)
+    case .dynamic(let symbol, let bound) where amount == 1 && symbol.withClassToken != nil:
+      return .dynamic(symbol: symbol.withClassToken!, bound: bound + 1)
     case .dynamic:
       throw .dynamicUnsupported(kind, operand: operandName(operand), found: operands[operand], at: location)
     }
@@ -314,7 +314,7 @@ private struct Rule {
     case .thresholdKeep:
       let scores = try vector(0, .f32)
       guard case .thresholdKeep(_, let stage) = attributes else { mismatchedAttributes() }
-      return [TensorType([.dynamic(symbol: "k\(stage)", bound: scores.bound)], dtype: .i32)]
+      return [TensorType([.dynamic(symbol: .kept(stage: stage), bound: scores.bound)], dtype: .i32)]
 
     case .patchOwner:
       guard case .patchOwner(let patches) = attributes else { mismatchedAttributes() }

@@ -101,7 +101,7 @@ public struct Interpreter: Sendable {
     guard inputs.count == graph.inputs.count else {
       throw .inputCount(expected: graph.inputs.count, found: inputs.count)
     }
-    var symbols: [String: Int] = [:]
+    var symbols: [TokenCount: Int] = [:]
     var values = [Tensor?](repeating: nil, count: graph.values.count)
     for (id, tensor) in zip(graph.inputs, inputs) {
       guard graph[id].type.bind(tensor.shape, into: &symbols) else {

@@ -164,7 +164,7 @@ let methods = [("none", "none"), ("dyvit:0.7", "dyvit"), ("evit:0.7", "evit"), (
   @Test func dynamicInputsAreRefusedClearly() throws {
     let graph = try GraphLoader.parse(
       "graph g(x: f32[n<=4,4]) -> f32[n<=4,4] {\n  y = gelu(x)\n  return y\n}\n", file: "g.graph")
-    #expect(throws: EmitError.dynamicInput("x", TensorType([.dynamic(symbol: "n", bound: 4), .fixed(4)]), at: SourceLocation(file: "g.graph", line: 1, column: 9))) {
+    #expect(throws: EmitError.dynamicInput("x", TensorType([.dynamic(symbol: .named("n"), bound: 4), .fixed(4)]), at: SourceLocation(file: "g.graph", line: 1, column: 9))) {
       try EmitC.emit(graph, weights: [:], provenance: .init(version: "t", graphFile: "g", weights: "w", schedule: "none"), stem: "g")
     }
   }

@@ -104,7 +104,7 @@ let smallGraph = """
       """
     let graph = try GraphLoader.parse(source, file: "blk.graph")
     #expect(graph.blocks == [4])
-    #expect(graph.type(of: graph.output!).dims == [.dynamic(symbol: "n", bound: 197), .fixed(8)])
+    #expect(graph.type(of: graph.output!).dims == [.dynamic(symbol: .named("n"), bound: 197), .fixed(8)])
     // The dump keeps the dynamic dims and parses back.
     let printed = Printer.print(graph)
     #expect(printed.contains("f32[2,n<=197,n<=197]"))

@@ -7,7 +7,7 @@ import Testing
     try ShapeInference.resultTypes(kind, operands: operands, attributes: attributes, resultCount: results, at: nil)
   }
 
-  let n = Dim.dynamic(symbol: "n", bound: 197)
+  let n = Dim.dynamic(symbol: .named("n"), bound: 197)
 
   @Test func attentionShapesFollowTheTokenDim() throws {
     let qkv = TensorType([n, .fixed(1152)])
@@ -52,12 +52,12 @@ import Testing
 
   @Test func dynamicTypesBindConcreteShapes() {
     let type = TensorType([.fixed(6), n, n])
-    var symbols: [String: Int] = [:]
+    var symbols: [TokenCount: Int] = [:]
     #expect(type.bind([6, 50, 50], into: &symbols))
-    #expect(symbols == ["n": 50])
-    var again: [String: Int] = [:]
+    #expect(symbols == [.named("n"): 50])
+    var again: [TokenCount: Int] = [:]
     #expect(!type.bind([6, 50, 51], into: &again))
-    var tooMany: [String: Int] = [:]
+    var tooMany: [TokenCount: Int] = [:]
     #expect(!type.bind([6, 198, 198], into: &tooMany))
     #expect(type.boundCount == 6 * 197 * 197)
     #expect(type.description == "f32[6,n<=197,n<=197]")
@@ -104,7 +104,7 @@ import Testing
     try graph.addParameter(name: "w", type: TensorType(fixed: [4]))
     #expect(throws: IRError.self) { try graph.addParameter(name: "w", type: TensorType(fixed: [4])) }
     #expect(throws: IRError.self) {
-      try graph.addParameter(name: "d", type: TensorType([.dynamic(symbol: "n", bound: 3)]))
+      try graph.addParameter(name: "d", type: TensorType([.dynamic(symbol: .named("n"), bound: 3)]))
     }
     #expect(graph.parameterCount == 4)
   }
@@ -144,7 +144,7 @@ import Testing
       try ShapeInference.checkSize(TensorType(fixed: [(1 << 28) + 1]), what: "t", at: nil)
     }
     #expect(throws: IRError.tensorTooLarge("t", at: nil)) {
-      try ShapeInference.checkSize(TensorType([.dynamic(symbol: "n", bound: 1 << 40), .fixed(1 << 40)]), what: "t", at: nil)
+      try ShapeInference.checkSize(TensorType([.dynamic(symbol: .named("n"), bound: 1 << 40), .fixed(1 << 40)]), what: "t", at: nil)
     }
     // A concat whose rows sum past the bound is refused as a result.
     let half = TensorType(fixed: [1 << 26, 4])
@@ -232,5 +232,31 @@ import Testing
     #expect(throws: IRError.attributeKind(.topkKeep, "k", expected: "an integer", found: .real(1.5), at: nil)) {
       try OpAttributes(kind: .topkKeep, named: ["k": .real(1.5)], at: nil)
     }
+  }
+}
+
+@Suite struct TokenCountTests {
+  @Test(arguments: ["n0", "k0", "n11", "k3", "n", "k", "n01", "k-1", "m2", "tokens"])
+  func spellingReadsBackAsItself(spelling: String) {
+    #expect(TokenCount(spelling: spelling).spelling == spelling)
+  }
+
+  @Test func stagesPairTokensAndKept() {
+    #expect(TokenCount(spelling: "n3") == .tokens(stage: 3))
+    #expect(TokenCount(spelling: "k3") == .kept(stage: 3))
+    #expect(TokenCount(spelling: "n01") == .named("n01"))
+    #expect(TokenCount(spelling: "n") == .named("n"))
+    #expect(TokenCount.tokens(stage: 3).withoutClassToken == .kept(stage: 3))
+    #expect(TokenCount.kept(stage: 3).withClassToken == .tokens(stage: 3))
+    #expect(TokenCount.named("n").withoutClassToken == nil)
+    #expect(TokenCount.tokens(stage: 3).withClassToken == nil)
+  }
+
+  @Test func patchTokensOfAStageCountAreItsKeptCount() throws {
+    let rows = Dim.dynamic(symbol: .tokens(stage: 1), bound: 197)
+    let patches = try ShapeInference.resultTypes(
+      .patchTokens, operands: [TensorType([rows, .fixed(8)])], attributes: .none, resultCount: 1, at: nil)
+    #expect(patches == [TensorType([.dynamic(symbol: .kept(stage: 1), bound: 196), .fixed(8)])])
+    #expect(patches[0].description == "f32[k1<=196,8]")
   }
 }

@@ -139,7 +139,7 @@ import VitPasses
     let stages = graph.ops.filter { $0.kind == .traceStage }
     #expect(stages.map(\.attributes) == [.traceStage(block: 4), .traceStage(block: 7), .traceStage(block: 10)])
     let afterFirst = graph.type(of: stages[0].operands[0])
-    #expect(afterFirst.dims[0] == .dynamic(symbol: "n0", bound: 197))
+    #expect(afterFirst.dims[0] == .dynamic(symbol: .tokens(stage: 0), bound: 197))
     #expect(graph.ops.filter { $0.kind == .asvitScores }.count == 3)
     #expect(graph.type(of: graph.output!) == TensorType(fixed: [1000]))
   }
