@@ -89,13 +89,10 @@ struct ModelEmitter {
   }
 
 
-  /// Indices of the ops that only serve a pruning method's selection: the pruning ops, and
-  /// ops all of whose results only feed their scores (DynamicViT's predictor MLP).
+  /// Indices of the ops that only serve a pruning method's selection: the ops marked
+  /// `pruningSelection`, and ops all of whose results only feed them (DynamicViT's predictor MLP
+  /// in a graph read from text, where only the pruning kinds get the mark).
   static func selectionOps(_ graph: Graph) -> Set<Int> {
-    let pruning: Set<OpKind> = [
-      .patchTokens, .dyvitMix, .keepScore, .clsAttention, .asvitScores, .tomeMetric, .topkKeep, .thresholdKeep,
-      .patchOwner, .unitSizes, .gatherTokens, .gatherFuseTokens, .batMerge, .bipartiteMerge, .traceStage,
-    ]
     // Uses that count: not the token sequence a rewriting op reads (operand 0), which is the
     // model's own data path, not the selection's.
     let rewriting: Set<OpKind> = [.patchTokens, .gatherTokens, .gatherFuseTokens, .batMerge, .bipartiteMerge, .traceStage, .unitSizes]
@@ -108,7 +105,7 @@ struct ModelEmitter {
     var selected = Set<Int>()
     for index in graph.ops.indices.reversed() {
       let op = graph.ops[index]
-      if pruning.contains(op.kind) {
+      if op.role == .pruningSelection {
         selected.insert(index)
       } else if op.results.allSatisfy({ $0 != graph.output && !(users[$0] ?? []).isEmpty && users[$0]!.allSatisfy(selected.contains) }) {
         selected.insert(index)

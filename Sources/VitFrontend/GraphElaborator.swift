@@ -209,9 +209,10 @@ struct GraphElaborator {
     resultNames: [String]
   ) throws(GraphError) -> [ValueID] {
     do {
+      // Text does not carry roles: ops of the pruning kinds are marked as InsertPruning marks them.
       return try graph.append(
         kind, operands, attributes: attributes, resultNames: resultNames, block: block,
-        location: at)
+        location: at, role: kind.isTokenPruning ? .pruningSelection : nil)
     } catch {
       throw .ir(error)
     }

@@ -27,6 +27,15 @@ public struct Value: Hashable, Sendable {
   public var location: SourceLocation?
 }
 
+/// What an op is for, when a pass says so: backends and profiles read it instead of guessing
+/// from the kind.
+public enum OpRole: Hashable, Sendable {
+  /// Part of a token-pruning method's scoring and selection (InsertPruning marks every op it
+  /// inserts, DynamicViT's predictor MLP included; the front end marks ops of the pruning kinds
+  /// it reads). The C emitter gives them `_prune` stages, which `--bench` times apart.
+  case pruningSelection
+}
+
 /// One operation: a kind, operands, attributes and results, and the transformer block it
 /// belongs to (nil for the stem before block 0 and the head after the last block).
 public struct Op: Hashable, Sendable {
@@ -38,6 +47,9 @@ public struct Op: Hashable, Sendable {
   /// "before block 6" (DynamicViT) or "inside block 3" (EViT).
   public var block: Int?
   public var location: SourceLocation?
+  /// What the op is for, if a pass or the front end marked it; not printed (dumps are the same
+  /// with or without it).
+  public var role: OpRole? = nil
 }
 
 /// A model: inputs, parameters and ops in topological order over SSA values, and one output.
@@ -108,7 +120,8 @@ public struct Graph: Sendable {
   @discardableResult
   public mutating func append(
     _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
-    resultNames: [String]? = nil, block: Int? = nil, location: SourceLocation? = nil
+    resultNames: [String]? = nil, block: Int? = nil, location: SourceLocation? = nil,
+    role: OpRole? = nil
   ) throws(IRError) -> [ValueID] {
     let names = resultNames ?? Array(repeating: kind.rawValue, count: kind.signature.results ?? 1)
     let types = try ShapeInference.resultTypes(
@@ -126,7 +139,7 @@ public struct Graph: Sendable {
     ops.append(
       Op(
         kind: kind, operands: operands, attributes: attributes, results: results, block: block,
-        location: location))
+        location: location, role: role))
     return results
   }
 

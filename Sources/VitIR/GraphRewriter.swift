@@ -27,11 +27,11 @@ public struct GraphRewriter {
     return new
   }
 
-  /// Copies an op of the source unchanged.
+  /// Copies an op of the source unchanged, its role included.
   public mutating func copy(_ op: Op) throws(IRError) {
     let results = try result.append(
       op.kind, op.operands.map(mapped), attributes: op.attributes,
-      resultNames: op.results.map { source[$0].name }, block: op.block, location: op.location)
+      resultNames: op.results.map { source[$0].name }, block: op.block, location: op.location, role: op.role)
     for (old, new) in zip(op.results, results) { mapping[old] = new }
   }
 
@@ -40,11 +40,11 @@ public struct GraphRewriter {
   @discardableResult
   public mutating func append(
     _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
-    replacing old: ValueID, block: Int?, location: SourceLocation?
+    replacing old: ValueID, block: Int?, location: SourceLocation?, role: OpRole? = nil
   ) throws(IRError) -> ValueID {
     let new = try result.append(
       kind, operands.map(mapped), attributes: attributes, resultNames: [source[old].name],
-      block: block, location: location)[0]
+      block: block, location: location, role: role)[0]
     mapping[old] = new
     return new
   }
@@ -54,9 +54,10 @@ public struct GraphRewriter {
   @discardableResult
   public mutating func emit(
     _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
-    names: [String], block: Int?, location: SourceLocation?
+    names: [String], block: Int?, location: SourceLocation?, role: OpRole? = nil
   ) throws(IRError) -> [ValueID] {
-    try result.append(kind, operands, attributes: attributes, resultNames: names, block: block, location: location)
+    try result.append(
+      kind, operands, attributes: attributes, resultNames: names, block: block, location: location, role: role)
   }
 
   /// Declares a parameter the pass needs (a predictor's weights) in the result graph.

@@ -151,7 +151,9 @@ public enum InsertPruning {
       _ kind: OpKind, _ operands: [ValueID], _ attributes: OpAttributes = .none, names: [String],
       block: Int, location: SourceLocation?
     ) throws(IRError) -> [ValueID] {
-      try rewriter.emit(kind, operands, attributes: attributes, names: names, block: block, location: location)
+      try rewriter.emit(
+        kind, operands, attributes: attributes, names: names, block: block, location: location,
+        role: .pruningSelection)
     }
 
     mutating func ownerMap(block: Int, location: SourceLocation?) throws(IRError) -> ValueID {

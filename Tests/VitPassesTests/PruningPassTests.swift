@@ -124,6 +124,28 @@ import VitPasses
     #expect(merges.first?.attributes == .batMerge(k: 138, clusters: 12, pairs: 11))
   }
 
+  /// InsertPruning marks what it inserts, the predictor MLP included, and nothing of the model;
+  /// later passes keep the mark, fusing the predictor's linear and GELU into a marked op.
+  @Test(arguments: ["dyvit:0.7", "evit:0.7", "asvit:0.001,0.002,0.003", "bat:0.7", "tome:8"])
+  func insertedOpsAreMarkedForSelection(spec: String) throws {
+    let parsed = try Self.deitS.get()
+    #expect(parsed.ops.allSatisfy { $0.role == nil })
+    let graph = try Self.pruned(spec)
+    let schedule = try ScheduleParser.parse(spec, depth: parsed.blocks.count)
+    let unpruned = try Pipeline.run(parsed, through: .fusedAttention, schedule: schedule)
+    let marked = graph.ops.filter { $0.role == .pruningSelection }
+    #expect(marked.count == graph.ops.count - unpruned.ops.count)
+    #expect(graph.ops.allSatisfy { !$0.kind.isTokenPruning || $0.role == .pruningSelection })
+    #expect(!graph.ops.contains { $0.kind == .attention && $0.role != nil })
+    let fused = try Pipeline.run(parsed, through: .fusedEpilogues, schedule: schedule)
+    #expect(fused.ops.allSatisfy { !$0.kind.isTokenPruning || $0.role == .pruningSelection })
+    if spec.hasPrefix("dyvit") {
+      #expect(marked.contains { $0.kind == .linear } && marked.contains { $0.kind == .layernorm })
+      #expect(fused.ops.contains { $0.kind == .linearGelu && $0.role == .pruningSelection })
+      #expect(fused.ops.contains { $0.kind == .linearGelu && $0.role == nil })
+    }
+  }
+
   @Test func denseAndFullKeepLeaveTheGraphUnpruned() throws {
     #expect(Self.stageTokens(try Self.pruned("none")).isEmpty)
     // EViT at ρ = 1 keeps every token: no gather, only the recorded stages.
