@@ -6,7 +6,7 @@ extension ModelEmitter {
   func macsFunction(into w: inout CWriter) {
     let polynomial = FlopCounter.polynomial(of: graph, convention: .fvcore)
     let places = FlopCounter.traceSymbols(of: graph)
-    var bounds: [String: Int] = [:]
+    var bounds: [TokenCount: Int] = [:]
     for value in graph.values {
       for case .dynamic(let symbol, let bound) in value.type.dims { bounds[symbol] = bound }
     }
@@ -24,7 +24,7 @@ extension ModelEmitter {
         }
       }
       let terms = polynomial.sortedTerms.map { term in
-        (["\(term.coefficient)LL"] + term.monomial).joined(separator: " * ")
+        (["\(term.coefficient)LL"] + term.monomial.map(\.spelling)).joined(separator: " * ")
       }
       w.line("return \(terms.isEmpty ? "0" : terms.joined(separator: " + "));")
     }

@@ -11,7 +11,7 @@ extension ModelEmitter {
       return  // views
     case .patchEmbed:
       let image = graph.type(of: op.operands[0]).fixedShape!
-      let p = op.int("patch")
+      guard case .patchEmbed(let p) = op.attributes else { op.attributesMismatch() }
       let (channels, height, widthPixels) = (image[0], image[1], image[2])
       let (gridH, gridW) = (height / p, widthPixels / p)
       let k = channels * p * p
@@ -37,13 +37,15 @@ extension ModelEmitter {
       let count = count(result)
       w.line("for (int i = 0; i < \(count); i++) \(y)[i] = \(operand(0))[i] + \(operand(1))[i]; /* \(graph[result].name) = add */")
     case .scale:
+      guard case .scale(let factor) = op.attributes else { op.attributesMismatch() }
       let count = count(result)
-      w.line("for (int i = 0; i < \(count); i++) \(y)[i] = \(operand(0))[i] * \(real(op.real("factor")));")
+      w.line("for (int i = 0; i < \(count); i++) \(y)[i] = \(operand(0))[i] * \(real(factor));")
     case .gelu:
       let count = count(result)
       w.line("for (int i = 0; i < \(count); i++) \(y)[i] = 0.5f * \(operand(0))[i] * (1.0f + erff(\(operand(0))[i] * 0.70710678118654752f)); /* exact GELU */")
     case .layernorm:
-      w.line("vit_layernorm_f32(\(operand(0)), \(rows(result)), \(width(result)), \(operand(1)), \(operand(2)), \(real(op.real("eps"))), \(y)); /* \(graph[result].name) */")
+      guard case .layernorm(let eps) = op.attributes else { op.attributesMismatch() }
+      w.line("vit_layernorm_f32(\(operand(0)), \(rows(result)), \(width(result)), \(operand(1)), \(operand(2)), \(real(eps)), \(y)); /* \(graph[result].name) */")
     case .linear, .linearGelu, .linearAdd:
       guard graph[op.operands[1]].origin == .parameter else {
         throw .unsupported(op.kind, reason: "the weight must be a parameter", at: op.location)
@@ -60,7 +62,7 @@ extension ModelEmitter {
     case .attention:
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       let n = rows(op.operands[0])
-      let heads = op.int("heads")
+      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
       let headWidth = width(result) / heads
       scratchNeeds.append(.attention(n: bound, heads: heads, headWidth: headWidth))
       var keyBias = "NULL"
@@ -69,34 +71,37 @@ extension ModelEmitter {
         w.line("for (int i = 0; i < \(n); i++) vit_key_bias[i] = logf(\(operand(1))[i]); /* proportional attention: + log(size) */")
         keyBias = "vit_key_bias"
       }
-      w.line("vit_attention_f32(\(operand(0)), \(n), \(heads), \(headWidth), \(real(op.real("scale"))), \(keyBias), NULL, vit_scratch, \(y)); /* \(graph[result].name) */")
+      w.line("vit_attention_f32(\(operand(0)), \(n), \(heads), \(headWidth), \(real(scale)), \(keyBias), NULL, vit_scratch, \(y)); /* \(graph[result].name) */")
     case .dyvitMix:
       w.line("vit_dyvit_mix_f32(\(operand(0)), \(rows(result)), \(width(result)), \(y)); /* \(graph[result].name) */")
     case .keepScore:
       w.line("vit_keep_score_f32(\(operand(0)), \(rows(op.operands[0])), \(y)); /* \(graph[result].name) */")
     case .clsAttention:
       let n = rows(op.operands[0])
-      let heads = op.int("heads")
+      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       scratchNeeds.append(ScratchNeed(what: "cls attention n=\(bound)", fixed: 4 * bound + 2, macro: "VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(bound))"))
-      w.line("vit_cls_attention_f32(\(operand(0)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
+      w.line("vit_cls_attention_f32(\(operand(0)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .asvitScores:
       let n = rows(op.operands[0])
-      let heads = op.int("heads")
+      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       scratchNeeds.append(ScratchNeed(what: "AS-ViT scores n=\(bound)", fixed: 6 * bound + 2, macro: "VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(bound), \(heads))"))
-      w.line("vit_asvit_scores_f32(\(operand(0)), \(operand(1)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(op.real("scale"))), vit_scratch, \(y)); /* \(graph[result].name) */")
+      w.line("vit_asvit_scores_f32(\(operand(0)), \(operand(1)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .tomeMetric:
-      let heads = op.int("heads")
+      guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
       w.line("vit_tome_metric_f32(\(operand(0)), \(rows(op.operands[0])), \(heads), \(width(op.operands[0]) / 3 / heads), \(y)); /* \(graph[result].name) */")
     case .topkKeep:
-      w.line("vit_topk_keep_f32(\(operand(0)), \(count(op.operands[0])), \(op.int("k")), \(y)); /* \(graph[result].name) */")
+      guard case .topkKeep(let k) = op.attributes else { op.attributesMismatch() }
+      w.line("vit_topk_keep_f32(\(operand(0)), \(count(op.operands[0])), \(k), \(y)); /* \(graph[result].name) */")
     case .thresholdKeep:
+      guard case .thresholdKeep(let threshold, _) = op.attributes else { op.attributesMismatch() }
       let symbol = dim(graph.type(of: result).dims[0])
       if case .dynamic(let field, _) = graph.type(of: result).dims[0] { dynamicCounts.append(field) }
-      w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(real(op.real("threshold"))), \(y)); /* \(graph[result].name): a run-time count */")
+      w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(real(threshold)), \(y)); /* \(graph[result].name): a run-time count */")
     case .patchOwner:
-      w.line("for (int p = 0; p < \(op.int("patches")); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")
+      guard case .patchOwner(let patches) = op.attributes else { op.attributesMismatch() }
+      w.line("for (int p = 0; p < \(patches); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")
     case .unitSizes:
       w.line("for (int i = 0; i < \(count(result)); i++) \(y)[i] = 1.0f; /* \(graph[result].name) */")
     case .gatherTokens, .gatherFuseTokens:
@@ -112,23 +117,26 @@ extension ModelEmitter {
         w.line("vit_gather_fuse_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(operand(2)), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
       }
     case .batMerge:
+      guard case .batMerge(let k, let clusters, let pairs) = op.attributes else { op.attributesMismatch() }
       let n = rows(op.operands[0])
       let (rows, c) = (rowCount(op.operands[0]), width(op.operands[0]))
       scratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 4 * rows * rows + 16 * rows + rows * c + 16, macro: "VIT_BAT_SCRATCH_FLOATS(\(rows), \(c))"))
       intScratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 8 * rows + 16, macro: "VIT_BAT_SCRATCH_INTS(\(rows))"))
-      w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(op.int("k")), \(op.int("clusters")), \(op.int("pairs")), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
+      w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(k), \(clusters), \(pairs), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
     case .bipartiteMerge:
+      guard case .bipartiteMerge(let r) = op.attributes else { op.attributesMismatch() }
       let n = rows(op.operands[0])
       let (rows, c, d) = (rowCount(op.operands[0]), width(op.operands[0]), width(op.operands[1]))
       scratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 6 * rows + rows * d + 2 * c + 16, macro: "VIT_TOME_SCRATCH_FLOATS(\(rows), \(c), \(d))"))
       intScratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 4 * rows + 16, macro: "VIT_TOME_SCRATCH_INTS(\(rows))"))
-      w.line("vit_bipartite_merge_f32(\(operand(0)), \(operand(1)), \(operand(2)), \(n), \(width(op.operands[0])), \(width(op.operands[1])), \(op.int("r")), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
+      w.line("vit_bipartite_merge_f32(\(operand(0)), \(operand(1)), \(operand(2)), \(n), \(width(op.operands[0])), \(width(op.operands[1])), \(r), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
     case .traceStage:
+      guard case .traceStage(let block) = op.attributes else { op.attributesMismatch() }
       let stage = traceStages
       traceStages += 1
       let tokens = rows(op.operands[0])
-      w.block("if (run->trace) /* trace stage \(stage): block \(op.int("block")), \(tokens) tokens */") { w in
-        w.line("run->trace->block[\(stage)] = \(op.int("block"));")
+      w.block("if (run->trace) /* trace stage \(stage): block \(block), \(tokens) tokens */") { w in
+        w.line("run->trace->block[\(stage)] = \(block);")
         w.line("run->trace->tokens[\(stage)] = \(tokens);")
         w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
       }
@@ -144,7 +152,7 @@ extension ModelEmitter {
       }
     case .splitHeads:
       let x = graph.type(of: op.operands[0]).fixedShape!
-      let heads = op.int("heads")
+      guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
       let parts = op.results.count
       let headWidth = x[1] / (parts * heads)
       for (s, part) in op.results.enumerated() {

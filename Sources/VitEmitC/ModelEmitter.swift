@@ -25,7 +25,7 @@ struct ModelEmitter {
   /// The largest token count an attention with ToMe's sizes runs on (0: none).
   var keyBiasFloats = 0
   /// The run-time token counts (`run->k{s}`) that `threshold_keep` ops set.
-  var dynamicCounts: [String] = []
+  var dynamicCounts: [TokenCount] = []
 
   init(graph: Graph, blob: WeightBlob, plan: MemoryPlan, provenance: EmitC.Provenance, stem: String) {
     self.graph = graph
@@ -69,7 +69,8 @@ struct ModelEmitter {
 
   /// Patches of the owner maps (the pruning ops' `patches`).
   var patchCount: Int {
-    graph.ops.first { $0.kind == .patchOwner }.map { $0.int("patches") } ?? 0
+    for op in graph.ops { if case .patchOwner(let patches) = op.attributes { return patches } }
+    return 0
   }
 
   func provenanceLines(_ what: String) -> [String] {
@@ -88,13 +89,10 @@ struct ModelEmitter {
   }
 
 
-  /// Indices of the ops that only serve a pruning method's selection: the pruning ops, and
-  /// ops all of whose results only feed their scores (DynamicViT's predictor MLP).
+  /// Indices of the ops that only serve a pruning method's selection: the ops marked
+  /// `pruningSelection`, and ops all of whose results only feed them (DynamicViT's predictor MLP
+  /// in a graph read from text, where only the pruning kinds get the mark).
   static func selectionOps(_ graph: Graph) -> Set<Int> {
-    let pruning: Set<OpKind> = [
-      .patchTokens, .dyvitMix, .keepScore, .clsAttention, .asvitScores, .tomeMetric, .topkKeep, .thresholdKeep,
-      .patchOwner, .unitSizes, .gatherTokens, .gatherFuseTokens, .batMerge, .bipartiteMerge, .traceStage,
-    ]
     // Uses that count: not the token sequence a rewriting op reads (operand 0), which is the
     // model's own data path, not the selection's.
     let rewriting: Set<OpKind> = [.patchTokens, .gatherTokens, .gatherFuseTokens, .batMerge, .bipartiteMerge, .traceStage, .unitSizes]
@@ -107,7 +105,7 @@ struct ModelEmitter {
     var selected = Set<Int>()
     for index in graph.ops.indices.reversed() {
       let op = graph.ops[index]
-      if pruning.contains(op.kind) {
+      if op.role == .pruningSelection {
         selected.insert(index)
       } else if op.results.allSatisfy({ $0 != graph.output && !(users[$0] ?? []).isEmpty && users[$0]!.allSatisfy(selected.contains) }) {
         selected.insert(index)
@@ -136,7 +134,9 @@ struct ModelEmitter {
   func dim(_ dim: Dim) -> String {
     switch dim {
     case .fixed(let value): "\(value)"
-    case .dynamic(let symbol, _): symbol.hasPrefix("k") ? "run->\(symbol)" : "(run->k\(symbol.dropFirst()) + 1)"
+    case .dynamic(.kept(let stage), _): "run->\(TokenCount.kept(stage: stage).spelling)"
+    case .dynamic(.tokens(let stage), _): "(run->\(TokenCount.kept(stage: stage).spelling) + 1)"
+    case .dynamic(.named(let name), _): preconditionFailure("run-time count '\(name)' is no pruning stage's (dynamic inputs are refused)")
     }
   }
 

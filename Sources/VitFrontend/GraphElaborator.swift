@@ -166,10 +166,10 @@ struct GraphElaborator {
     case .add(let left, let right, let at):
       let a = try value(of: left, name: Self.temporaryName(left))
       let b = try value(of: right, name: Self.temporaryName(right))
-      return try append(.add, [a, b], [:], at: at, resultNames: [name])[0]
+      return try append(.add, [a, b], .none, at: at, resultNames: [name])[0]
     case .scale(let inner, let factor, let at):
       let x = try value(of: inner, name: Self.temporaryName(inner))
-      return try append(.scale, [x], ["factor": .real(factor)], at: at, resultNames: [name])[0]
+      return try append(.scale, [x], .scale(factor: factor), at: at, resultNames: [name])[0]
     }
   }
 
@@ -194,17 +194,25 @@ struct GraphElaborator {
         values[attribute.name] = attribute.value
       }
     }
-    return try append(kind, ids, values, at: at, resultNames: resultNames)
+    let typed: OpAttributes
+    do {
+      try ShapeInference.checkArity(kind, operandCount: ids.count, resultCount: resultNames.count, at: at)
+      typed = try OpAttributes(kind: kind, named: values, at: at)
+    } catch {
+      throw .ir(error)
+    }
+    return try append(kind, ids, typed, at: at, resultNames: resultNames)
   }
 
   private mutating func append(
-    _ kind: OpKind, _ operands: [ValueID], _ attributes: [String: Attribute], at: SourceLocation,
+    _ kind: OpKind, _ operands: [ValueID], _ attributes: OpAttributes, at: SourceLocation,
     resultNames: [String]
   ) throws(GraphError) -> [ValueID] {
     do {
+      // Text does not carry roles: ops of the pruning kinds are marked as InsertPruning marks them.
       return try graph.append(
         kind, operands, attributes: attributes, resultNames: resultNames, block: block,
-        location: at)
+        location: at, role: kind.isTokenPruning ? .pruningSelection : nil)
     } catch {
       throw .ir(error)
     }

@@ -169,7 +169,7 @@ struct GraphParser {
         guard bound > 0 else {
           throw .expected("a positive bound", found: "'\(bound)'", at: current.location)
         }
-        dims.append(.dynamic(symbol: symbol, bound: bound))
+        dims.append(.dynamic(symbol: TokenCount(spelling: symbol), bound: bound))
       default:
         throw .expected("a positive dimension or 'n<=BOUND'", found: current.quoted, at: current.location)
       }

@@ -27,41 +27,29 @@ public struct Value: Hashable, Sendable {
   public var location: SourceLocation?
 }
 
+/// What an op is for, when a pass says so: backends and profiles read it instead of guessing
+/// from the kind.
+public enum OpRole: Hashable, Sendable {
+  /// Part of a token-pruning method's scoring and selection (InsertPruning marks every op it
+  /// inserts, DynamicViT's predictor MLP included; the front end marks ops of the pruning kinds
+  /// it reads). The C emitter gives them `_prune` stages, which `--bench` times apart.
+  case pruningSelection
+}
+
 /// One operation: a kind, operands, attributes and results, and the transformer block it
 /// belongs to (nil for the stem before block 0 and the head after the last block).
 public struct Op: Hashable, Sendable {
   public var kind: OpKind
   public var operands: [ValueID]
-  public var attributes: [String: Attribute]
+  public var attributes: OpAttributes
   public var results: [ValueID]
   /// 0-based index of the transformer block this op is part of, so that a schedule can say
   /// "before block 6" (DynamicViT) or "inside block 3" (EViT).
   public var block: Int?
   public var location: SourceLocation?
-
-  /// An integer attribute the signature guarantees (checked when the op was appended).
-  public func int(_ name: String) -> Int {
-    guard case .int(let value)? = attributes[name] else {
-      preconditionFailure("\(kind.rawValue) has no int attribute '\(name)'")
-    }
-    return value
-  }
-
-  /// A real attribute the signature guarantees.
-  public func real(_ name: String) -> Double {
-    guard case .real(let value)? = attributes[name] else {
-      preconditionFailure("\(kind.rawValue) has no real attribute '\(name)'")
-    }
-    return value
-  }
-
-  /// An integer-list attribute the signature guarantees.
-  public func ints(_ name: String) -> [Int] {
-    guard case .ints(let value)? = attributes[name] else {
-      preconditionFailure("\(kind.rawValue) has no ints attribute '\(name)'")
-    }
-    return value
-  }
+  /// What the op is for, if a pass or the front end marked it; not printed (dumps are the same
+  /// with or without it).
+  public var role: OpRole? = nil
 }
 
 /// A model: inputs, parameters and ops in topological order over SSA values, and one output.
@@ -131,8 +119,9 @@ public struct Graph: Sendable {
   /// and, for kinds with a variable number of results, how many there are.
   @discardableResult
   public mutating func append(
-    _ kind: OpKind, _ operands: [ValueID], attributes: [String: Attribute] = [:],
-    resultNames: [String]? = nil, block: Int? = nil, location: SourceLocation? = nil
+    _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
+    resultNames: [String]? = nil, block: Int? = nil, location: SourceLocation? = nil,
+    role: OpRole? = nil
   ) throws(IRError) -> [ValueID] {
     let names = resultNames ?? Array(repeating: kind.rawValue, count: kind.signature.results ?? 1)
     let types = try ShapeInference.resultTypes(
@@ -150,7 +139,7 @@ public struct Graph: Sendable {
     ops.append(
       Op(
         kind: kind, operands: operands, attributes: attributes, results: results, block: block,
-        location: location))
+        location: location, role: role))
     return results
   }
 

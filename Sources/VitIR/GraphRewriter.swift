@@ -27,11 +27,11 @@ public struct GraphRewriter {
     return new
   }
 
-  /// Copies an op of the source unchanged.
+  /// Copies an op of the source unchanged, its role included.
   public mutating func copy(_ op: Op) throws(IRError) {
     let results = try result.append(
       op.kind, op.operands.map(mapped), attributes: op.attributes,
-      resultNames: op.results.map { source[$0].name }, block: op.block, location: op.location)
+      resultNames: op.results.map { source[$0].name }, block: op.block, location: op.location, role: op.role)
     for (old, new) in zip(op.results, results) { mapping[old] = new }
   }
 
@@ -39,12 +39,12 @@ public struct GraphRewriter {
   /// `replacing` (it takes its name).
   @discardableResult
   public mutating func append(
-    _ kind: OpKind, _ operands: [ValueID], attributes: [String: Attribute] = [:],
-    replacing old: ValueID, block: Int?, location: SourceLocation?
+    _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
+    replacing old: ValueID, block: Int?, location: SourceLocation?, role: OpRole? = nil
   ) throws(IRError) -> ValueID {
     let new = try result.append(
       kind, operands.map(mapped), attributes: attributes, resultNames: [source[old].name],
-      block: block, location: location)[0]
+      block: block, location: location, role: role)[0]
     mapping[old] = new
     return new
   }
@@ -53,10 +53,11 @@ public struct GraphRewriter {
   /// as a pruning stage's). Returns the new results.
   @discardableResult
   public mutating func emit(
-    _ kind: OpKind, _ operands: [ValueID], attributes: [String: Attribute] = [:],
-    names: [String], block: Int?, location: SourceLocation?
+    _ kind: OpKind, _ operands: [ValueID], attributes: OpAttributes = .none,
+    names: [String], block: Int?, location: SourceLocation?, role: OpRole? = nil
   ) throws(IRError) -> [ValueID] {
-    try result.append(kind, operands, attributes: attributes, resultNames: names, block: block, location: location)
+    try result.append(
+      kind, operands, attributes: attributes, resultNames: names, block: block, location: location, role: role)
   }
 
   /// Declares a parameter the pass needs (a predictor's weights) in the result graph.

@@ -104,6 +104,22 @@ public enum OpKind: String, Sendable, CaseIterable {
   case traceStage = "trace_stage"
 }
 
+extension OpKind {
+  /// Whether only token pruning uses this kind: an op of it read from text is marked
+  /// `OpRole.pruningSelection`, as InsertPruning marks what it inserts.
+  public var isTokenPruning: Bool {
+    switch self {
+    case .patchTokens, .dyvitMix, .keepScore, .clsAttention, .asvitScores, .tomeMetric, .topkKeep,
+      .thresholdKeep, .patchOwner, .unitSizes, .gatherTokens, .gatherFuseTokens, .batMerge,
+      .bipartiteMerge, .traceStage:
+      true
+    case .patchEmbed, .reshape, .concat, .add, .scale, .layernorm, .linear, .gelu, .softmax,
+      .splitHeads, .transpose, .matmul, .mergeHeads, .row, .attention, .linearGelu, .linearAdd:
+      false
+    }
+  }
+}
+
 /// An attribute value in the IR: an integer, a real number or a list of integers.
 public enum Attribute: Hashable, Sendable, CustomStringConvertible {
   case int(Int)

@@ -40,9 +40,7 @@ public enum Printer {
     var arguments = op.operands.map { operand in
       graph[operand].origin == .parameter ? "@\(graph[operand].name)" : graph[operand].name
     }
-    for (name, _) in op.kind.signature.attributes {
-      if let value = op.attributes[name] { arguments.append("\(name)=\(value)") }
-    }
+    for (name, value) in op.attributes.named { arguments.append("\(name)=\(value)") }
     return targets.joined(separator: ", ") + " = \(op.kind.rawValue)("
       + arguments.joined(separator: ", ") + ")"
   }

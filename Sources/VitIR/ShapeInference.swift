@@ -4,33 +4,12 @@
 public enum ShapeInference {
   /// Checks an op against its kind's signature and returns the types of its results.
   public static func resultTypes(
-    _ kind: OpKind, operands: [TensorType], attributes: [String: Attribute], resultCount: Int,
+    _ kind: OpKind, operands: [TensorType], attributes: OpAttributes, resultCount: Int,
     at location: SourceLocation?
   ) throws(IRError) -> [TensorType] {
-    let signature = kind.signature
-    guard signature.operandRange.contains(operands.count) else {
-      throw .operandCount(
-        kind, expected: signature.operandRange, found: operands.count, at: location)
-    }
-    if let expected = signature.results, expected != resultCount {
-      throw .resultCount(
-        kind, expected: expected == 1 ? "one value" : "\(expected) values", found: resultCount,
-        at: location)
-    }
-    for name in attributes.keys.sorted() where !signature.attributes.contains(where: { $0.name == name }) {
-      throw .unknownAttribute(kind, name, at: location)
-    }
-    for (name, attributeKind) in signature.attributes {
-      guard let value = attributes[name] else { throw .missingAttribute(kind, name, at: location) }
-      switch (attributeKind, value) {
-      case (.int, .int), (.real, .real), (.ints, .ints): break
-      case (.int, _): throw .attributeKind(kind, name, expected: "an integer", found: value, at: location)
-      case (.real, _): throw .attributeKind(kind, name, expected: "a number", found: value, at: location)
-      case (.ints, _):
-        throw .attributeKind(kind, name, expected: "a list of integers", found: value, at: location)
-      }
-    }
-    for (name, value) in attributes.sorted(by: { $0.key < $1.key }) {
+    try checkArity(kind, operandCount: operands.count, resultCount: resultCount, at: location)
+    precondition(attributes.fit(kind), "'\(kind.rawValue)' given the attributes \(attributes)")
+    for (name, value) in attributes.named {
       if case .real(let real) = value, !(abs(real) <= Double(Float.greatestFiniteMagnitude)) {
         throw .nonFiniteAttribute(kind, name, real, at: location)
       }
@@ -39,6 +18,22 @@ public enum ShapeInference {
     let results = try rule.infer(resultCount: resultCount)
     for result in results { try checkSize(result, what: "the result \(result) of '\(kind.rawValue)'", at: location) }
     return results
+  }
+
+  /// Checks the numbers of operands and results against the kind's signature (the first thing
+  /// a reader of text checks, before the attributes).
+  public static func checkArity(
+    _ kind: OpKind, operandCount: Int, resultCount: Int, at location: SourceLocation?
+  ) throws(IRError) {
+    let signature = kind.signature
+    guard signature.operandRange.contains(operandCount) else {
+      throw .operandCount(kind, expected: signature.operandRange, found: operandCount, at: location)
+    }
+    if let expected = signature.results, expected != resultCount {
+      throw .resultCount(
+        kind, expected: expected == 1 ? "one value" : "\(expected) values", found: resultCount,
+        at: location)
+    }
   }
 
   /// The element count of `dims` (bounds for dynamic dims), or nil when it overflows `Int`.
@@ -64,7 +59,7 @@ public enum ShapeInference {
 private struct Rule {
   let kind: OpKind
   let operands: [TensorType]
-  let attributes: [String: Attribute]
+  let attributes: OpAttributes
   let location: SourceLocation?
 
   func operandName(_ index: Int) -> String { kind.signature.operands[index] }
@@ -111,39 +106,38 @@ private struct Rule {
     return operands[index]
   }
 
-  /// `dim − by`. Run-time token counts come in pairs of symbols: `n{s}` rows of a sequence
-  /// and `k{s}` = n{s} − 1 of its patch tokens (what `threshold_keep` of stage s selects).
+  /// `dim − by`. Run-time token counts come in pairs (`TokenCount`): `tokens(s)` rows of a
+  /// sequence and `kept(s)` = tokens(s) − 1 of its patch tokens (what `threshold_keep` of stage s selects).
   func fewer(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
     switch dim {
     case .fixed(let value):
       guard value > amount else { throw mismatch(operand, "more than \(amount) row\(amount == 1 ? "" : "s")") }
       return .fixed(value - amount)
-    case .dynamic(let symbol, let bound) where amount == 1 && symbol.hasPrefix("n"):
-      return .dynamic(symbol: "k" + symbol.dropFirst(), bound: bound - 1)
+    case .dynamic(let symbol, let bound) where amount == 1 && symbol.withoutClassToken != nil:
+      return .dynamic(symbol: symbol.withoutClassToken!, bound: bound - 1)
     case .dynamic:
       throw .dynamicUnsupported(kind, operand: operandName(operand), found: operands[operand], at: location)
     }
   }
 
-  /// `dim + by`, the inverse of `fewer` for run-time counts (`k{s}` + 1 = `n{s}`).
+  /// `dim + by`, the inverse of `fewer` for run-time counts (kept(s) + 1 = tokens(s)).
   func more(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
     switch dim {
     case .fixed(let value):
       return .fixed(value + amount)
-    case .dynamic(let symbol, let bound) where amount == 1 && symbol.hasPrefix("k"):
-      return .dynamic(symbol: "n" + symbol.dropFirst(), bound: bound + 1)
+    case .dynamic(let symbol, let bound) where amount == 1 && symbol.withClassToken != nil:
+      return .dynamic(symbol: symbol.withClassToken!, bound: bound + 1)
     case .dynamic:
       throw .dynamicUnsupported(kind, operand: operandName(operand), found: operands[operand], at: location)
     }
   }
 
-  func int(_ name: String) -> Int {
-    if case .int(let value)? = attributes[name] { return value }
-    preconditionFailure("signature checked")
+  func mismatchedAttributes() -> Never {
+    preconditionFailure("'\(kind.rawValue)' given the attributes \(attributes)")
   }
 
-  func positive(_ name: String) throws(IRError) -> Int {
-    let value = int(name)
+  /// `value`, the attribute `name`, when it is a positive integer no larger than any tensor.
+  func positive(_ name: String, _ value: Int) throws(IRError) -> Int {
     if value <= 0 || value > Limits.maxTensorBytes {
       throw .attributeValue(
         kind, name, found: .int(value), expected: "a positive integer up to \(Limits.maxTensorBytes)", at: location)
@@ -156,7 +150,8 @@ private struct Rule {
     case .patchEmbed:
       let image = try staticShape(0)
       let weight = try staticShape(1)
-      let patch = try positive("patch")
+      guard case .patchEmbed(let patchAttribute) = attributes else { mismatchedAttributes() }
+      let patch = try positive("patch", patchAttribute)
       guard image.count == 3 else { throw mismatch(0, "an image f32[channels,height,width]") }
       guard image[1] % patch == 0, image[2] % patch == 0 else {
         throw mismatch(0, "height and width divisible by the patch size \(patch)")
@@ -171,7 +166,7 @@ private struct Rule {
 
     case .reshape:
       let shape = try staticShape(0)
-      guard case .ints(let target)? = attributes["shape"] else { preconditionFailure() }
+      guard case .reshape(let target) = attributes else { mismatchedAttributes() }
       if target.contains(where: { $0 <= 0 }) || ShapeInference.elementCount(target) != shape.reduce(1, *) {
         throw .attributeValue(
           kind, "shape", found: .ints(target),
@@ -207,7 +202,7 @@ private struct Rule {
       let parameter = TensorType([width])
       if operands[1] != parameter { throw mismatch(1, "\(parameter), the width of 'x'") }
       if operands[2] != parameter { throw mismatch(2, "\(parameter), the width of 'x'") }
-      if case .real(let eps)? = attributes["eps"], !(Float(eps) > 0) {
+      if case .layernorm(let eps) = attributes, !(Float(eps) > 0) {
         throw .attributeValue(kind, "eps", found: .real(eps), expected: "a positive number (as float32)", at: location)
       }
       return [operands[0]]
@@ -229,7 +224,8 @@ private struct Rule {
 
     case .splitHeads:
       let x = try rank(0, 2)
-      let heads = try positive("heads")
+      guard case .heads(let headsAttribute) = attributes else { mismatchedAttributes() }
+      let heads = try positive("heads", headsAttribute)
       guard resultCount >= 1 else {
         throw .resultCount(kind, expected: "one value or more", found: resultCount, at: location)
       }
@@ -265,7 +261,8 @@ private struct Rule {
 
     case .attention:
       let x = try rank(0, 2)
-      let heads = try positive("heads")
+      guard case .attention(let headsAttribute, _) = attributes else { mismatchedAttributes() }
+      let heads = try positive("heads", headsAttribute)
       guard let width = x[1].fixedValue, width % (3 * heads) == 0 else {
         throw mismatch(0, "f32[n,3·C] with C divisible by \(heads) heads")
       }
@@ -290,7 +287,12 @@ private struct Rule {
 
     case .clsAttention, .asvitScores, .tomeMetric:
       let x = try tokens(0)
-      let heads = try positive("heads")
+      let headsAttribute: Int
+      switch attributes {
+      case .attention(let heads, _), .heads(let heads): headsAttribute = heads
+      default: mismatchedAttributes()
+      }
+      let heads = try positive("heads", headsAttribute)
       guard let width = x[1].fixedValue, width % (3 * heads) == 0 else {
         throw mismatch(0, "f32[n,3·C] with C divisible by \(heads) heads")
       }
@@ -302,7 +304,8 @@ private struct Rule {
 
     case .topkKeep:
       let scores = try vector(0, .f32)
-      let k = try positive("k")
+      guard case .topkKeep(let kAttribute) = attributes else { mismatchedAttributes() }
+      let k = try positive("k", kAttribute)
       guard let m = scores.fixedValue, k <= m else {
         throw .attributeValue(kind, "k", found: .int(k), expected: "at most the \(scores) scores", at: location)
       }
@@ -310,10 +313,12 @@ private struct Rule {
 
     case .thresholdKeep:
       let scores = try vector(0, .f32)
-      return [TensorType([.dynamic(symbol: "k\(int("stage"))", bound: scores.bound)], dtype: .i32)]
+      guard case .thresholdKeep(_, let stage) = attributes else { mismatchedAttributes() }
+      return [TensorType([.dynamic(symbol: .kept(stage: stage), bound: scores.bound)], dtype: .i32)]
 
     case .patchOwner:
-      return [TensorType([.fixed(try positive("patches"))], dtype: .i32)]
+      guard case .patchOwner(let patches) = attributes else { mismatchedAttributes() }
+      return [TensorType([.fixed(try positive("patches", patches))], dtype: .i32)]
 
     case .unitSizes:
       let x = try tokens(0)
@@ -339,7 +344,7 @@ private struct Rule {
       let scores = TensorType([.fixed(n - 1)])
       if operands[1] != scores { throw mismatch(1, "\(scores), a score per patch token of 'x'") }
       let owner = try ownerMap(2)
-      let (k, clusters, pairs) = (int("k"), int("clusters"), int("pairs"))
+      guard case .batMerge(let k, let clusters, let pairs) = attributes else { mismatchedAttributes() }
       guard k >= 1, k <= n - 1 else {
         throw .attributeValue(kind, "k", found: .int(k), expected: "1 … \(n - 1) attentive tokens", at: location)
       }
@@ -362,7 +367,7 @@ private struct Rule {
       guard operands[1].rank == 2, operands[1].dims[0] == x[0] else { throw mismatch(1, "f32[\(n),d], a row per token") }
       if operands[2] != TensorType([x[0]]) { throw mismatch(2, "f32[\(n)], a size per token") }
       let owner = try ownerMap(3)
-      let r = int("r")
+      guard case .bipartiteMerge(let r) = attributes else { mismatchedAttributes() }
       guard r >= 1, r <= (n - 1) / 2 else {
         throw .attributeValue(kind, "r", found: .int(r), expected: "1 … \((n - 1) / 2) merges", at: location)
       }
@@ -374,7 +379,7 @@ private struct Rule {
 
     case .row:
       let x = try rank(0, 2)
-      let index = int("index")
+      guard case .row(let index) = attributes else { mismatchedAttributes() }
       guard index >= 0, index < x[0].bound, x[0].isDynamic == false || index == 0 else {
         throw .attributeValue(
           kind, "index", found: .int(index), expected: "a row of \(operands[0])", at: location)

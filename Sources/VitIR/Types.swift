@@ -7,6 +7,61 @@ public enum DType: String, Sendable, CaseIterable {
   case i32
 }
 
+/// The name of a run-time token count. Pruning with a run-time count (AS-ViT's
+/// `threshold_keep` of stage s) makes a pair: the patch tokens it keeps, and the rows of the
+/// sequence it gathers, one more for the cls token. Spelled `k{s}` and `n{s}` in the textual
+/// IR; only `spelling`/`init(spelling:)` know that.
+public enum TokenCount: Hashable, Sendable, Comparable, CustomStringConvertible {
+  /// The rows of the token sequence after stage `stage`'s selection: the kept tokens and the
+  /// cls token (`n{stage}`).
+  case tokens(stage: Int)
+  /// The patch tokens stage `stage` keeps (`k{stage}`): `tokens(stage) − 1`.
+  case kept(stage: Int)
+  /// Any other name a hand-written graph gives a dynamic dimension (`n<=197`): equal only to
+  /// itself, with no kept/tokens partner.
+  case named(String)
+
+  /// Reads the textual spelling: `n3` and `k3` (a stage without leading zeros) are a stage's
+  /// pair, anything else a plain name.
+  public init(spelling: String) {
+    let stageText = spelling.dropFirst()
+    if let stage = Int(stageText), stage >= 0, String(stage) == stageText {
+      switch spelling.first {
+      case "n": self = .tokens(stage: stage); return
+      case "k": self = .kept(stage: stage); return
+      default: break
+      }
+    }
+    self = .named(spelling)
+  }
+
+  /// The textual spelling, also the C name of the count's variable.
+  public var spelling: String {
+    switch self {
+    case .tokens(let stage): "n\(stage)"
+    case .kept(let stage): "k\(stage)"
+    case .named(let name): name
+    }
+  }
+
+  public var description: String { spelling }
+
+  /// The patch tokens of a sequence of this many rows (the rows without the cls token).
+  public var withoutClassToken: TokenCount? {
+    if case .tokens(let stage) = self { return .kept(stage: stage) }
+    return nil
+  }
+
+  /// The rows of a sequence of these patch tokens and the cls token.
+  public var withClassToken: TokenCount? {
+    if case .kept(let stage) = self { return .tokens(stage: stage) }
+    return nil
+  }
+
+  /// Ordered by spelling, so that everything sorted by count reads as before it had a type.
+  public static func < (a: TokenCount, b: TokenCount) -> Bool { a.spelling < b.spelling }
+}
+
 /// One dimension of a value's shape: a number known when compiling, or the token count `n`,
 /// known only at run time but never above a static bound (AS-ViT keeps a per-image count; the
 /// arena is planned for the bound).
@@ -14,8 +69,8 @@ public enum Dim: Hashable, Sendable, CustomStringConvertible {
   /// A dimension known at compile time.
   case fixed(Int)
   /// A run-time token count named `symbol` (two dims with the same symbol are equal at run
-  /// time), at most `bound`. Spelled `n<=197` in the textual IR.
-  case dynamic(symbol: String, bound: Int)
+  /// time), at most `bound`. Spelled `n0<=197` in the textual IR.
+  case dynamic(symbol: TokenCount, bound: Int)
 
   /// The static value, or the upper bound of a dynamic dimension.
   public var bound: Int {
@@ -77,7 +132,7 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 
   /// Whether a concrete shape is an instance of this type (dynamic dims up to their bound;
   /// dims sharing a symbol must agree). Returns the symbol bindings, or nil.
-  public func bind(_ shape: [Int], into bindings: inout [String: Int]) -> Bool {
+  public func bind(_ shape: [Int], into bindings: inout [TokenCount: Int]) -> Bool {
     guard shape.count == dims.count else { return false }
     for (dim, value) in zip(dims, shape) {
       switch dim {

@@ -101,7 +101,7 @@ public struct Interpreter: Sendable {
     guard inputs.count == graph.inputs.count else {
       throw .inputCount(expected: graph.inputs.count, found: inputs.count)
     }
-    var symbols: [String: Int] = [:]
+    var symbols: [TokenCount: Int] = [:]
     var values = [Tensor?](repeating: nil, count: graph.values.count)
     for (id, tensor) in zip(graph.inputs, inputs) {
       guard graph[id].type.bind(tensor.shape, into: &symbols) else {
@@ -113,8 +113,8 @@ public struct Interpreter: Sendable {
       observe(op)
       let operands = op.operands.map { id in parameters[id] ?? values[id.index]! }
       let results = Self.execute(op, operands, resultCount: op.results.count)
-      if op.kind == .traceStage {
-        stages.append(PruningKernels.traceStage(block: op.int("block"), rows: operands[0].shape[0], owner: operands[1]))
+      if case .traceStage(let block) = op.attributes {
+        stages.append(PruningKernels.traceStage(block: block, rows: operands[0].shape[0], owner: operands[1]))
       }
       for (id, result) in zip(op.results, results) {
         inspect(id, result)
@@ -128,46 +128,63 @@ public struct Interpreter: Sendable {
   /// One op on concrete tensors.
   static func execute(_ op: Op, _ x: [Tensor], resultCount: Int) -> [Tensor] {
     switch op.kind {
-    case .patchEmbed: return [Kernels.patchEmbed(x[0], weight: x[1], bias: x[2], patch: op.int("patch"))]
-    case .reshape: return [Tensor(shape: op.ints("shape"), scalars: x[0].scalars)]
+    case .patchEmbed:
+      guard case .patchEmbed(let patch) = op.attributes else { op.attributesMismatch() }
+      return [Kernels.patchEmbed(x[0], weight: x[1], bias: x[2], patch: patch)]
+    case .reshape:
+      guard case .reshape(let shape) = op.attributes else { op.attributesMismatch() }
+      return [Tensor(shape: shape, scalars: x[0].scalars)]
     case .concat:
       return [Tensor(shape: [x[0].shape[0] + x[1].shape[0], x[0].shape[1]], scalars: x[0].scalars + x[1].scalars)]
     case .add: return [Tensor(shape: x[0].shape, scalars: zip(x[0].scalars, x[1].scalars).map { $0 + $1 })]
     case .scale:
-      let factor = op.real("factor")
+      guard case .scale(let factor) = op.attributes else { op.attributesMismatch() }
       return [Tensor(shape: x[0].shape, scalars: x[0].scalars.map { Float(Double($0) * factor) })]
-    case .layernorm: return [Kernels.layerNorm(x[0], weight: x[1], bias: x[2], eps: op.real("eps"))]
+    case .layernorm:
+      guard case .layernorm(let eps) = op.attributes else { op.attributesMismatch() }
+      return [Kernels.layerNorm(x[0], weight: x[1], bias: x[2], eps: eps)]
     case .linear: return [Kernels.linear(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil)]
     case .gelu: return [Tensor(shape: x[0].shape, scalars: x[0].scalars.map(Kernels.gelu))]
     case .softmax: return [Kernels.softmax(x[0])]
-    case .splitHeads: return Kernels.splitHeads(x[0], heads: op.int("heads"), parts: resultCount)
+    case .splitHeads:
+      guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
+      return Kernels.splitHeads(x[0], heads: heads, parts: resultCount)
     case .transpose: return [Kernels.transpose(x[0])]
     case .matmul: return [Kernels.matmul(x[0], x[1])]
     case .mergeHeads: return [Kernels.mergeHeads(x[0])]
     case .attention:
-      return [
-        Kernels.attention(x[0], heads: op.int("heads"), scale: op.real("scale"), size: x.count > 1 ? x[1] : nil)
-      ]
+      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
+      return [Kernels.attention(x[0], heads: heads, scale: scale, size: x.count > 1 ? x[1] : nil)]
     case .patchTokens: return [PruningKernels.patchTokens(x[0])]
     case .dyvitMix: return [PruningKernels.dyvitMix(x[0])]
     case .keepScore: return [PruningKernels.keepScore(x[0])]
     case .clsAttention:
-      return [PruningKernels.clsAttention(x[0], heads: op.int("heads"), scale: op.real("scale"))]
+      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
+      return [PruningKernels.clsAttention(x[0], heads: heads, scale: scale)]
     case .asvitScores:
-      return [PruningKernels.asvitScores(x[0], context: x[1], heads: op.int("heads"), scale: op.real("scale"))]
-    case .tomeMetric: return [PruningKernels.tomeMetric(x[0], heads: op.int("heads"))]
-    case .topkKeep: return [PruningKernels.topkKeep(x[0], k: op.int("k"))]
-    case .thresholdKeep: return [PruningKernels.thresholdKeep(x[0], threshold: op.real("threshold"))]
+      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
+      return [PruningKernels.asvitScores(x[0], context: x[1], heads: heads, scale: scale)]
+    case .tomeMetric:
+      guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
+      return [PruningKernels.tomeMetric(x[0], heads: heads)]
+    case .topkKeep:
+      guard case .topkKeep(let k) = op.attributes else { op.attributesMismatch() }
+      return [PruningKernels.topkKeep(x[0], k: k)]
+    case .thresholdKeep:
+      guard case .thresholdKeep(let threshold, _) = op.attributes else { op.attributesMismatch() }
+      return [PruningKernels.thresholdKeep(x[0], threshold: threshold)]
     case .patchOwner:
-      let patches = op.int("patches")
+      guard case .patchOwner(let patches) = op.attributes else { op.attributesMismatch() }
       return [Tensor(shape: [patches], scalars: (0..<patches).map { Float(1 + $0) })]
     case .unitSizes: return [Tensor(shape: [x[0].shape[0]], scalars: [Float](repeating: 1, count: x[0].shape[0]))]
     case .gatherTokens: return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[2], fuseScores: nil)
     case .gatherFuseTokens: return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[3], fuseScores: x[2])
     case .batMerge:
-      return PruningKernels.batMerge(
-        x[0], scores: x[1], owner: x[2], k: op.int("k"), clusters: op.int("clusters"), pairs: op.int("pairs"))
-    case .bipartiteMerge: return PruningKernels.bipartiteMerge(x[0], metric: x[1], size: x[2], owner: x[3], r: op.int("r"))
+      guard case .batMerge(let k, let clusters, let pairs) = op.attributes else { op.attributesMismatch() }
+      return PruningKernels.batMerge(x[0], scores: x[1], owner: x[2], k: k, clusters: clusters, pairs: pairs)
+    case .bipartiteMerge:
+      guard case .bipartiteMerge(let r) = op.attributes else { op.attributesMismatch() }
+      return PruningKernels.bipartiteMerge(x[0], metric: x[1], size: x[2], owner: x[3], r: r)
     case .traceStage: return [x[1]]
     case .linearGelu:
       let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
@@ -177,7 +194,8 @@ public struct Interpreter: Sendable {
       return [Tensor(shape: y.shape, scalars: zip(x[3].scalars, y.scalars).map { $0 + $1 })]
     case .row:
       let width = x[0].shape[1]
-      let start = op.int("index") * width
+      guard case .row(let index) = op.attributes else { op.attributesMismatch() }
+      let start = index * width
       return [Tensor(shape: [width], scalars: Array(x[0].scalars[start..<start + width]))]
     }
   }

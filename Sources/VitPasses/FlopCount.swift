@@ -40,8 +40,8 @@ public enum FlopCounter {
   ///
   /// `counts` gives run-time token counts by symbol (AS-ViT's `n{s}` and `k{s}` of one image);
   /// a dynamic dimension without one is counted at its bound.
-  public static func macs(of op: Op, in graph: Graph, convention: FlopConvention, counts: [String: Int] = [:]) -> Int {
-    var bounds: [String: Int] = [:]
+  public static func macs(of op: Op, in graph: Graph, convention: FlopConvention, counts: [TokenCount: Int] = [:]) -> Int {
+    var bounds: [TokenCount: Int] = [:]
     for id in op.operands + op.results {
       for case .dynamic(let symbol, let bound) in graph.type(of: id).dims { bounds[symbol] = bound }
     }
@@ -61,7 +61,8 @@ public enum FlopCounter {
       // scaling, H·n² (torchprofile only).
       let n = bounds(op.operands[0])[0]
       let width = bounds(op.results[0])[1]
-      let heads = MacPolynomial(op.int("heads"))
+      guard case .attention(let headCount, _) = op.attributes else { op.attributesMismatch() }
+      let heads = MacPolynomial(headCount)
       return 2 * n * n * width + (convention == .torchprofile ? heads * n * n : 0)
     case .matmul:
       // prod(first operand) × last dim of the second.
@@ -92,8 +93,8 @@ public enum FlopCounter {
 
   /// The run-time counts of AS-ViT's symbols from a run's trace: stage s kept `tokens` rows,
   /// so n{s} = tokens and k{s} = tokens − 1 (stages in the order of the graph's trace_stage ops).
-  public static func counts(of graph: Graph, stages: [Int]) -> [String: Int] {
-    var counts: [String: Int] = [:]
+  public static func counts(of graph: Graph, stages: [Int]) -> [TokenCount: Int] {
+    var counts: [TokenCount: Int] = [:]
     for (symbol, (stage, offset)) in traceSymbols(of: graph) where stage < stages.count {
       counts[symbol] = stages[stage] + offset
     }
@@ -102,12 +103,12 @@ public enum FlopCounter {
 
   /// Where a run's trace gives each dynamic symbol: `symbol → (stage, offset)` means
   /// `symbol = tokens[stage] + offset` (n{s} is the stage's token count, k{s} one less).
-  public static func traceSymbols(of graph: Graph) -> [String: (stage: Int, offset: Int)] {
-    var symbols: [String: (stage: Int, offset: Int)] = [:]
+  public static func traceSymbols(of graph: Graph) -> [TokenCount: (stage: Int, offset: Int)] {
+    var symbols: [TokenCount: (stage: Int, offset: Int)] = [:]
     for (stage, op) in graph.ops.filter({ $0.kind == .traceStage }).enumerated() {
       if case .dynamic(let symbol, _) = graph.type(of: op.operands[0]).dims[0] {
         symbols[symbol] = (stage, 0)
-        symbols["k" + symbol.dropFirst()] = (stage, -1)
+        if let kept = symbol.withoutClassToken { symbols[kept] = (stage, -1) }
       }
     }
     return symbols
@@ -118,7 +119,7 @@ public enum FlopCounter {
     graph.ops.reduce(MacPolynomial(0)) { $0 + polynomial(of: $1, in: graph, convention: convention) }
   }
 
-  public static func report(_ graph: Graph, convention: FlopConvention, counts: [String: Int] = [:]) -> FlopReport {
+  public static func report(_ graph: Graph, convention: FlopConvention, counts: [TokenCount: Int] = [:]) -> FlopReport {
     var rows: [FlopReport.Row] = []
     var seenBlock = false
     for op in graph.ops {

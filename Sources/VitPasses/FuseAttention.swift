@@ -42,9 +42,11 @@ public enum FuseAttention {
       (qPosition, kPosition, vPosition) == (0, 1, 2)
     else { return nil }
     let split = graph.ops[splitIndex]
-    guard split.results.allSatisfy({ uses[$0] == 1 }) else { return nil }
+    guard split.results.allSatisfy({ uses[$0] == 1 }),
+      case .heads(let heads) = split.attributes, case .scale(let factor) = scale.attributes
+    else { return nil }
     return Match(
-      qkv: split.operands[0], heads: split.int("heads"), scale: scale.real("factor"),
+      qkv: split.operands[0], heads: heads, scale: factor,
       ops: [splitIndex, transposeIndex, logitsIndex, scaleIndex, softmaxIndex, contextIndex, mergeIndex])
   }
 
@@ -62,7 +64,7 @@ public enum FuseAttention {
     for (index, op) in graph.ops.enumerated() {
       if let found = matches[index] {
         try rewriter.append(
-          .attention, [found.qkv], attributes: ["heads": .int(found.heads), "scale": .real(found.scale)],
+          .attention, [found.qkv], attributes: .attention(heads: found.heads, scale: found.scale),
           replacing: op.results[0], block: op.block, location: graph.ops[found.ops[4]].location)
       } else if !removed.contains(index) {
         try rewriter.copy(op)

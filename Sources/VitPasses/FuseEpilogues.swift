@@ -48,9 +48,10 @@ public enum FuseEpilogues {
       if absorbed.contains(index) { continue }
       if let (kind, linearIndex, residual) = fused[index] {
         let linear = graph.ops[linearIndex]
+        // A fused op serves selection when both its parts did (DynamicViT's predictor MLP).
         try rewriter.append(
           kind, linear.operands + (residual.map { [$0] } ?? []), replacing: op.results[0],
-          block: op.block, location: linear.location)
+          block: op.block, location: linear.location, role: linear.role == op.role ? op.role : nil)
       } else {
         try rewriter.copy(op)
       }

@@ -116,9 +116,10 @@ public enum InsertPruning {
       if !before, let block = op.block, let stage = stageOf[block], op.results.first == shapes[block]!.afterAttention {
         let x = state.rewriter.mapped(op.results[0])
         let attention = graph.ops[shapes[block]!.attention]
+        guard case .attention(let heads, let scale) = attention.attributes else { attention.attributesMismatch() }
         let pruned = try state.inside(
           block: block, stage: stage, x: x, qkv: state.rewriter.mapped(attention.operands[0]),
-          heads: attention.int("heads"), scale: attention.real("scale"), location: op.location)
+          heads: heads, scale: scale, location: op.location)
         state.rewriter.remap(op.results[0], to: pruned)
       }
     }
@@ -147,21 +148,23 @@ public enum InsertPruning {
     func width(_ x: ValueID) -> Int { graph.type(of: x).dims[1].bound }
 
     mutating func op(
-      _ kind: OpKind, _ operands: [ValueID], _ attributes: [String: Attribute] = [:], names: [String],
+      _ kind: OpKind, _ operands: [ValueID], _ attributes: OpAttributes = .none, names: [String],
       block: Int, location: SourceLocation?
     ) throws(IRError) -> [ValueID] {
-      try rewriter.emit(kind, operands, attributes: attributes, names: names, block: block, location: location)
+      try rewriter.emit(
+        kind, operands, attributes: attributes, names: names, block: block, location: location,
+        role: .pruningSelection)
     }
 
     mutating func ownerMap(block: Int, location: SourceLocation?) throws(IRError) -> ValueID {
       if let owner { return owner }
-      let made = try op(.patchOwner, [], ["patches": .int(patches)], names: ["owner"], block: block, location: location)[0]
+      let made = try op(.patchOwner, [], .patchOwner(patches: patches), names: ["owner"], block: block, location: location)[0]
       owner = made
       return made
     }
 
     mutating func record(_ x: ValueID, owner newOwner: ValueID, block: Int, location: SourceLocation?) throws(IRError) {
-      owner = try op(.traceStage, [x, newOwner], ["block": .int(block)], names: ["owner"], block: block, location: location)[0]
+      owner = try op(.traceStage, [x, newOwner], .traceStage(block: block), names: ["owner"], block: block, location: location)[0]
     }
 
     /// DynamicViT and AS-ViT, before `block`.
@@ -189,7 +192,7 @@ public enum InsertPruning {
         let prefix = "dyvit\(stage)"
         let tokens = try op(.patchTokens, [x], names: ["\(prefix).patches"], block: block, location: location)[0]
         let normed = try op(
-          .layernorm, [tokens, p("in_conv.0.weight"), p("in_conv.0.bias")], ["eps": .real(1e-5)],
+          .layernorm, [tokens, p("in_conv.0.weight"), p("in_conv.0.bias")], .layernorm(eps: 1e-5),
           names: ["\(prefix).ln"], block: block, location: location)[0]
         var h = try op(.linear, [normed, p("in_conv.1.weight"), p("in_conv.1.bias")], names: ["\(prefix).in"], block: block, location: location)[0]
         h = try op(.gelu, [h], names: ["\(prefix).in"], block: block, location: location)[0]
@@ -200,7 +203,7 @@ public enum InsertPruning {
         }
         let logits = try op(.linear, [h, p("out_conv.4.weight"), p("out_conv.4.bias")], names: ["\(prefix).logits"], block: block, location: location)[0]
         let scores = try op(.keepScore, [logits], names: ["\(prefix).score"], block: block, location: location)[0]
-        let keep = try op(.topkKeep, [scores], ["k": .int(keepCount)], names: ["\(prefix).keep"], block: block, location: location)[0]
+        let keep = try op(.topkKeep, [scores], .topkKeep(k: keepCount), names: ["\(prefix).keep"], block: block, location: location)[0]
         let gathered = try op(.gatherTokens, [x, keep, owner], names: ["x", "owner"], block: block, location: location)
         try record(gathered[0], owner: gathered[1], block: block, location: location)
         return gathered[0]
@@ -212,10 +215,10 @@ public enum InsertPruning {
         let context = rewriter.mapped(attention.results[0])
         let prefix = "asvit\(stage)"
         let scores = try op(
-          .asvitScores, [qkv, context], ["heads": .int(attention.int("heads")), "scale": .real(attention.real("scale"))],
+          .asvitScores, [qkv, context], attention.attributes,
           names: ["\(prefix).score"], block: block, location: location)[0]
         let keep = try op(
-          .thresholdKeep, [scores], ["threshold": .real(thresholds[stage]), "stage": .int(stage)],
+          .thresholdKeep, [scores], .thresholdKeep(threshold: thresholds[stage], stage: stage),
           names: ["\(prefix).keep"], block: block, location: location)[0]
         let gathered = try op(.gatherTokens, [x, keep, owner], names: ["x", "owner"], block: block, location: location)
         try record(gathered[0], owner: gathered[1], block: block, location: location)
@@ -242,9 +245,9 @@ public enum InsertPruning {
         let left = Int((rho * Double(n - 1)).rounded(.up))
         if left < n - 1 {
           let scores = try op(
-            .clsAttention, [qkv], ["heads": .int(heads), "scale": .real(scale)], names: ["\(prefix).score"], block: block,
+            .clsAttention, [qkv], .attention(heads: heads, scale: scale), names: ["\(prefix).score"], block: block,
             location: location)[0]
-          let keep = try op(.topkKeep, [scores], ["k": .int(left)], names: ["\(prefix).keep"], block: block, location: location)[0]
+          let keep = try op(.topkKeep, [scores], .topkKeep(k: left), names: ["\(prefix).keep"], block: block, location: location)[0]
           let gathered =
             fuse
             ? try op(.gatherFuseTokens, [x, keep, scores, owner], names: ["x", "owner"], block: block, location: location)
@@ -258,10 +261,10 @@ public enum InsertPruning {
           let clusters = min(Int((fraction * Double(inattentive)).rounded(.up)), inattentive)
           let pairs = min(max(clusters - 1, 0), k / 2)
           let scores = try op(
-            .clsAttention, [qkv], ["heads": .int(heads), "scale": .real(scale)], names: ["\(prefix).score"], block: block,
+            .clsAttention, [qkv], .attention(heads: heads, scale: scale), names: ["\(prefix).score"], block: block,
             location: location)[0]
           let merged = try op(
-            .batMerge, [x, scores, owner], ["k": .int(k), "clusters": .int(clusters), "pairs": .int(pairs)],
+            .batMerge, [x, scores, owner], .batMerge(k: k, clusters: clusters, pairs: pairs),
             names: ["x", "owner"], block: block, location: location)
           (result, newOwner) = (merged[0], merged[1])
         }
@@ -274,9 +277,9 @@ public enum InsertPruning {
           } else {
             size = try op(.unitSizes, [x], names: ["size"], block: block, location: location)[0]
           }
-          let metric = try op(.tomeMetric, [qkv], ["heads": .int(heads)], names: ["\(prefix).metric"], block: block, location: location)[0]
+          let metric = try op(.tomeMetric, [qkv], .heads(heads), names: ["\(prefix).metric"], block: block, location: location)[0]
           let merged = try op(
-            .bipartiteMerge, [x, metric, size, owner], ["r": .int(r)], names: ["x", "size", "owner"], block: block,
+            .bipartiteMerge, [x, metric, size, owner], .bipartiteMerge(r: r), names: ["x", "size", "owner"], block: block,
             location: location)
           (result, newOwner) = (merged[0], merged[2])
           self.size = merged[1]

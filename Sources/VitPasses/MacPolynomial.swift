@@ -4,13 +4,13 @@ import VitIR
 /// and `k{s}`): `FlopCounter` builds one per op, so that a count can be evaluated for any run
 /// (`vitc flops --image`) or emitted as C that evaluates it from a run's trace (`--eval`).
 public struct MacPolynomial: Sendable, Equatable, ExpressibleByIntegerLiteral {
-  /// Coefficient by monomial; a monomial is its symbols, sorted, with repeats (`["n1", "n1"]`
+  /// Coefficient by monomial; a monomial is its symbols, sorted, with repeats (`[n1, n1]`
   /// is n1²; `[]` the constant term). No zero coefficients.
-  public private(set) var terms: [[String]: Int] = [:]
+  public private(set) var terms: [[TokenCount]: Int] = [:]
 
   public init(_ constant: Int) { terms = constant != 0 ? [[]: constant] : [:] }
   public init(integerLiteral value: Int) { self.init(value) }
-  private init(terms: [[String]: Int]) { self.terms = terms }
+  private init(terms: [[TokenCount]: Int]) { self.terms = terms }
 
   /// The count of one dimension: its value if fixed, its symbol if dynamic.
   public init(_ dim: Dim) {
@@ -21,15 +21,15 @@ public struct MacPolynomial: Sendable, Equatable, ExpressibleByIntegerLiteral {
   }
 
   /// The symbols it depends on, sorted.
-  public var symbols: [String] { Array(Set(terms.keys.flatMap { $0 })).sorted() }
+  public var symbols: [TokenCount] { Array(Set(terms.keys.flatMap { $0 })).sorted() }
 
   /// Its value with each symbol replaced by `value(symbol)`.
-  public func evaluated(_ value: (String) -> Int) -> Int {
+  public func evaluated(_ value: (TokenCount) -> Int) -> Int {
     terms.reduce(0) { sum, term in sum + term.value * term.key.reduce(1) { $0 * value($1) } }
   }
 
   /// Terms in a fixed order: by degree, then by symbols.
-  public var sortedTerms: [(monomial: [String], coefficient: Int)] {
+  public var sortedTerms: [(monomial: [TokenCount], coefficient: Int)] {
     terms.map { ($0.key, $0.value) }.sorted { a, b in
       a.monomial.count != b.monomial.count ? a.monomial.count < b.monomial.count : a.monomial.lexicographicallyPrecedes(b.monomial)
     }
@@ -53,7 +53,7 @@ public struct MacPolynomial: Sendable, Equatable, ExpressibleByIntegerLiteral {
     return product
   }
 
-  private mutating func add(_ coefficient: Int, _ monomial: [String]) {
+  private mutating func add(_ coefficient: Int, _ monomial: [TokenCount]) {
     let sum = (terms[monomial] ?? 0) + coefficient
     terms[monomial] = sum == 0 ? nil : sum
   }

@@ -55,8 +55,9 @@ public enum PlanMemory {
       case .reshape:
         placements[op.results[0]] = .view(of: op.operands[0], offset: 0)
       case .row:
+        guard case .row(let index) = op.attributes else { op.attributesMismatch() }
         let width = graph.type(of: op.operands[0]).dims[1].bound
-        placements[op.results[0]] = .view(of: op.operands[0], offset: op.int("index") * width)
+        placements[op.results[0]] = .view(of: op.operands[0], offset: index * width)
       case .patchTokens:
         placements[op.results[0]] = .view(of: op.operands[0], offset: graph.type(of: op.operands[0]).dims[1].bound)
       case .traceStage:

@@ -106,13 +106,11 @@ import VitPasses
   /// score nearest the threshold.
   static func relativeGap(_ selection: Op, _ scores: Tensor?) -> Double? {
     guard let values = scores?.scalars.map(Double.init) else { return nil }
-    if selection.kind == .thresholdKeep {
-      let theta = selection.real("threshold")
+    if case .thresholdKeep(let theta, _) = selection.attributes {
       return values.map { abs($0 - theta) / max(abs(theta), 1e-30) }.min()
     }
     let sorted = values.sorted(by: >)
-    let k = selection.int("k")
-    guard k < sorted.count else { return nil }
+    guard case .topkKeep(let k) = selection.attributes, k < sorted.count else { return nil }
     return abs(sorted[k - 1] - sorted[k]) / max(abs(sorted[k - 1]), 1e-30)
   }
 }

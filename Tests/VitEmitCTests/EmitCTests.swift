@@ -164,8 +164,24 @@ let methods = [("none", "none"), ("dyvit:0.7", "dyvit"), ("evit:0.7", "evit"), (
   @Test func dynamicInputsAreRefusedClearly() throws {
     let graph = try GraphLoader.parse(
       "graph g(x: f32[n<=4,4]) -> f32[n<=4,4] {\n  y = gelu(x)\n  return y\n}\n", file: "g.graph")
-    #expect(throws: EmitError.dynamicInput("x", TensorType([.dynamic(symbol: "n", bound: 4), .fixed(4)]), at: SourceLocation(file: "g.graph", line: 1, column: 9))) {
+    #expect(throws: EmitError.dynamicInput("x", TensorType([.dynamic(symbol: .named("n"), bound: 4), .fixed(4)]), at: SourceLocation(file: "g.graph", line: 1, column: 9))) {
       try EmitC.emit(graph, weights: [:], provenance: .init(version: "t", graphFile: "g", weights: "w", schedule: "none"), stem: "g")
+    }
+  }
+
+  /// Stage naming follows the selection mark, not the op kind: a linear marked for selection
+  /// gets a `_prune` stage, with the op that only feeds it; unmarked, neither does.
+  @Test func selectionStagesFollowTheMark() throws {
+    for role in [OpRole.pruningSelection, nil] {
+      var graph = Graph(name: "g", outputType: TensorType(fixed: [4]))
+      let x = graph.addInput(name: "x", type: TensorType(fixed: [4]))
+      let w = try graph.addParameter(name: "w", type: TensorType(fixed: [4, 4]))
+      let g = try graph.append(.gelu, [x], resultNames: ["g"], block: 0)[0]
+      let scores = try graph.append(.linear, [g, w], resultNames: ["s"], block: 0, role: role)[0]
+      let y = try graph.append(.add, [x, x], resultNames: ["y"], block: 0)[0]
+      _ = scores
+      graph.output = y
+      #expect(ModelEmitter.selectionOps(graph) == (role == nil ? [] : [0, 1]))
     }
   }
 }

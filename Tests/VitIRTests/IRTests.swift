@@ -3,15 +3,15 @@ import Testing
 @testable import VitIR
 
 @Suite struct ShapeInferenceTests {
-  func infer(_ kind: OpKind, _ operands: [TensorType], _ attributes: [String: Attribute] = [:], results: Int = 1) throws -> [TensorType] {
+  func infer(_ kind: OpKind, _ operands: [TensorType], _ attributes: OpAttributes = .none, results: Int = 1) throws -> [TensorType] {
     try ShapeInference.resultTypes(kind, operands: operands, attributes: attributes, resultCount: results, at: nil)
   }
 
-  let n = Dim.dynamic(symbol: "n", bound: 197)
+  let n = Dim.dynamic(symbol: .named("n"), bound: 197)
 
   @Test func attentionShapesFollowTheTokenDim() throws {
     let qkv = TensorType([n, .fixed(1152)])
-    let parts = try infer(.splitHeads, [qkv], ["heads": .int(6)], results: 3)
+    let parts = try infer(.splitHeads, [qkv], .heads(6), results: 3)
     #expect(parts == Array(repeating: TensorType([.fixed(6), n, .fixed(64)]), count: 3))
     let kT = try infer(.transpose, [parts[1]])[0]
     #expect(kT == TensorType([.fixed(6), .fixed(64), n]))
@@ -19,13 +19,13 @@ import Testing
     #expect(scores == TensorType([.fixed(6), n, n]))
     let context = try infer(.matmul, [scores, parts[2]])[0]
     #expect(try infer(.mergeHeads, [context])[0] == TensorType([n, .fixed(384)]))
-    #expect(try infer(.row, [TensorType([n, .fixed(384)])], ["index": .int(0)])[0] == TensorType(fixed: [384]))
+    #expect(try infer(.row, [TensorType([n, .fixed(384)])], .row(index: 0))[0] == TensorType(fixed: [384]))
   }
 
   @Test func patchEmbedCountsPatchesRowMajor() throws {
     let out = try infer(
       .patchEmbed, [TensorType(fixed: [3, 64, 48]), TensorType(fixed: [96, 3, 8, 8]), TensorType(fixed: [96])],
-      ["patch": .int(8)])
+      .patchEmbed(patch: 8))
     #expect(out == [TensorType(fixed: [48, 96])])
   }
 
@@ -34,10 +34,10 @@ import Testing
       try infer(.add, [TensorType(fixed: [2, 3]), TensorType(fixed: [3, 2])])
     }
     #expect(throws: IRError.self) {
-      try infer(.reshape, [TensorType(fixed: [1, 1, 384])], ["shape": .ints([1, 385])])
+      try infer(.reshape, [TensorType(fixed: [1, 1, 384])], .reshape(shape: [1, 385]))
     }
     #expect(throws: IRError.self) {
-      try infer(.splitHeads, [TensorType(fixed: [197, 100])], ["heads": .int(6)], results: 3)
+      try infer(.splitHeads, [TensorType(fixed: [197, 100])], .heads(6), results: 3)
     }
     #expect(throws: IRError.self) {
       try infer(.matmul, [TensorType(fixed: [2, 4, 5]), TensorType(fixed: [2, 4, 5])])
@@ -46,18 +46,18 @@ import Testing
       try infer(.concat, [TensorType([n, .fixed(4)]), TensorType(fixed: [1, 4])])
     }
     #expect(throws: IRError.self) {
-      try infer(.layernorm, [TensorType(fixed: [4, 8]), TensorType(fixed: [8]), TensorType(fixed: [8])], ["eps": .real(-1)])
+      try infer(.layernorm, [TensorType(fixed: [4, 8]), TensorType(fixed: [8]), TensorType(fixed: [8])], .layernorm(eps: -1))
     }
   }
 
   @Test func dynamicTypesBindConcreteShapes() {
     let type = TensorType([.fixed(6), n, n])
-    var symbols: [String: Int] = [:]
+    var symbols: [TokenCount: Int] = [:]
     #expect(type.bind([6, 50, 50], into: &symbols))
-    #expect(symbols == ["n": 50])
-    var again: [String: Int] = [:]
+    #expect(symbols == [.named("n"): 50])
+    var again: [TokenCount: Int] = [:]
     #expect(!type.bind([6, 50, 51], into: &again))
-    var tooMany: [String: Int] = [:]
+    var tooMany: [TokenCount: Int] = [:]
     #expect(!type.bind([6, 198, 198], into: &tooMany))
     #expect(type.boundCount == 6 * 197 * 197)
     #expect(type.description == "f32[6,n<=197,n<=197]")
@@ -69,7 +69,7 @@ import Testing
     var graph = Graph(name: "g", outputType: TensorType(fixed: [4]))
     let x = graph.addInput(name: "x", type: TensorType(fixed: [4]))
     let a = try graph.append(.gelu, [x], resultNames: ["x"], block: 0)[0]
-    let b = try graph.append(.scale, [a], attributes: ["factor": .real(2)], resultNames: ["x"], block: 1)[0]
+    let b = try graph.append(.scale, [a], attributes: .scale(factor: 2), resultNames: ["x"], block: 1)[0]
     graph.output = b
     #expect(graph[a].name == "x.1")
     #expect(graph[b].name == "x.2")
@@ -104,7 +104,7 @@ import Testing
     try graph.addParameter(name: "w", type: TensorType(fixed: [4]))
     #expect(throws: IRError.self) { try graph.addParameter(name: "w", type: TensorType(fixed: [4])) }
     #expect(throws: IRError.self) {
-      try graph.addParameter(name: "d", type: TensorType([.dynamic(symbol: "n", bound: 3)]))
+      try graph.addParameter(name: "d", type: TensorType([.dynamic(symbol: .named("n"), bound: 3)]))
     }
     #expect(graph.parameterCount == 4)
   }
@@ -144,12 +144,12 @@ import Testing
       try ShapeInference.checkSize(TensorType(fixed: [(1 << 28) + 1]), what: "t", at: nil)
     }
     #expect(throws: IRError.tensorTooLarge("t", at: nil)) {
-      try ShapeInference.checkSize(TensorType([.dynamic(symbol: "n", bound: 1 << 40), .fixed(1 << 40)]), what: "t", at: nil)
+      try ShapeInference.checkSize(TensorType([.dynamic(symbol: .named("n"), bound: 1 << 40), .fixed(1 << 40)]), what: "t", at: nil)
     }
     // A concat whose rows sum past the bound is refused as a result.
     let half = TensorType(fixed: [1 << 26, 4])
     #expect(throws: IRError.self) {
-      try ShapeInference.resultTypes(.concat, operands: [half, half], attributes: [:], resultCount: 1, at: nil)
+      try ShapeInference.resultTypes(.concat, operands: [half, half], attributes: .none, resultCount: 1, at: nil)
     }
   }
 
@@ -157,13 +157,13 @@ import Testing
     for value in [Double.nan, .infinity, -1e39] {
       let error = #expect(throws: IRError.self) {
         try ShapeInference.resultTypes(
-          .scale, operands: [TensorType(fixed: [4])], attributes: ["factor": .real(value)], resultCount: 1, at: nil)
+          .scale, operands: [TensorType(fixed: [4])], attributes: .scale(factor: value), resultCount: 1, at: nil)
       }
       #expect(error?.description == "error: attribute 'factor' of 'scale' is \(value), which is not a finite float32 number")
     }
     #expect(throws: Never.self) {
       try ShapeInference.resultTypes(
-        .scale, operands: [TensorType(fixed: [4])], attributes: ["factor": .real(3e38)], resultCount: 1, at: nil)
+        .scale, operands: [TensorType(fixed: [4])], attributes: .scale(factor: 3e38), resultCount: 1, at: nil)
     }
   }
 
@@ -184,5 +184,79 @@ import Testing
       names.append(graph[value].name)
     }
     #expect(names == ["x.1", "x.2", "x.3", "x.5", "x.4", "x.6", "x.7"])
+  }
+}
+
+@Suite struct OpAttributesTests {
+  /// One example of the attributes each kind takes.
+  static func example(_ kind: OpKind) -> OpAttributes {
+    switch kind {
+    case .patchEmbed: .patchEmbed(patch: 16)
+    case .reshape: .reshape(shape: [1, 384])
+    case .scale: .scale(factor: 0.125)
+    case .layernorm: .layernorm(eps: 1e-6)
+    case .splitHeads, .tomeMetric: .heads(6)
+    case .attention, .clsAttention, .asvitScores: .attention(heads: 6, scale: 0.125)
+    case .row: .row(index: 0)
+    case .topkKeep: .topkKeep(k: 137)
+    case .thresholdKeep: .thresholdKeep(threshold: 0.25, stage: 2)
+    case .patchOwner: .patchOwner(patches: 196)
+    case .batMerge: .batMerge(k: 138, clusters: 12, pairs: 11)
+    case .bipartiteMerge: .bipartiteMerge(r: 8)
+    case .traceStage: .traceStage(block: 3)
+    default: .none
+    }
+  }
+
+  @Test(arguments: OpKind.allCases) func textFormReadsBackAsTheSameAttributes(kind: OpKind) throws {
+    let attributes = Self.example(kind)
+    #expect(attributes.fit(kind))
+    #expect(attributes.named.map(\.name) == kind.signature.attributes.map(\.name))
+    let text = Dictionary(uniqueKeysWithValues: attributes.named.map { ($0.name, $0.value) })
+    #expect(try OpAttributes(kind: kind, named: text, at: nil) == attributes)
+  }
+
+  @Test func attributesOfAnotherKindDoNotFit() {
+    #expect(!OpAttributes.heads(6).fit(.attention))
+    #expect(!OpAttributes.none.fit(.layernorm))
+    #expect(OpAttributes.attention(heads: 6, scale: 0.125).fit(.clsAttention))
+  }
+
+  @Test func textFormIsCheckedAgainstTheSignature() {
+    #expect(throws: IRError.unknownAttribute(.layernorm, "epsilon", at: nil)) {
+      try OpAttributes(kind: .layernorm, named: ["eps": .real(1e-6), "epsilon": .real(1)], at: nil)
+    }
+    #expect(throws: IRError.missingAttribute(.attention, "scale", at: nil)) {
+      try OpAttributes(kind: .attention, named: ["heads": .int(6)], at: nil)
+    }
+    #expect(throws: IRError.attributeKind(.topkKeep, "k", expected: "an integer", found: .real(1.5), at: nil)) {
+      try OpAttributes(kind: .topkKeep, named: ["k": .real(1.5)], at: nil)
+    }
+  }
+}
+
+@Suite struct TokenCountTests {
+  @Test(arguments: ["n0", "k0", "n11", "k3", "n", "k", "n01", "k-1", "m2", "tokens"])
+  func spellingReadsBackAsItself(spelling: String) {
+    #expect(TokenCount(spelling: spelling).spelling == spelling)
+  }
+
+  @Test func stagesPairTokensAndKept() {
+    #expect(TokenCount(spelling: "n3") == .tokens(stage: 3))
+    #expect(TokenCount(spelling: "k3") == .kept(stage: 3))
+    #expect(TokenCount(spelling: "n01") == .named("n01"))
+    #expect(TokenCount(spelling: "n") == .named("n"))
+    #expect(TokenCount.tokens(stage: 3).withoutClassToken == .kept(stage: 3))
+    #expect(TokenCount.kept(stage: 3).withClassToken == .tokens(stage: 3))
+    #expect(TokenCount.named("n").withoutClassToken == nil)
+    #expect(TokenCount.tokens(stage: 3).withClassToken == nil)
+  }
+
+  @Test func patchTokensOfAStageCountAreItsKeptCount() throws {
+    let rows = Dim.dynamic(symbol: .tokens(stage: 1), bound: 197)
+    let patches = try ShapeInference.resultTypes(
+      .patchTokens, operands: [TensorType([rows, .fixed(8)])], attributes: .none, resultCount: 1, at: nil)
+    #expect(patches == [TensorType([.dynamic(symbol: .kept(stage: 1), bound: 196), .fixed(8)])])
+    #expect(patches[0].description == "f32[k1<=196,8]")
   }
 }

@@ -57,7 +57,7 @@ import VitPasses
     let graph = try Pipeline.run(parsed, through: .fusedEpilogues, schedule: schedule)
     for convention in FlopConvention.allCases {
       let polynomial = FlopCounter.polynomial(of: graph, convention: convention)
-      #expect(polynomial.symbols == ["n0", "n1", "n2"])  // k{s} sizes only the index lists
+      #expect(polynomial.symbols == [.tokens(stage: 0), .tokens(stage: 1), .tokens(stage: 2)])  // k{s} sizes only the index lists
       for stages in [[197, 197, 197], [150, 90, 12], [2, 2, 2], [120, 60, 30]] {
         let counts = FlopCounter.counts(of: graph, stages: stages)
         #expect(polynomial.evaluated { counts[$0]! } == FlopCounter.report(graph, convention: convention, counts: counts).totalMACs)
@@ -70,10 +70,11 @@ import VitPasses
   }
 
   @Test func polynomialArithmetic() {
-    let n = MacPolynomial(Dim.dynamic(symbol: "n", bound: 9)), k = MacPolynomial(Dim.dynamic(symbol: "k", bound: 8))
+    let (nCount, kCount) = (TokenCount.tokens(stage: 0), TokenCount.kept(stage: 0))
+    let n = MacPolynomial(Dim.dynamic(symbol: nCount, bound: 9)), k = MacPolynomial(Dim.dynamic(symbol: kCount, bound: 8))
     let p = 2 * n * n + 3 * n * k - n + 5 - 5
-    #expect(p.sortedTerms.map(\.monomial) == [["n"], ["k", "n"], ["n", "n"]])
-    #expect(p.evaluated { $0 == "n" ? 4 : 3 } == 2 * 16 + 3 * 12 - 4)
+    #expect(p.sortedTerms.map(\.monomial) == [[nCount], [kCount, nCount], [nCount, nCount]])
+    #expect(p.evaluated { $0 == nCount ? 4 : 3 } == 2 * 16 + 3 * 12 - 4)
     #expect((n - n).terms.isEmpty)
     #expect(MacPolynomial(Dim.fixed(7)) == 7)
   }

@@ -121,7 +121,29 @@ import VitPasses
     #expect(Self.stageTokens(graph) == [140, 100, 72])
     let merges = graph.ops.filter { $0.kind == .batMerge }
     // N = 197: K = 138, M = 58, n_c = ceil(11.6) = 12, n_p = 11.
-    #expect(merges.first.map { [$0.int("k"), $0.int("clusters"), $0.int("pairs")] } == [138, 12, 11])
+    #expect(merges.first?.attributes == .batMerge(k: 138, clusters: 12, pairs: 11))
+  }
+
+  /// InsertPruning marks what it inserts, the predictor MLP included, and nothing of the model;
+  /// later passes keep the mark, fusing the predictor's linear and GELU into a marked op.
+  @Test(arguments: ["dyvit:0.7", "evit:0.7", "asvit:0.001,0.002,0.003", "bat:0.7", "tome:8"])
+  func insertedOpsAreMarkedForSelection(spec: String) throws {
+    let parsed = try Self.deitS.get()
+    #expect(parsed.ops.allSatisfy { $0.role == nil })
+    let graph = try Self.pruned(spec)
+    let schedule = try ScheduleParser.parse(spec, depth: parsed.blocks.count)
+    let unpruned = try Pipeline.run(parsed, through: .fusedAttention, schedule: schedule)
+    let marked = graph.ops.filter { $0.role == .pruningSelection }
+    #expect(marked.count == graph.ops.count - unpruned.ops.count)
+    #expect(graph.ops.allSatisfy { !$0.kind.isTokenPruning || $0.role == .pruningSelection })
+    #expect(!graph.ops.contains { $0.kind == .attention && $0.role != nil })
+    let fused = try Pipeline.run(parsed, through: .fusedEpilogues, schedule: schedule)
+    #expect(fused.ops.allSatisfy { !$0.kind.isTokenPruning || $0.role == .pruningSelection })
+    if spec.hasPrefix("dyvit") {
+      #expect(marked.contains { $0.kind == .linear } && marked.contains { $0.kind == .layernorm })
+      #expect(fused.ops.contains { $0.kind == .linearGelu && $0.role == .pruningSelection })
+      #expect(fused.ops.contains { $0.kind == .linearGelu && $0.role == nil })
+    }
   }
 
   @Test func denseAndFullKeepLeaveTheGraphUnpruned() throws {
@@ -137,9 +159,9 @@ import VitPasses
   @Test func asvitMakesTheTokenCountDynamic() throws {
     let graph = try Self.pruned("asvit:0.001,0.002,0.003")
     let stages = graph.ops.filter { $0.kind == .traceStage }
-    #expect(stages.map { $0.int("block") } == [4, 7, 10])
+    #expect(stages.map(\.attributes) == [.traceStage(block: 4), .traceStage(block: 7), .traceStage(block: 10)])
     let afterFirst = graph.type(of: stages[0].operands[0])
-    #expect(afterFirst.dims[0] == .dynamic(symbol: "n0", bound: 197))
+    #expect(afterFirst.dims[0] == .dynamic(symbol: .tokens(stage: 0), bound: 197))
     #expect(graph.ops.filter { $0.kind == .asvitScores }.count == 3)
     #expect(graph.type(of: graph.output!) == TensorType(fixed: [1000]))
   }

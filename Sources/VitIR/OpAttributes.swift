@@ -1,0 +1,118 @@
+/// The attributes of an op, typed by what its kind takes: passes, backends and the interpreter
+/// read them by pattern matching (`case .attention(let heads, let scale)`), so a misspelt name
+/// or a wrong type is a compile error, not a trap. Kinds that take the same attributes share a
+/// case (`attention`, `cls_attention` and `asvit_scores` all take heads and scale).
+///
+/// The text form, `name=value` in the signature's order, is `named`; `init(kind:named:at:)`
+/// reads it back. Only the printer and the front end need it.
+public enum OpAttributes: Hashable, Sendable {
+  /// No attributes (`add`, `linear`, `gather_tokens`, …).
+  case none
+  /// `patch_embed`: the patch size, kernel and stride of the convolution.
+  case patchEmbed(patch: Int)
+  /// `reshape`: the static target shape.
+  case reshape(shape: [Int])
+  /// `scale`: the constant factor.
+  case scale(factor: Double)
+  /// `layernorm`: the epsilon added to the variance.
+  case layernorm(eps: Double)
+  /// `split_heads`, `tome_metric`: the number of heads.
+  case heads(Int)
+  /// `attention`, `cls_attention`, `asvit_scores`: heads and the logit scale.
+  case attention(heads: Int, scale: Double)
+  /// `row`: which row.
+  case row(index: Int)
+  /// `topk_keep`: how many scores to keep.
+  case topkKeep(k: Int)
+  /// `threshold_keep`: the score threshold, and the pruning stage that names the run-time count.
+  case thresholdKeep(threshold: Double, stage: Int)
+  /// `patch_owner`: the patch count P of the owner map.
+  case patchOwner(patches: Int)
+  /// `bat_merge`: attentive tokens kept, clusters of the others, similar pairs merged.
+  case batMerge(k: Int, clusters: Int, pairs: Int)
+  /// `bipartite_merge`: how many tokens ToMe merges away.
+  case bipartiteMerge(r: Int)
+  /// `trace_stage`: the block after whose selection the stage is recorded.
+  case traceStage(block: Int)
+
+  /// The attributes as `name=value` pairs, in the order of the kind's signature (the text form).
+  public var named: [(name: String, value: Attribute)] {
+    switch self {
+    case .none: []
+    case .patchEmbed(let patch): [("patch", .int(patch))]
+    case .reshape(let shape): [("shape", .ints(shape))]
+    case .scale(let factor): [("factor", .real(factor))]
+    case .layernorm(let eps): [("eps", .real(eps))]
+    case .heads(let heads): [("heads", .int(heads))]
+    case .attention(let heads, let scale): [("heads", .int(heads)), ("scale", .real(scale))]
+    case .row(let index): [("index", .int(index))]
+    case .topkKeep(let k): [("k", .int(k))]
+    case .thresholdKeep(let threshold, let stage): [("threshold", .real(threshold)), ("stage", .int(stage))]
+    case .patchOwner(let patches): [("patches", .int(patches))]
+    case .batMerge(let k, let clusters, let pairs):
+      [("k", .int(k)), ("clusters", .int(clusters)), ("pairs", .int(pairs))]
+    case .bipartiteMerge(let r): [("r", .int(r))]
+    case .traceStage(let block): [("block", .int(block))]
+    }
+  }
+
+  /// Whether these are attributes `kind` takes (the same names as its signature).
+  public func fit(_ kind: OpKind) -> Bool {
+    named.map(\.name) == kind.signature.attributes.map(\.name)
+  }
+
+  /// Reads the text form: checks `values` against the kind's signature (no unknown or missing
+  /// name, each of the right kind) and builds the typed attributes.
+  public init(
+    kind: OpKind, named values: [String: Attribute], at location: SourceLocation?
+  ) throws(IRError) {
+    let signature = kind.signature
+    for name in values.keys.sorted() where !signature.attributes.contains(where: { $0.name == name }) {
+      throw .unknownAttribute(kind, name, at: location)
+    }
+    var ints: [String: Int] = [:]
+    var reals: [String: Double] = [:]
+    var lists: [String: [Int]] = [:]
+    for (name, attributeKind) in signature.attributes {
+      guard let value = values[name] else { throw .missingAttribute(kind, name, at: location) }
+      switch (attributeKind, value) {
+      case (.int, .int(let int)): ints[name] = int
+      case (.real, .real(let real)): reals[name] = real
+      case (.ints, .ints(let list)): lists[name] = list
+      case (.int, _): throw .attributeKind(kind, name, expected: "an integer", found: value, at: location)
+      case (.real, _): throw .attributeKind(kind, name, expected: "a number", found: value, at: location)
+      case (.ints, _):
+        throw .attributeKind(kind, name, expected: "a list of integers", found: value, at: location)
+      }
+    }
+    // The signature guarantees each name below, with its kind.
+    func int(_ name: String) -> Int { ints[name]! }
+    func real(_ name: String) -> Double { reals[name]! }
+    switch kind {
+    case .patchEmbed: self = .patchEmbed(patch: int("patch"))
+    case .reshape: self = .reshape(shape: lists["shape"]!)
+    case .scale: self = .scale(factor: real("factor"))
+    case .layernorm: self = .layernorm(eps: real("eps"))
+    case .splitHeads, .tomeMetric: self = .heads(int("heads"))
+    case .attention, .clsAttention, .asvitScores: self = .attention(heads: int("heads"), scale: real("scale"))
+    case .row: self = .row(index: int("index"))
+    case .topkKeep: self = .topkKeep(k: int("k"))
+    case .thresholdKeep: self = .thresholdKeep(threshold: real("threshold"), stage: int("stage"))
+    case .patchOwner: self = .patchOwner(patches: int("patches"))
+    case .batMerge: self = .batMerge(k: int("k"), clusters: int("clusters"), pairs: int("pairs"))
+    case .bipartiteMerge: self = .bipartiteMerge(r: int("r"))
+    case .traceStage: self = .traceStage(block: int("block"))
+    case .concat, .add, .linear, .gelu, .softmax, .transpose, .matmul, .mergeHeads, .linearGelu, .linearAdd,
+      .patchTokens, .dyvitMix, .keepScore, .unitSizes, .gatherTokens, .gatherFuseTokens:
+      self = .none
+    }
+    precondition(fit(kind), "OpAttributes and the signature of '\(kind.rawValue)' disagree")
+  }
+}
+
+extension Op {
+  /// Traps: the attributes do not fit the kind, which `Graph.append` rules out.
+  public func attributesMismatch() -> Never {
+    preconditionFailure("'\(kind.rawValue)' with attributes \(attributes)")
+  }
+}
