@@ -141,15 +141,7 @@ extension ModelEmitter {
         w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
       }
     case .softmax:
-      let width = width(result)
-      w.block("for (int r = 0; r < \(rows(result)); r++) /* \(graph[result].name) = softmax */") { w in
-        w.line("const float *x = \(operand(0)) + r * \(width);")
-        w.line("float *out = \(y) + r * \(width);")
-        w.line("float max = x[0], sum = 0.0f;")
-        w.line("for (int i = 1; i < \(width); i++) max = x[i] > max ? x[i] : max;")
-        w.line("for (int i = 0; i < \(width); i++) { out[i] = expf(x[i] - max); sum += out[i]; }")
-        w.line("for (int i = 0; i < \(width); i++) out[i] /= sum;")
-      }
+      w.line("vit_softmax_f32(\(operand(0)), \(rows(result)), \(width(result)), \(y)); /* \(graph[result].name) = softmax over rows */")
     case .splitHeads:
       let x = graph.type(of: op.operands[0]).fixedShape!
       guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
