@@ -83,7 +83,9 @@ struct ModelEmitter {
   }
 
   var inputShape: [Int] { graph.type(of: graph.inputs[0]).fixedShape ?? [] }
-  var classes: Int { graph.outputType.dims.last?.bound ?? 0 }
+  /// The floats the model writes: the classes of a classifier, every element of another output
+  /// (main.c's buffers are this size; sizing them by the last axis overflowed them).
+  var classes: Int { graph.outputType.boundCount }
   var patches: Int {
     graph.ops.first { $0.kind == .patchEmbed }.map { graph.type(of: $0.results[0]).dims[0].bound } ?? 0
   }
