@@ -4,6 +4,12 @@
 // other. VitDriver composes them into a compile session; the vitc command only parses and prints.
 import PackageDescription
 
+/// The compiler's own modules are optimized in debug builds too: `swift test` runs the reference
+/// interpreter on DeiT-S-shaped graphs and packs tens of megabytes of weights, which -Onone makes
+/// ten times slower, while the tests gain nothing from unoptimized library code (they are
+/// themselves still built for debugging). Release builds are -O anyway.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
   name: "vitc",
   platforms: [.macOS(.v13)],
@@ -15,27 +21,28 @@ let package = Package(
   ],
   targets: [
     // The data model: types, ops, graphs, the verifier and the textual printer. No I/O.
-    .target(name: "VitIR"),
+    .target(name: "VitIR", swiftSettings: optimizedInDebug),
     // Everything that reads a user's files into VitIR: .graph text, safetensors, PPM images.
-    .target(name: "VitFrontend", dependencies: ["VitIR"]),
+    .target(name: "VitFrontend", dependencies: ["VitIR"], swiftSettings: optimizedInDebug),
     // Rewrites and analyses over the IR: fusion, pruning, the memory plan, FLOP counting.
-    .target(name: "VitPasses", dependencies: ["VitIR"]),
+    .target(name: "VitPasses", dependencies: ["VitIR"], swiftSettings: optimizedInDebug),
     // The C backend: emits specialized C for a fused, planned graph. Never imports the
     // interpreter, so golden tests compare two independent implementations.
-    .target(name: "VitEmitC", dependencies: ["VitIR", "VitPasses"]),
+    .target(name: "VitEmitC", dependencies: ["VitIR", "VitPasses"], swiftSettings: optimizedInDebug),
     // The C runtime as resources (Runtime/include, src, main), copied next to emitted code.
     .target(
       name: "VitRuntimeFiles", path: "Runtime", exclude: ["tests", "README.md"],
       sources: ["RuntimeFiles.swift"],
       resources: [.copy("include"), .copy("src"), .copy("main")]),
     // The reference interpreter: plain loops that follow SEMANTICS.md §1.3.
-    .target(name: "VitInterpreter", dependencies: ["VitIR"]),
+    .target(name: "VitInterpreter", dependencies: ["VitIR"], swiftSettings: optimizedInDebug),
     // The compile session: loads a graph, its weights and a resolved schedule; runs the
     // pipeline to a stage; emits C; drives the C toolchain for a target; runs the interpreter
     // for run, eval, flops and calibrate. Tests call it directly.
     .target(
       name: "VitDriver",
-      dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitInterpreter", "VitEmitC", "VitRuntimeFiles"]),
+      dependencies: ["VitIR", "VitFrontend", "VitPasses", "VitInterpreter", "VitEmitC", "VitRuntimeFiles"],
+      swiftSettings: optimizedInDebug),
     // The thin command line: parses arguments, calls VitDriver, prints.
     .executableTarget(
       name: "vitc",
