@@ -48,6 +48,8 @@ public struct CompileSession: Sendable {
   /// The schedule, fully resolved: AS-ViT's thresholds come from the spec, the weights
   /// (`score_predictor.{s}.keep_threshold`) or, with no weights file, the official initial values.
   public let schedule: Schedule
+  /// Bind weights holding NaN or infinities instead of refusing them (`--allow-non-finite`).
+  public var allowNonFinite = false
 
   /// `path` is a `.graph`, or a checkpoint (`.pth`, `.bin`, `.safetensors` …) whose graph is
   /// inferred from its tensors (`GraphInference`, with `inference` for what shapes cannot
@@ -101,7 +103,7 @@ public struct CompileSession: Sendable {
       }
       let read = Set(graph.parameters.map { graph[$0].name })
       let unused = file.names.filter { !read.contains($0) && !Self.isTrainingOnly($0) }
-      return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file), schedule: schedule, unusedTensors: unused)
+      return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file, allowNonFinite: allowNonFinite), schedule: schedule, unusedTensors: unused)
     }
   }
 

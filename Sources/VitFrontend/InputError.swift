@@ -63,7 +63,7 @@ public enum InputError: Error, Equatable, CustomStringConvertible {
     case .safetensorsLayout(let path, let reason):
       "\(MessageText.path(path)): error: corrupt safetensors: \(reason)"
     case .nonFiniteWeight(let path, let tensor, let index, let value):
-      "\(MessageText.path(path)): error: tensor '\(clean(tensor))' holds \(value) at index \(index) (row-major), the first non-finite value; vitc refuses NaN and infinite weights"
+      "\(MessageText.path(path)): error: tensor '\(clean(tensor))' holds \(value) at index \(index) (row-major), the first non-finite value; vitc refuses NaN and infinite weights (--allow-non-finite accepts them)"
     case .safetensorsOffsets(let path, let tensor, let reason):
       "\(MessageText.path(path)): error: tensor '\(clean(tensor))': \(reason)"
     case .unsupportedDType(let path, let tensor, let dtype):

@@ -16,6 +16,9 @@ struct ModelOptions: ParsableArguments {
   @Option(help: ArgumentHelp("With a checkpoint in place of the graph: attention heads (default: width / 64).", valueName: "n"))
   var heads: Int?
 
+  @Flag(help: "Accept NaN and infinite weights (refused by default, naming the tensor and index).")
+  var allowNonFinite = false
+
   @Flag(help: "Refuse weights files holding tensors the graph does not read (by default a warning names them).")
   var strict = false
 
@@ -43,7 +46,8 @@ struct ModelOptions: ParsableArguments {
   func session(prune: String) throws -> CompileSession {
     var inference = try config.map { try GraphInference.settings(config: $0) } ?? GraphInference.Settings()
     if let heads { inference.heads = heads }
-    let session = try CompileSession(graph: graph, weights: source, prune: prune, inference: inference) { printError($0) }
+    var session = try CompileSession(graph: graph, weights: source, prune: prune, inference: inference) { printError($0) }
+    session.allowNonFinite = allowNonFinite
     let unused = try session.unusedTensors()
     if !unused.isEmpty, let weights {
       if strict { throw DriverError.unusedTensors(path: weights, names: unused) }

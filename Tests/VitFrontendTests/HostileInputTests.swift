@@ -249,7 +249,7 @@ import VitIR
     #expect(try weights.tensor("fine").scalars == [1, 2])
     let text = (#expect(throws: InputError.self) { try weights.tensor("bad") })?.description
     #expect(
-      text == "w.safetensors: error: tensor 'bad' holds nan at index 2 (row-major), the first non-finite value; vitc refuses NaN and infinite weights")
+      text == "w.safetensors: error: tensor 'bad' holds nan at index 2 (row-major), the first non-finite value; vitc refuses NaN and infinite weights (--allow-non-finite accepts them)")
     #expect(try weights.tensor("bad", allowNonFinite: true).scalars[3] == .infinity)
     // F16 infinity, through the binding of a graph.
     let half = SafetensorsWriter.encode([("w", Tensor(shape: [4], scalars: [0, 1, 70000, 0]))], dtype: "F16")
@@ -257,7 +257,7 @@ import VitIR
     let bound = #expect(throws: BindingError.self) {
       try WeightBinding.bind(graph, to: try SafetensorsFile(bytes: half, path: "h.safetensors"))
     }
-    #expect(bound?.description == "h.safetensors: error: tensor 'w' holds inf at index 2 (row-major), the first non-finite value; vitc refuses NaN and infinite weights")
+    #expect(bound?.description == "h.safetensors: error: tensor 'w' holds inf at index 2 (row-major), the first non-finite value; vitc refuses NaN and infinite weights (--allow-non-finite accepts them)")
     #expect(try WeightBinding.bind(graph, to: try SafetensorsFile(bytes: half, path: "h.safetensors"), allowNonFinite: true)["w"]?.scalars[2] == .infinity)
   }
 

@@ -1,6 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
+import VitFrontend
+import VitIR
 
 /// --weights with a PyTorch checkpoint, and weights the graph does not read.
 @Suite struct WeightsCommandTests {
@@ -64,5 +66,26 @@ import Testing
         #expect(zip(mine, timm).map { abs($0 - $1) }.max()! <= 1e-4 * scale)
       }
     }
+  }
+
+  /// A NaN weight is refused by name and index; --allow-non-finite binds it (and the logits
+  /// carry it).
+  @Test func nonFiniteWeightsNeedTheFlag() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let file = try SafetensorsFile(path: repositoryPath("Tests/Fixtures/timm-tiny/weights.safetensors"))
+    let tensors = try file.names.map { name -> (name: String, tensor: Tensor) in
+      var tensor = try file.tensor(name)
+      if name == "head.bias" { tensor.scalars[3] = .nan }
+      return (name, tensor)
+    }
+    let weights = scratch.appendingPathComponent("nan.safetensors").path
+    try Data(SafetensorsWriter.encode(tensors)).write(to: URL(fileURLWithPath: weights))
+    let arguments = ["run", "samples/tiny.graph", "--weights", weights, "--input", "Tests/Fixtures/timm-tiny/input.f32", "--top", "1"]
+    let refused = try vitc(arguments)
+    #expect(refused.status == 1)
+    #expect(refused.stderr == "\(weights): error: tensor 'head.bias' holds nan at index 3 (row-major), the first non-finite value; vitc refuses NaN and infinite weights (--allow-non-finite accepts them)\n")
+    let allowed = try vitc(arguments + ["--allow-non-finite"])
+    #expect(allowed.status == 0, "\(allowed.output)")
   }
 }
