@@ -28,10 +28,6 @@ public struct LoadedModel: Sendable {
   public var graph: Graph
   public var weights: [String: Tensor]
   public var schedule: Schedule
-  /// Tensors of the weights file that this graph never reads (training-only ones, such as
-  /// BatchNorm's `num_batches_tracked`, left out), sorted: a graph that forgets a bias would
-  /// otherwise run on the rest of the weights without a word.
-  public var unusedTensors: [String] = []
 }
 
 /// One compilation: a graph file, its weights and a pruning schedule, loaded and resolved once.
@@ -47,7 +43,7 @@ public struct CompileSession: Sendable {
   public let weightsFile: SafetensorsFile?
   /// The schedule, fully resolved: AS-ViT's thresholds come from the spec, the weights
   /// (`score_predictor.{s}.keep_threshold`) or, with no weights file, the official initial values.
-  public let schedule: Schedule
+  public private(set) var schedule: Schedule
   /// Bind weights holding NaN or infinities instead of refusing them (`--allow-non-finite`).
   public var allowNonFinite = false
 
@@ -60,10 +56,12 @@ public struct CompileSession: Sendable {
   ) throws {
     graphPath = path
     var weights = weights
+    var checkpoint: SafetensorsFile? = nil
     if GraphInference.isWeightsFile(path) {
-      let checkpoint = try WeightsReader.open(path: path)
+      let file = try WeightsReader.open(path: path)
+      checkpoint = file
       let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-      let inferred = try GraphInference(file: checkpoint, settings: inference, stem: stem)
+      let inferred = try GraphInference(file: file, settings: inference, stem: stem)
       for assumption in inferred.assumptions { note("\(path): note: assumed \(assumption)") }
       parsed = try GraphLoader.parse(inferred.text, file: path + " (inferred graph)")
       if weights == .none { weights = .file(path) }
@@ -72,13 +70,17 @@ public struct CompileSession: Sendable {
     }
     weightsSource = weights
     if case .file(let file) = weights {
-      weightsFile = try WeightsReader.open(path: file)
+      // The checkpoint that gave the graph is not read a second time.
+      weightsFile = file == path ? checkpoint : try WeightsReader.open(path: file)
     } else {
       weightsFile = nil
     }
-    schedule = try ScheduleParser.parse(
-      spec, depth: parsed.blocks.count,
-      learnedThresholds: Self.thresholdSource(weightsFile))
+    schedule = try Self.schedule(spec, for: parsed, weights: weightsFile)
+  }
+
+  /// `spec` resolved for `graph`: AS-ViT's thresholds from the weights when it gives none.
+  private static func schedule(_ spec: String, for graph: Graph, weights: SafetensorsFile?) throws -> Schedule {
+    try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: thresholdSource(weights))
   }
 
   /// The graph at `stage` (`planned` is the last pass's graph; `memoryPlan()` plans it).
@@ -101,15 +103,13 @@ public struct CompileSession: Sendable {
       for parameter in graph.parameters where graph[parameter].location == nil && file.entries[graph[parameter].name] == nil {
         throw ScheduleError.missingTensor(graph[parameter].name, method: schedule.kind.rawValue, path: file.path)
       }
-      let read = Set(graph.parameters.map { graph[$0].name })
-      let unused = file.names.filter { !read.contains($0) && !Self.isTrainingOnly($0) }
-      return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file, allowNonFinite: allowNonFinite), schedule: schedule, unusedTensors: unused)
+      return LoadedModel(graph: graph, weights: try WeightBinding.bind(graph, to: file, allowNonFinite: allowNonFinite), schedule: schedule)
     }
   }
 
-  /// The weights file's tensors that the graph with this schedule never reads (see
-  /// `LoadedModel.unusedTensors`); empty without a weights file, or when the file lacks a
-  /// tensor the graph reads.
+  /// The weights file's tensors that the graph with this schedule never reads, sorted (a graph
+  /// that forgets a bias would otherwise run on the rest of the weights without a word);
+  /// empty without a weights file, or when the file lacks a tensor the graph reads.
   public func unusedTensors() throws -> [String] {
     guard let file = weightsFile else { return [] }
     let graph = try graph(at: .planned)
@@ -128,18 +128,11 @@ public struct CompileSession: Sendable {
 
   /// The same graph and weights with another pruning spec (calibration tries many).
   public func with(prune spec: String) throws -> CompileSession {
-    try CompileSession(graphPath: graphPath, parsed: parsed, weightsSource: weightsSource, weightsFile: weightsFile, prune: spec)
+    var session = self
+    session.schedule = try Self.schedule(spec, for: parsed, weights: weightsFile)
+    return session
   }
 
-  private init(graphPath: String, parsed: Graph, weightsSource: WeightsSource, weightsFile: SafetensorsFile?, prune spec: String) throws {
-    self.graphPath = graphPath
-    self.parsed = parsed
-    self.weightsSource = weightsSource
-    self.weightsFile = weightsFile
-    schedule = try ScheduleParser.parse(
-      spec, depth: parsed.blocks.count,
-      learnedThresholds: Self.thresholdSource(weightsFile))
-  }
 
   /// Where AS-ViT's thresholds come from when a spec gives none: the weights file, if any.
   private static func thresholdSource(_ file: SafetensorsFile?) -> ScheduleParser.ThresholdSource? {

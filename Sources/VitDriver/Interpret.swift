@@ -49,13 +49,16 @@ extension CompileSession {
 }
 
 extension CompileSession {
-  /// The kept-token picture of a run (docs/kept-map.md) as PPM bytes; with no stages, only
-  /// the check that the input fits the patch grid (worth doing before a slow run).
-  public func keptMap(graph: Graph, input: Tensor, stages: [Trace.Stage]) throws -> [UInt8] {
-    let patches = Self.patchCount(of: graph)
+  /// Checks that `input` fits the patch grid a kept map draws (worth doing before a slow run).
+  public func checkKeptMap(graph: Graph, input: Tensor) throws {
     guard input.shape.count == 3, input.shape[0] == 3 else { throw KeptMapError.notAnImage(shape: input.shape) }
-    _ = try KeptMap.grid(patches: patches, height: input.shape[1], width: input.shape[2])
-    return try KeptMap.render(input: input, stages: stages, patches: patches, transform: graph.imageTransform)
+    _ = try KeptMap.grid(patches: Self.patchCount(of: graph), height: input.shape[1], width: input.shape[2])
+  }
+
+  /// The kept-token picture of a run (docs/kept-map.md) as PPM bytes.
+  public func keptMap(graph: Graph, input: Tensor, stages: [Trace.Stage]) throws -> [UInt8] {
+    try checkKeptMap(graph: graph, input: input)
+    return try KeptMap.render(input: input, stages: stages, patches: Self.patchCount(of: graph), transform: graph.imageTransform)
   }
 }
 

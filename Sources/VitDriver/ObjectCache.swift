@@ -24,8 +24,6 @@ public struct ObjectCache: Sendable {
   /// A cached object file.
   public struct Entry {
     public var path: String
-    /// Whether this call compiled it (false: it was in the cache).
-    public var compiled: Bool
 
     /// Copies the object next to the build (a hard link when the file system allows).
     func copy(to destination: String) throws {
@@ -41,15 +39,15 @@ public struct ObjectCache: Sendable {
   public func object(for source: String, in directory: String, key: String, compile: (String) throws -> Void) throws -> Entry {
     let name = Self.hash(key: key, source: source, directory: directory) + ".o"
     let cached = self.directory + "/" + name
-    if FileManager.default.fileExists(atPath: cached) { return Entry(path: cached, compiled: false) }
+    if FileManager.default.fileExists(atPath: cached) { return Entry(path: cached) }
     let temporary = source + ".cache-\(ProcessInfo.processInfo.processIdentifier).o"
     try compile(temporary)
     guard (try? FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)) != nil,
       rename(temporary, cached) == 0
     else {
-      return Entry(path: temporary, compiled: true)
+      return Entry(path: temporary)
     }
-    return Entry(path: cached, compiled: true)
+    return Entry(path: cached)
   }
 
   /// Two FNV-1a 64-bit hashes (different offsets) over the key, the source and its quoted

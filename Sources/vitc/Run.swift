@@ -58,7 +58,7 @@ struct Run: ParsableCommand {
         try Output.check(path, against: session.inputs + [(image ?? input!, "input")])
       }
       // The patch grid of --kept-map, checked before the (slow) run.
-      if keptMap != nil { _ = try session.keptMap(graph: loaded.graph, input: tensor, stages: []) }
+      if keptMap != nil { try session.checkKeptMap(graph: loaded.graph, input: tensor) }
 
       let progress = Progress(blocks: loaded.graph.blocks.count)
       let result = try session.interpret(loaded, input: tensor) { block in progress.update(block: block) }
