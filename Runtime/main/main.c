@@ -29,6 +29,9 @@
 #endif
 #include VIT_MODEL_HEADER
 #include "vit_runtime.h"
+#ifdef VIT_MODEL_LOAD_WEIGHTS
+#include "vit_weights.h"
+#endif
 #endif
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -38,7 +41,7 @@
 #define VIT_HAVE_POSIX_FILES 1
 #endif
 
-#if defined(VIT_MODEL_WEIGHTS_AT_RUNTIME) && (defined(__unix__) || defined(__APPLE__))
+#if (defined(VIT_MODEL_WEIGHTS_AT_RUNTIME) || defined(VIT_MODEL_LOAD_WEIGHTS)) && (defined(__unix__) || defined(__APPLE__))
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -154,6 +157,56 @@ static void load_weights(const char *path) {
   if (status != 0) fail(path, reasons[status > 0 && status < (int)(sizeof reasons / sizeof *reasons) ? status : 1]);
 }
 #endif
+#ifdef VIT_MODEL_LOAD_WEIGHTS
+static double now_ms(void);
+
+/* What loading the weights cost, for --bench: the whole (map, read, check, convert, pack) and
+   the loader's parts. */
+static double load_total_ms;
+static struct vit_weights_report load_report;
+static size_t load_file_bytes;
+
+/* The user's weights (a safetensors file, or a vitc weights file of this model's layout), mapped
+   where the system has mmap, else read; checked, converted and packed into the model's static
+   memory by the model's loader; then unmapped (the model keeps its own copy). */
+static void load_weights(const char *path) {
+  const double start = now_ms();
+  size_t size = 0;
+  const unsigned char *file = NULL;
+#ifdef VIT_HAVE_MMAP
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) fail(path, errno == ENOENT ? "no such file" : strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) fail(path, strerror(errno));
+  if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
+  size = (size_t)st.st_size;
+  void *mapped = NULL;
+  if (size > 0) {
+    mapped = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapped == MAP_FAILED) fail(path, strerror(errno));
+    file = mapped;
+  }
+  close(fd);
+#else
+  unsigned char *data = read_file(path, &size);
+  file = data;
+#endif
+  static const unsigned char empty[1];
+  const int status = VIT_MODEL_LOAD_WEIGHTS(file ? (const void *)file : (const void *)empty, size, &load_report);
+#ifdef VIT_HAVE_MMAP
+  if (mapped) munmap(mapped, size);
+#else
+  owned_free(data);
+#endif
+  if (status != 0) fail(path, load_report.message);
+  if (load_report.unused)
+    fprintf(stderr, "%s: warning: %d tensor%s the model does not read: %s\n", path, load_report.unused,
+            load_report.unused == 1 ? "" : "s", load_report.unused_names);
+  load_total_ms = now_ms() - start;
+  load_file_bytes = size;
+}
+#endif
+
 /* ---- PPM ---------------------------------------------------------------------------------- */
 
 /* The limits Sources/VitFrontend/Image.swift checks too (docs/reliability.md), before anything
@@ -772,6 +825,10 @@ static void usage(FILE *to, const char *program) {
 #ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
           "  --weights F           the weights file vitc build wrote with this binary (required)\n"
 #endif
+#ifdef VIT_MODEL_LOAD_WEIGHTS
+          "  --weights F           the model's weights (required): safetensors with the graph's tensor names\n"
+          "                        (F32, F16 or BF16), or a vitc weights file of this model's layout\n"
+#endif
           "  --dump-input F        write the preprocessed input as raw float32 (to check preprocessing)\n"
           "  --help                this text\n",
           program, program, (int)floor(VIT_MODEL_INPUT_SIZE / VIT_MODEL_CROP_PCT), VIT_MODEL_INPUT_SIZE, VIT_MODEL_INPUT_FLOATS,
@@ -908,8 +965,11 @@ int main(int argc, char **argv) {
 #ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
   if (!weights_path) fail("--weights", "this model reads its weights at run time: give --weights F (the file vitc build wrote beside it)");
   load_weights(weights_path);
+#elif defined(VIT_MODEL_LOAD_WEIGHTS)
+  if (!weights_path) fail("--weights", "this model was compiled without weights: give --weights F (a safetensors file with the graph's tensor names)");
+  load_weights(weights_path);
 #else
-  if (weights_path) fail(weights_path, "this binary carries its weights; --weights is for models built with --weights-at-runtime");
+  if (weights_path) fail(weights_path, "this binary carries its weights; --weights is for models built with --weights-at-runtime or without weights");
 #endif
   if (threads) vit_set_threads(threads);
   if (kept_map_path) kept_map_grid(kept_map_path); /* a model without a square grid: say so before running */
@@ -995,6 +1055,11 @@ int main(int argc, char **argv) {
       printf("  stage %-26s %8.3f ms %5.1f%%\n", VIT_MODEL_STAGE_NAMES[i], 1000.0 * VIT_MODEL_STAGE_SECONDS[i] / bench,
              total > 0 ? 100.0 * VIT_MODEL_STAGE_SECONDS[i] / total : 0.0);
     owned_free(times);
+#ifdef VIT_MODEL_LOAD_WEIGHTS
+    printf("load: %.2f ms for %zu bytes of %s (parse %.2f ms, check %.2f ms, convert and pack %.2f ms; the rest maps and faults in the file)\n",
+           load_total_ms, load_file_bytes, load_report.format == 2 ? "vitc weights" : "safetensors", 1000.0 * load_report.parse_seconds,
+           1000.0 * load_report.check_seconds, 1000.0 * load_report.convert_seconds);
+#endif
   }
   return 0;
 }

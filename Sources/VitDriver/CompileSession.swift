@@ -46,6 +46,10 @@ public struct CompileSession: Sendable {
   public private(set) var schedule: Schedule
   /// Bind weights holding NaN or infinities instead of refusing them (`--allow-non-finite`).
   public var allowNonFinite = false
+  /// With no weights source and an AS-ViT spec that gives no thresholds: the schedule holds the
+  /// initial values as placeholders, and a model compiled from this session reads the learned
+  /// ones (`score_predictor.{s}.keep_threshold`) from the weights file at load.
+  public private(set) var thresholdsFromWeights = false
 
   /// `path` is a `.graph`, or a checkpoint (`.pth`, `.bin`, `.safetensors` …) whose graph is
   /// inferred from its tensors (`GraphInference`, with `inference` for what shapes cannot
@@ -75,12 +79,24 @@ public struct CompileSession: Sendable {
     } else {
       weightsFile = nil
     }
-    schedule = try Self.schedule(spec, for: parsed, weights: weightsFile)
+    (schedule, thresholdsFromWeights) = try Self.schedule(spec, for: parsed, weights: weightsFile, source: weights)
   }
 
-  /// `spec` resolved for `graph`: AS-ViT's thresholds from the weights when it gives none.
-  private static func schedule(_ spec: String, for graph: Graph, weights: SafetensorsFile?) throws -> Schedule {
-    try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: thresholdSource(weights))
+  /// `spec` resolved for `graph`: AS-ViT's thresholds from the weights when it gives none, and
+  /// whether they are still to come from a weights file (none given, no random weights).
+  private static func schedule(
+    _ spec: String, for graph: Graph, weights: SafetensorsFile?, source: WeightsSource
+  ) throws -> (Schedule, thresholdsFromWeights: Bool) {
+    if source == .none {
+      var asked = false
+      let placeholders: ScheduleParser.ThresholdSource = { stages in
+        asked = true
+        return MethodKind.asvitInitialThresholds(stages: stages)
+      }
+      let schedule = try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: placeholders)
+      return (schedule, asked)
+    }
+    return (try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: thresholdSource(weights)), false)
   }
 
   /// The graph at `stage` (`planned` is the last pass's graph; `memoryPlan()` plans it).
@@ -129,7 +145,7 @@ public struct CompileSession: Sendable {
   /// The same graph and weights with another pruning spec (calibration tries many).
   public func with(prune spec: String) throws -> CompileSession {
     var session = self
-    session.schedule = try Self.schedule(spec, for: parsed, weights: weightsFile)
+    (session.schedule, session.thresholdsFromWeights) = try Self.schedule(spec, for: parsed, weights: weightsFile, source: weightsSource)
     return session
   }
 

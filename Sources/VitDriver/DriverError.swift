@@ -11,6 +11,9 @@ public enum DriverError: Error, CustomStringConvertible {
   case labels(path: String, reason: String)
   case noImages(directory: String)
   case weightsNeeded
+  /// A way of carrying weights that needs them (`--embed-weights hex`, `--weights-at-runtime`)
+  /// without weights, or the run-time loading mode with them.
+  case embeddingNeedsWeights(String)
   /// `--strict`: tensors the graph does not read.
   case unusedTensors(path: String, names: [String])
   case unsupportedInput(TensorType)
@@ -33,6 +36,10 @@ public enum DriverError: Error, CustomStringConvertible {
     case .unusedTensors(let path, let names):
       "\(path): error: \(Self.unusedText(names)) (--strict)"
     case .weightsNeeded: "error: this needs weights: give --weights FILE or --random-weights SEED"
+    case .embeddingNeedsWeights(let mode) where mode == "load":
+      "error: weights given at compile time are built into the binary; without --weights the binary loads them at run time"
+    case .embeddingNeedsWeights(let mode):
+      "error: --embed-weights \(mode) (or --weights-at-runtime) carries weights given with --weights or --random-weights; without them the binary loads the user's safetensors at run time (--weights FILE)"
     case .unsupportedInput(let type): "error: 'vitc run' needs a graph with one input of static shape, found \(type)"
     case .notAnImageModel(let type):
       "error: --image needs a square image input f32[3,S,S], the graph takes \(type); use --input"

@@ -28,25 +28,37 @@ public struct EmittedProgram: Sendable {
 public struct BuildReport: Sendable {
   public var output: String
   public var binaryBytes: Int
-  /// Weights carried inside the binary (0 with --weights-at-runtime).
+  /// Weights carried inside the binary (0 with --weights-at-runtime or without weights).
   public var embeddedWeightBytes: Int
   public var arenaBytes: Int
   /// All static memory of the model object (arena, scratch, integer maps), as its header states.
   public var staticBytes: Int
   /// With --weights-at-runtime: the weights file written beside the binary, and its size.
   public var weightsFile: (path: String, bytes: Int)?
+  /// Without weights: the binary loads them at run time (--weights FILE).
+  public var loadsWeights = false
 }
 
 extension CompileSession {
   /// The C for the planned graph, every file named after `stem` (`model` → model.c, model.h …).
+  /// With no weights source the model loads its weights at run time (`WeightsEmbedding.load`).
   public func emit(stem: String, options: EmitOptions = EmitOptions()) throws -> EmittedProgram {
-    let loaded = try model(at: .planned)
     let provenance = EmitC.Provenance(
       version: vitcVersion, graphFile: graphPath, weights: weightsSource.provenance, schedule: schedule.spec)
     let classNames = try labels(explicit: options.labels)
-    var emitted = try EmitC.emit(
-      loaded.graph, weights: loaded.weights, provenance: provenance, stem: stem, labels: classNames,
-      embedding: options.embedding, gemm: options.gemm)
+    var emitted: EmittedModel
+    if weightsSource == .none {
+      guard options.embedding == .incbin || options.embedding == .load else { throw DriverError.embeddingNeedsWeights(options.embedding.rawValue) }
+      emitted = try EmitC.emitLoadingWeights(
+        try graph(at: .planned), provenance: provenance, stem: stem, labels: classNames, gemm: options.gemm,
+        thresholdsFromWeights: thresholdsFromWeights)
+    } else {
+      guard options.embedding != .load else { throw DriverError.embeddingNeedsWeights(options.embedding.rawValue) }
+      let loaded = try model(at: .planned)
+      emitted = try EmitC.emit(
+        loaded.graph, weights: loaded.weights, provenance: provenance, stem: stem, labels: classNames,
+        embedding: options.embedding, gemm: options.gemm)
+    }
     var files = emitted.files
     let runtime = try RuntimeFiles.all()
     for (file, contents) in runtime { files[file] = contents }
@@ -101,9 +113,10 @@ extension CompileSession {
     let size = (try? fileManager.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
     let model = program.model
     return BuildReport(
-      output: output, binaryBytes: size, embeddedWeightBytes: emit.embedding == .file ? 0 : model.weightBytes,
+      output: output, binaryBytes: size, embeddedWeightBytes: model.weightsAtRuntime || model.loadsWeights ? 0 : model.weightBytes,
       arenaBytes: model.arenaBytes, staticBytes: model.staticBytes,
-      weightsFile: emit.embedding == .file ? (weightsOutput, model.weightBytes + WeightsFile.headerBytes) : nil)
+      weightsFile: emit.embedding == .file ? (weightsOutput, model.weightBytes + WeightsFile.headerBytes) : nil,
+      loadsWeights: model.loadsWeights)
   }
 }
 

@@ -25,6 +25,8 @@ public struct EmittedModel: Sendable {
   public var weightBytes: Int
   /// Whether the binary reads its weights from a file at run time (`WeightsEmbedding.file`).
   public var weightsAtRuntime = false
+  /// Whether the binary loads the user's weights at run time (`WeightsEmbedding.load`).
+  public var loadsWeights = false
 }
 
 /// Emits specialized C for a fused, planned graph: one function per stage (stem, each block,
@@ -53,16 +55,39 @@ public enum EmitC {
     _ graph: Graph, weights: [String: Tensor], provenance: Provenance, stem: String, labels: [String]? = nil,
     embedding: WeightsEmbedding = .incbin, gemm: GEMMBackend = .builtin
   ) throws(EmitError) -> EmittedModel {
-    precondition(!stem.isEmpty && !stem.contains("/"), "a file stem, not a path: '\(stem)'")
+    precondition(embedding != .load, "a model that loads its weights is emitted by emitLoadingWeights")
     let blob = try WeightBlob.build(graph, weights: weights, packGEMMWeights: gemm == .builtin)
+    return try emit(graph, blob: blob, provenance: provenance, stem: stem, labels: labels, embedding: embedding)
+  }
+
+  /// Every file of a model compiled without its weights: the binary loads them at run time from
+  /// the user's safetensors file (`--weights FILE`), into the layout `gemm` reads, with the
+  /// checks and arithmetic vitc uses (WeightsEmbedding.load). With `thresholdsFromWeights`,
+  /// AS-ViT's keep thresholds are read from the file too (the schedule's are placeholders).
+  public static func emitLoadingWeights(
+    _ graph: Graph, provenance: Provenance, stem: String, labels: [String]? = nil, gemm: GEMMBackend = .builtin,
+    thresholdsFromWeights: Bool = false
+  ) throws(EmitError) -> EmittedModel {
+    let blob = WeightBlob.layout(graph, packGEMMWeights: gemm == .builtin)
+    return try emit(
+      graph, blob: blob, provenance: provenance, stem: stem, labels: labels, embedding: .load,
+      thresholdsFromWeights: thresholdsFromWeights)
+  }
+
+  private static func emit(
+    _ graph: Graph, blob: WeightBlob, provenance: Provenance, stem: String, labels: [String]?,
+    embedding: WeightsEmbedding, thresholdsFromWeights: Bool = false
+  ) throws(EmitError) -> EmittedModel {
+    precondition(!stem.isEmpty && !stem.contains("/"), "a file stem, not a path: '\(stem)'")
     let plan = PlanMemory.plan(graph)
-    var emitter = ModelEmitter(graph: graph, blob: blob, plan: plan, provenance: provenance, stem: stem)
+    var emitter = ModelEmitter(
+      graph: graph, blob: blob, plan: plan, provenance: provenance, stem: stem, thresholdsFromWeights: thresholdsFromWeights)
     let source = try emitter.modelSource(embedding: embedding)
-    let header = emitter.headerSource(weightsAtRuntime: embedding == .file)
+    let header = emitter.headerSource(embedding: embedding)
     var files: [String: [UInt8]] = [
       "\(stem).c": Array(source.utf8),
       "\(stem).h": Array(header.utf8),
-      "\(stem)_main.c": Array(emitter.driverSource(labels: labels, weightsAtRuntime: embedding == .file).utf8),
+      "\(stem)_main.c": Array(emitter.driverSource(labels: labels, embedding: embedding).utf8),
     ]
     switch embedding {
     case .incbin:
@@ -72,10 +97,13 @@ public enum EmitC {
       files["\(stem)_weights.c"] = Array(emitter.hexWeightsSource().utf8)
     case .file:
       files["\(stem)_weights.bin"] = WeightsFile.bytes(blob, model: emitter.model)
+    case .load:
+      break
     }
-    var emitted = EmittedModel(name: emitter.model, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.bytes.count)
+    var emitted = EmittedModel(name: emitter.model, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.size)
     emitted.weightsAtRuntime = embedding == .file
-    emitted.staticBytes = emitter.staticMemory.bytes(threads: StaticMemory.threadBounds.threaded)
+    emitted.loadsWeights = embedding == .load
+    emitted.staticBytes = emitter.staticMemory.bytes(threads: StaticMemory.threadBounds.threaded) + emitter.loadedWeightsBytes
     return emitted
   }
 

@@ -2,7 +2,8 @@ import VitIR
 
 extension ModelEmitter {
   /// `<stem>.h`: the public interface (sizes, the trace struct, the entry point, profiling).
-  func headerSource(weightsAtRuntime: Bool = false) -> String {
+  func headerSource(embedding: WeightsEmbedding = .incbin) -> String {
+    let weightsAtRuntime = embedding == .file
     var w = CWriter()
     w.comment(provenanceLines("Public interface"))
     w.line("#ifndef VIT_\(upper)_H")
@@ -16,11 +17,11 @@ extension ModelEmitter {
     w.line("#define VIT_\(upper)_INPUT_SIZE \(inputShape.last ?? 0)")
     w.line("#define VIT_\(upper)_CLASSES \(classes)")
     w.line("#define VIT_\(upper)_PATCHES \(patches)")
-    w.line("#define VIT_\(upper)_WEIGHT_BYTES \(blob.bytes.count)")
+    w.line("#define VIT_\(upper)_WEIGHT_BYTES \(blob.size)")
     let stages = graph.ops.filter { $0.kind == .traceStage }.count
     w.line("#define VIT_\(upper)_MAX_STAGES \(max(stages, 1)) /* pruning stages: \(stages) (the array needs at least 1) */")
     w.line()
-    headerMemory(weightsAtRuntime: weightsAtRuntime, into: &w)
+    headerMemory(embedding: embedding, into: &w)
     w.line()
     w.comment([
       "What the model did with its tokens (docs/trace-format.md). Stage s keeps",
@@ -68,6 +69,24 @@ extension ModelEmitter {
       w.line("  VIT_\(upper)_WEIGHTS_ALIGNMENT    /* the blob is not 64-byte aligned in memory */")
       w.line("};")
       w.line("int vit_\(model)_bind_weights(const void *file, size_t bytes);")
+      w.line()
+    }
+    if embedding == .load {
+      let tensors = graph.parameters.count + loadedThresholdStages.count
+      w.comment([
+        "The weights are not in the binary: vit_\(model)_load_weights reads them from the user's file,",
+        "whole in memory: a safetensors file with the graph's tensor names (F32, F16 or BF16), or a",
+        "vitc weights file of this model's layout\(thresholdsFromWeights ? " (not here: AS-ViT's thresholds come from the file)" : ""). It checks each of the",
+        "\(tensors) tensors (name, dtype, shape, bounds, no overlap, finite values), converts it to float32",
+        "and packs it into the static memory above, as vitc would have at compile time: the model",
+        "then computes bit for bit what the build with the same weights embedded computes. Returns 0,",
+        "or -1 with report->message saying why (Runtime/include/vit_weights.h); vit_\(model)_run",
+        "returns -1 until a load has succeeded.",
+      ])
+      w.line("#define VIT_\(upper)_LOADS_WEIGHTS 1")
+      w.line("#define VIT_\(upper)_WEIGHT_TENSORS \(tensors)")
+      w.line("struct vit_weights_report;")
+      w.line("int vit_\(model)_load_weights(const void *file, size_t bytes, struct vit_weights_report *report);")
       w.line()
     }
     w.comment([

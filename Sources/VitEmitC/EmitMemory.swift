@@ -5,14 +5,17 @@ import VitPasses
 extension ModelEmitter {
   /// The header's account of the model's static memory: every part, and the total that the
   /// model C asserts equals the size of its writable static objects.
-  func headerMemory(weightsAtRuntime: Bool, into w: inout CWriter) {
+  func headerMemory(embedding: WeightsEmbedding, into w: inout CWriter) {
+    let weightsAtRuntime = embedding == .file
     let memory = staticMemory
     let (threaded, serial) = StaticMemory.threadBounds
     func bytes(_ value: Int) -> String { String(value).padding(toLength: 10, withPad: " ", startingAt: 0) }
     var lines = [
       "Static memory: all the writable memory the model object holds (.bss), VIT_\(upper)_STATIC_BYTES",
       "(the linker may add under 64 bytes of alignment between its objects).",
-      "Read-only and apart: the weights (VIT_\(upper)_WEIGHT_BYTES), the stage table and names.",
+      embedding == .load
+        ? "Read-only and apart: the stage table, the names and the table of tensors to load."
+        : "Read-only and apart: the weights (VIT_\(upper)_WEIGHT_BYTES), the stage table and names.",
       "  \(bytes(4 * plan.arenaFloats))activations (the arena, planned by liveness): VIT_\(upper)_ARENA_BYTES",
     ]
     if memory.keyBiasFloats > 0 { lines.append("  \(bytes(4 * memory.keyBiasFloats))log(size) key bias of ToMe's proportional attention") }
@@ -23,6 +26,12 @@ extension ModelEmitter {
       "  \(bytes(4 * (memory.scratchOffset - plan.arenaFloats - memory.keyBiasFloats)))alignment of the float parts to 64 bytes",
     ]
     if weightsAtRuntime { lines.append("  + sizeof(const float *): the pointer to the bound weights") }
+    if embedding == .load {
+      lines.append("  \(bytes(blob.size))the weights, filled by vit_\(model)_load_weights: VIT_\(upper)_WEIGHT_BYTES")
+      let thresholds = loadedThresholdStages.count
+      if thresholds > 0 { lines.append("  \(bytes(4 * thresholds))AS-ViT's keep thresholds, loaded with them") }
+      lines.append("  \(bytes(4))the flag that says they are loaded")
+    }
     lines += [
       "The scratch holds the largest need of one op (im2col, attention, a pruning kernel);",
       "attention keeps one score tile per thread, so it is sized for the runtime pool's bound,",
@@ -36,7 +45,7 @@ extension ModelEmitter {
       w.line(condition)
       w.line("#define VIT_\(upper)_MAX_THREADS \(threads)")
       w.line("#define VIT_\(upper)_SCRATCH_BYTES \(4 * memory.scratchFloats(threads: threads))")
-      w.line("#define VIT_\(upper)_STATIC_BYTES \(pointer.isEmpty ? "" : "(")\(memory.bytes(threads: threads))\(pointer)\(pointer.isEmpty ? "" : ")")")
+      w.line("#define VIT_\(upper)_STATIC_BYTES \(pointer.isEmpty ? "" : "(")\(memory.bytes(threads: threads) + loadedWeightsBytes)\(pointer)\(pointer.isEmpty ? "" : ")")")
     }
     w.line("#endif")
   }

@@ -31,6 +31,7 @@ extension ModelEmitter {
     w.line()
     w.line("#include \"vit_runtime.h\"")
     if graph.ops.contains(where: { $0.kind == .patchOwner }) { w.line("#include \"vit_prune.h\"") }
+    if embedding == .load { w.line("#include \"vit_weights.h\"") }
     w.line()
     let packed = graph.parameters.contains { blob.entries[$0]?.packed != nil }
     if !packed && !WeightBlob.packedShapes(graph).isEmpty {
@@ -50,6 +51,14 @@ extension ModelEmitter {
     case .file:
       w.comment(["The weights blob (\(blob.bytes.count) bytes), bound at run time by vit_\(model)_bind_weights."])
       w.line("static const float *vit_\(model)_weights;")
+    case .load:
+      w.comment(["The weights (\(blob.size) bytes), filled at run time by vit_\(model)_load_weights."])
+      w.line("static _Alignas(\(WeightBlob.alignment)) float vit_\(model)_weights[\(blob.size / 4)];")
+      let thresholds = loadedThresholdStages
+      if !thresholds.isEmpty {
+        w.line("static float vit_thresholds[\(thresholds.count)]; /* AS-ViT's keep thresholds: " + thresholds.map { "score_predictor.\($0).keep_threshold" }.joined(separator: ", ") + " */")
+      }
+      w.line("static int vit_\(model)_loaded; /* set once vit_\(model)_load_weights has succeeded */")
     }
     for parameter in graph.parameters {
       let entry = blob.entries[parameter]!
@@ -74,8 +83,10 @@ extension ModelEmitter {
     stageTable(embedding: embedding, into: &w)
     w.line()
     if embedding == .file { weightsBinder(into: &w) }
+    if embedding == .load { try weightsLoader(into: &w) }
     w.block("int vit_\(model)_run(const float *input, float *logits, struct vit_\(model)_trace *trace)") { w in
       if embedding == .file { w.line("if (!vit_\(model)_weights) return -1;") }
+      if embedding == .load { w.line("if (!vit_\(model)_loaded) return -1;") }
       w.line("if (vit_get_threads() > VIT_\(upper)_MAX_THREADS) return -2; /* more threads than the scratch holds */")
       let fields = ["input"] + (traceStages > 0 ? ["trace"] : [])
       w.line("struct vit_run run = {" + fields.map { ".\($0) = \($0)" }.joined(separator: ", ") + "};")
@@ -159,7 +170,11 @@ extension ModelEmitter {
     var objects = ["sizeof vit_memory"]
     if staticMemory.ints > 0 { objects.append("sizeof vit_imemory") }
     objects += ["sizeof vit_\(model)_profile", "sizeof vit_\(model)_stage_seconds"]
-    if embedding == .file { objects.append("sizeof vit_\(model)_weights") }
+    if embedding == .file || embedding == .load { objects.append("sizeof vit_\(model)_weights") }
+    if embedding == .load {
+      if !loadedThresholdStages.isEmpty { objects.append("sizeof vit_thresholds") }
+      objects.append("sizeof vit_\(model)_loaded")
+    }
     w.line("_Static_assert(\(objects.joined(separator: " + ")) == VIT_\(upper)_STATIC_BYTES,")
     w.line("               \"the header's static memory is all of the model's writable static memory\");")
     w.line()

@@ -95,10 +95,11 @@ extension ModelEmitter {
       guard case .topkKeep(let k) = op.attributes else { op.attributesMismatch() }
       w.line("vit_topk_keep_f32(\(operand(0)), \(count(op.operands[0])), \(k), \(y)); /* \(graph[result].name) */")
     case .thresholdKeep:
-      guard case .thresholdKeep(let threshold, _) = op.attributes else { op.attributesMismatch() }
+      guard case .thresholdKeep(let threshold, let stage) = op.attributes else { op.attributesMismatch() }
+      let value = thresholdsFromWeights ? "vit_thresholds[\(loadedThresholdStages.firstIndex(of: stage)!)] /* score_predictor.\(stage).keep_threshold */" : real(threshold)
       let symbol = dim(graph.type(of: result).dims[0])
       if case .dynamic(let field, _) = graph.type(of: result).dims[0] { dynamicCounts.append(field) }
-      w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(real(threshold)), \(y)); /* \(graph[result].name): a run-time count */")
+      w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(value), \(y)); /* \(graph[result].name): a run-time count */")
     case .patchOwner:
       guard case .patchOwner(let patches) = op.attributes else { op.attributesMismatch() }
       w.line("for (int p = 0; p < \(patches); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")

@@ -7,6 +7,8 @@ public enum EmitError: Error, Equatable, CustomStringConvertible {
   case unsupported(OpKind, reason: String, at: SourceLocation?)
   /// A parameter without a tensor.
   case missingWeight(String)
+  /// A parameter of more dimensions than the run-time weights loader reads (4).
+  case parameterRank(String, rank: Int, at: SourceLocation?)
   /// A graph input whose shape is not static (the entry point takes fixed-size inputs).
   case dynamicInput(String, TensorType, at: SourceLocation?)
 
@@ -16,6 +18,8 @@ public enum EmitError: Error, Equatable, CustomStringConvertible {
       "\(at.map { "\($0): " } ?? "")error: the C backend cannot emit '\(kind.rawValue)': \(reason)"
     case .missingWeight(let name):
       "error: no tensor for parameter '@\(name)'"
+    case .parameterRank(let name, let rank, let at):
+      "\(at.map { "\($0): " } ?? "")error: parameter '@\(name)' has \(rank) dimensions; a model that loads its weights at run time reads at most 4"
     case .dynamicInput(let name, let type, let at):
       "\(at.map { "\($0): " } ?? "")error: the C backend needs a static input shape, but '\(name)' is \(type) (run-time token counts come from pruning only)"
     }
@@ -47,7 +51,10 @@ public struct WeightBlob: Sendable {
   public static let alignment = 64
 
   public var entries: [ValueID: Entry]
+  /// The blob's bytes; empty for a layout alone (weights loaded at run time).
   public var bytes: [UInt8]
+  /// The blob's size in bytes, a multiple of `alignment` (`bytes.count` once filled).
+  public var size: Int
 
   /// FNV-1a 64 of the bytes: the content hash in the provenance header.
   public var hash: UInt64 {
@@ -90,33 +97,47 @@ public struct WeightBlob: Sendable {
     return packed
   }
 
-  /// `packGEMMWeights: false` keeps every weight as stored ([n][k] row-major), for the
-  /// runtime built with -DVIT_BLAS_OPENBLAS, whose cblas_sgemm reads them so.
-  public static func build(_ graph: Graph, weights: [String: Tensor], packGEMMWeights: Bool = true) throws(EmitError) -> WeightBlob {
+  /// Where each parameter goes and the blob's size, from the graph alone: what a model that
+  /// loads its weights at run time is compiled with. `packGEMMWeights: false` keeps every weight
+  /// as stored ([n][k] row-major), for the runtime built with -DVIT_BLAS_OPENBLAS, whose
+  /// cblas_sgemm reads them so.
+  public static func layout(_ graph: Graph, packGEMMWeights: Bool = true) -> WeightBlob {
     let packing = packGEMMWeights ? packedShapes(graph) : [:]
     var entries: [ValueID: Entry] = [:]
-    var bytes: [UInt8] = []
+    var size = 0
+    func aligned(_ offset: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
     for parameter in graph.parameters {
-      let name = graph[parameter].name
-      guard let tensor = weights[name] else { throw .missingWeight(name) }
+      var floats = graph.type(of: parameter).boundCount
+      let packed = packing[parameter]
+      if let shape = packed { floats = (shape.n + panelWidth - 1) / panelWidth * panelWidth * shape.k }
+      size = aligned(size)
+      entries[parameter] = Entry(name: graph[parameter].name, offset: size, floats: floats, packed: packed)
+      size += 4 * floats
+    }
+    return WeightBlob(entries: entries, bytes: [], size: aligned(size))
+  }
+
+  /// The blob of `weights` in `layout(graph, packGEMMWeights:)`, zeros between entries.
+  public static func build(_ graph: Graph, weights: [String: Tensor], packGEMMWeights: Bool = true) throws(EmitError) -> WeightBlob {
+    var blob = layout(graph, packGEMMWeights: packGEMMWeights)
+    var bytes = [UInt8](repeating: 0, count: blob.size)
+    for parameter in graph.parameters {
+      let entry = blob.entries[parameter]!
+      guard let tensor = weights[entry.name] else { throw .missingWeight(entry.name) }
       var floats = tensor.scalars
-      var packed: (n: Int, k: Int)? = nil
-      if let shape = packing[parameter] {
-        floats = pack(floats, n: shape.n, k: shape.k)
-        packed = shape
-      }
-      while bytes.count % alignment != 0 { bytes.append(0) }
-      entries[parameter] = Entry(name: name, offset: bytes.count, floats: floats.count, packed: packed)
-      bytes.reserveCapacity(bytes.count + 4 * floats.count)
+      if let shape = entry.packed { floats = pack(floats, n: shape.n, k: shape.k) }
+      precondition(floats.count == entry.floats, "tensor '\(entry.name)' does not fill its place in the blob")
+      var at = entry.offset
       for value in floats {
         let bits = value.bitPattern
-        bytes.append(UInt8(truncatingIfNeeded: bits))
-        bytes.append(UInt8(truncatingIfNeeded: bits >> 8))
-        bytes.append(UInt8(truncatingIfNeeded: bits >> 16))
-        bytes.append(UInt8(truncatingIfNeeded: bits >> 24))
+        bytes[at] = UInt8(truncatingIfNeeded: bits)
+        bytes[at + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+        bytes[at + 2] = UInt8(truncatingIfNeeded: bits >> 16)
+        bytes[at + 3] = UInt8(truncatingIfNeeded: bits >> 24)
+        at += 4
       }
     }
-    while bytes.count % alignment != 0 { bytes.append(0) }
-    return WeightBlob(entries: entries, bytes: bytes)
+    blob.bytes = bytes
+    return blob
   }
 }

@@ -10,6 +10,11 @@ public enum WeightsEmbedding: String, Sendable, CaseIterable {
   /// that the binary maps at run time (`--weights FILE`), for boards that keep models on
   /// storage.
   case file
+  /// Not known when compiling: the binary loads the user's safetensors file (or a vitc weights
+  /// file of the same layout) at run time with `--weights FILE`, checks, converts and packs it
+  /// into static memory (Runtime/include/vit_weights.h). What `vitc compile` and `vitc build`
+  /// do when given no weights.
+  case load
 }
 
 /// The vitc weights file: a 64-byte header, then the blob (docs/weights-file.md).

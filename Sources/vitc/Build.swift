@@ -74,6 +74,9 @@ struct Build: ParsableCommand {
       let kind = target.rawValue + (`static` ? ", static" : "")
       let code = max(0, report.binaryBytes - report.embeddedWeightBytes)
       print("built \(output) (\(kind)): \(grouped(report.binaryBytes)) bytes (weights \(grouped(report.embeddedWeightBytes)), code and data \(grouped(code))), static memory \(grouped(report.staticBytes)) bytes (arena \(grouped(report.arenaBytes)))")
+      if report.loadsWeights {
+        print("the weights are loaded at run time: \(output) --weights WEIGHTS.safetensors IMAGE.ppm (safetensors with the graph's tensor names, F32, F16 or BF16)")
+      }
       if let weights = report.weightsFile {
         print("weights \(weights.path): \(grouped(weights.bytes)) bytes; run with --weights \(weights.path)")
       }

@@ -37,6 +37,7 @@ struct Calibrate: ParsableCommand {
   var steps: Int = 14
 
   func validate() throws {
+    try model.requireWeights()
     guard budget > 0, budget <= 1 else { throw ValidationError("--budget must be in (0, 1], found \(budget)") }
     guard prune == "asvit" || prune.hasPrefix("asvit@") else {
       throw ValidationError("--prune must be 'asvit' or 'asvit@L1,L2,…' (the thresholds are what calibrate picks)")

@@ -32,6 +32,11 @@ struct ModelOptions: ParsableArguments {
     if weights != nil && randomWeights != nil {
       throw ValidationError("give one of --weights FILE and --random-weights SEED, not both")
     }
+  }
+
+  /// For the commands that run the model here (run, eval, calibrate): weights are needed.
+  /// (`compile` and `build` without weights make a binary that loads them at run time.)
+  func requireWeights() throws {
     if weights == nil && randomWeights == nil && !GraphInference.isWeightsFile(graph) {
       throw ValidationError("give exactly one of --weights FILE and --random-weights SEED")
     }

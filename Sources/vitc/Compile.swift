@@ -35,7 +35,16 @@ struct EmitFlags: ParsableArguments {
   }
 }
 
-extension WeightsEmbedding: ExpressibleByArgument {}
+/// `--embed-weights`: the ways of carrying weights given at compile time (`load`, the mode of
+/// a model compiled without weights, is what leaving out --weights selects).
+extension WeightsEmbedding: ExpressibleByArgument {
+  public init?(argument: String) {
+    guard argument != Self.load.rawValue, let value = Self(rawValue: argument) else { return nil }
+    self = value
+  }
+
+  public static var allValueStrings: [String] { allCases.filter { $0 != .load }.map(\.rawValue) }
+}
 extension GEMMBackend: ExpressibleByArgument {}
 
 struct Compile: ParsableCommand {
@@ -77,12 +86,14 @@ struct Compile: ParsableCommand {
       for name in program.files.keys { try Output.check(directory + "/" + name, against: inputs) }
       try Output.write(files: program.files, into: directory)
       print("wrote \(program.files.count) files to \(directory)/: \(program.files.keys.sorted().joined(separator: ", "))")
-      print("static memory \(grouped(program.model.staticBytes)) bytes (arena \(grouped(program.model.arenaBytes))), weights \(grouped(program.model.weightBytes)) bytes")
+      let loads = program.model.loadsWeights
+      print("static memory \(grouped(program.model.staticBytes)) bytes (arena \(grouped(program.model.arenaBytes))), weights \(grouped(program.model.weightBytes)) bytes\(loads ? ", loaded at run time into static memory" : "")")
       var options = BuildOptions()
       options.target = targetOptions.target
       let invocation = CompilerInvocation(options, directory: directory, openblas: emit.blas == .openblas)
       let sources = program.sources.map { directory + "/" + $0 }
       print("build for \(targetOptions.target.rawValue) with: \(invocation.commandLine(sources: sources, output: directory + "/" + stem))")
+      if loads { print("run with: \(directory)/\(stem) --weights WEIGHTS.safetensors IMAGE.ppm (safetensors with the graph's tensor names, F32, F16 or BF16)") }
     }
   }
 }

@@ -24,6 +24,7 @@ struct Eval: ParsableCommand {
   var limit: Int?
 
   func validate() throws {
+    try model.requireWeights()
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
   }
 

@@ -41,6 +41,7 @@ struct Run: ParsableCommand {
   var keptMap: String?
 
   func validate() throws {
+    try model.requireWeights()
     if (image == nil) == (input == nil) {
       throw ValidationError("give exactly one of --image FILE and --input FILE")
     }
