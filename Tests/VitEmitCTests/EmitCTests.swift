@@ -118,9 +118,26 @@ let methods = [("none", "none"), ("dyvit:0.7", "dyvit"), ("evit:0.7", "evit"), (
   /// without (-DVIT_NO_THREADS sizes the scratch for one thread), and the object's sections
   /// hold nothing more than alignment between them.
   @Test(arguments: [("dyvit:0.7", "dyvit"), ("tome:8", "tome"), ("none", "none")]) func staticMemoryIsWhatTheHeaderStates(prune: String, label: String) throws {
+    try Self.checkStaticMemory(try emitTiny(prune: prune, stem: "model"), loadsWeights: false)
+  }
+
+  /// The same for models compiled without weights: the weights they load (and AS-ViT's
+  /// thresholds, read from the file when the spec gives none) are static memory too.
+  @Test(arguments: ["asvit", "dyvit:0.7"]) func loadedWeightsAreStaticMemoryTheHeaderStates(prune: String) throws {
+    let graph = try tinyGraph(prune: prune)
+    let emitted = try EmitC.emitLoadingWeights(
+      graph, provenance: .init(version: "test", graphFile: "samples/tiny.graph", weights: "none", schedule: prune),
+      stem: "model", thresholdsFromWeights: prune == "asvit")
+    try Self.checkStaticMemory(emitted, loadsWeights: true)
+    let source = String(decoding: emitted.files["model.c"]!, as: UTF8.self)
+    #expect(source.contains("vit_thresholds[0] /* score_predictor.0.keep_threshold */") == (prune == "asvit"))
+    #expect(source.contains("{\"score_predictor.2.keep_threshold\", -1,") == (prune == "asvit"))
+    #expect(emitted.files.keys.allSatisfy { !$0.contains("_weights") }, "\(emitted.files.keys.sorted())")
+  }
+
+  static func checkStaticMemory(_ emitted: EmittedModel, loadsWeights: Bool) throws {
     let directory = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
-    let emitted = try emitTiny(prune: prune, stem: "model")
     for (name, contents) in emitted.files { try Data(contents).write(to: directory.appendingPathComponent(name)) }
     let header = String(decoding: emitted.files["model.h"]!, as: UTF8.self)
     func figure(_ name: String, serial: Bool) throws -> Int {
@@ -143,7 +160,11 @@ let methods = [("none", "none"), ("dyvit:0.7", "dyvit"), ("evit:0.7", "evit"), (
       for line in symbols.split(separator: "\n") {
         let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard fields.count == 7, [".bss", ".data"].contains(fields[6]), fields[3] == "OBJECT" else { continue }
-        #expect(!fields[0].contains("weights"), "\(fields[0]): the weights are not static memory of the model object")
+        if loadsWeights {
+          if fields[0].contains("weights") { #expect(Int(fields[4], radix: 16) == emitted.weightBytes) }
+        } else {
+          #expect(!fields[0].contains("weights"), "\(fields[0]): the weights are not static memory of the model object")
+        }
         objects += 1
         bytes += Int(fields[4], radix: 16) ?? -1
       }

@@ -89,3 +89,43 @@ import VitIR
     #expect(allowed.status == 0, "\(allowed.output)")
   }
 }
+
+/// The command as users write it: `vitc compile GRAPH --prune SPEC -o model.c` with no weights.
+@Suite struct CompileWithoutWeightsTests {
+  /// It writes the model and the loader, no weights file, and prints the build line and how to
+  /// run the binary; the printed build line builds it, and the binary asks for --weights.
+  @Test func compileWithoutWeightsPrintsTheBuildAndRunLines() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("model.c")
+    let outcome = try vitc(["compile", "samples/tiny.graph", "--prune", "dyvit:0.7", "-o", output.path])
+    #expect(outcome.status == 0, "\(outcome.output)")
+    let files = try FileManager.default.contentsOfDirectory(atPath: scratch.path)
+    #expect(files.contains("vit_weights.c") && !files.contains { $0.hasPrefix("model_weights") }, "\(files)")
+    let lines = outcome.stdout.split(separator: "\n").map(String.init)
+    #expect(lines.contains { $0.contains("loaded at run time into static memory") }, "\(outcome.stdout)")
+    #expect(lines.contains { $0.hasPrefix("run with: \(scratch.path)/model --weights WEIGHTS.safetensors IMAGE.ppm") }, "\(outcome.stdout)")
+    let build = try #require(lines.first { $0.hasPrefix("build for host with: ") }).dropFirst("build for host with: ".count)
+    let built = try run(URL(fileURLWithPath: "/bin/sh"), ["-c", String(build)])
+    #expect(built.status == 0, "\(built.output)")
+    let ran = try run(scratch.appendingPathComponent("model"), ["samples/images/chelsea.ppm"])
+    #expect(ran.status == 2 && ran.stderr.contains("this model was compiled without weights: give --weights F"), "\(ran.output)")
+    let header = try String(contentsOf: scratch.appendingPathComponent("model.h"), encoding: .utf8)
+    #expect(header.contains("#define VIT_TINY_VIT_LOADS_WEIGHTS 1"))
+  }
+
+  /// Ways of carrying weights that need them, without them, get one line; the commands that run
+  /// the model here still need weights.
+  @Test func optionsThatNeedWeightsSaySo() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("model.c").path
+    let hex = try vitc(["compile", "samples/tiny.graph", "--embed-weights", "hex", "-o", output])
+    #expect(hex.status == 1 && hex.stderr.contains("--embed-weights hex (or --weights-at-runtime) carries weights given with --weights"), "\(hex.output)")
+    let load = try vitc(["compile", "samples/tiny.graph", "--embed-weights", "load", "-o", output])
+    #expect(load.status == 64, "\(load.output)")
+    let runs = try vitc(["run", "samples/tiny.graph", "--image", "samples/images/chelsea.ppm"])
+    #expect(runs.status == 64 && runs.stderr.contains("give exactly one of --weights FILE and --random-weights SEED"), "\(runs.output)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
+  }
+}
