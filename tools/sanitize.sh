@@ -107,5 +107,34 @@ for method in none dyvit:0.7 evit:0.7 evit:0.7,nofuse asvit bat:0.7 tome:8; do
     "$bin" "$work/inputs/truncated.ppm" --kept-map "$work/inputs/./truncated.ppm"
 done
 
+# Models compiled without weights: the run-time loader (Runtime/src/vit_weights.c) on the
+# weights vitc save-weights writes, in F32 and BF16, and on wrong files.
+for method in dyvit:0.7 asvit; do
+  dir="$work/load-$(echo "$method" | tr ':,.' '___')"
+  mkdir -p "$dir"
+  if ! "$VITC" compile samples/tiny.graph --prune "$method" -o "$dir/model.c" >"$work/stdout" 2>"$work/stderr"; then
+    failure "$method without weights: vitc compile"
+    continue
+  fi
+  command=$(sed -n 's/^build for host with: //p' "$work/stdout" | sed -E "s/^(cc|clang|gcc) /$cc $flags /; s/ -O[0-3s]( |$)/ /g")
+  if ! sh -c "$command" >"$work/stdout" 2>"$work/stderr"; then
+    failure "$method without weights: build with sanitizers ($command)"
+    continue
+  fi
+  for dtype in F32 BF16; do
+    if ! "$VITC" save-weights samples/tiny.graph --random-weights 1 --prune "$method" --dtype "$dtype" -o "$dir/w-$dtype.safetensors" >"$work/stdout" 2>"$work/stderr"; then
+      failure "$method: vitc save-weights --dtype $dtype"
+      continue
+    fi
+    check "$method without weights: --weights $dtype safetensors, --bench 2" good \
+      "$dir/model" --weights "$dir/w-$dtype.safetensors" samples/images/chelsea.ppm --trace "$dir/trace.json" --bench 2
+  done
+  head -c 100000 "$dir/w-F32.safetensors" >"$work/inputs/truncated.safetensors"
+  check "$method without weights: truncated safetensors" "lie outside the" \
+    "$dir/model" --weights "$work/inputs/truncated.safetensors" samples/images/chelsea.ppm
+  check "$method without weights: an image as weights" "not a safetensors file\\|header length" \
+    "$dir/model" --weights samples/images/chelsea.ppm samples/images/chelsea.ppm
+  check "$method without weights: no --weights" "compiled without weights" "$dir/model" samples/images/chelsea.ppm
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -28,5 +28,5 @@ struct Vitc: ParsableCommand {
       command line itself prints the usage and exits with status 64.
       """,
     version: vitcVersion,
-    subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self, Calibrate.self, Eval.self, GraphCommand.self])
+    subcommands: [Run.self, Compile.self, Build.self, Flops.self, Dump.self, Calibrate.self, Eval.self, GraphCommand.self, SaveWeights.self])
 }

@@ -1,0 +1,55 @@
+/* libFuzzer harness: the run-time weights loader of models compiled without weights
+   (Runtime/src/vit_weights.c) on a fixed table of tensors like an emitted model's: a packed
+   GEMM weight, a bias, a rank-4 tensor and an AS-ViT threshold; then the vitc weights file path.
+   Every refusal is one line, never empty; an accepted file leaves finite values only.
+   tools/fuzz.sh weights_c SECONDS (seeds: Fuzz/corpus/weights_c, made by Fuzz/make_weights_seeds.py) */
+#include "../Runtime/src/vit_weights.c"
+
+#include <math.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static _Alignas(64) float blob[2 * 16 * 3 + 5 + 2 * 1 * 2 * 2 + 11]; /* fc: n=2, k=3 packed; bias[5]; w4[2,1,2,2] */
+static float threshold[1];
+
+static const struct vit_tensor_spec specs[4] = {
+    {"a.bias", 1, {5, 0, 0, 0}, 0, 0, 0, blob + 96},
+    {"fc.weight", 2, {2, 3, 0, 0}, 2, 3, 16, blob},
+    {"patch.weight", 4, {2, 1, 2, 2}, 0, 0, 0, blob + 101},
+    {"score_predictor.0.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, threshold},
+};
+
+/* The length of a string within `size` bytes (size: not terminated). */
+static size_t bounded_length(const char *text, size_t size) {
+  const char *end = memchr(text, '\0', size);
+  return end ? (size_t)(end - text) : size;
+}
+
+static void check_report(const struct vit_weights_report *report, int status) {
+  if (status != 0) {
+    const size_t length = bounded_length(report->message, sizeof report->message);
+    if (length == 0 || length == sizeof report->message || strchr(report->message, '\n')) abort();
+  } else if (report->message[0]) {
+    abort();
+  }
+  if (bounded_length(report->unused_names, sizeof report->unused_names) == sizeof report->unused_names) abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  /* A copy of exactly `size` bytes, so that ASan sees a read past the end. */
+  unsigned char *file = malloc(size ? size : 1);
+  if (!file) return 0;
+  memcpy(file, data, size);
+  struct vit_weights_report report;
+  int status = vit_weights_load(file, size, specs, 4, NULL, 0, &report);
+  check_report(&report, status);
+  if (status == 0) {
+    for (size_t i = 0; i < sizeof blob / sizeof *blob; i++)
+      if (!isfinite(blob[i])) abort();
+    if (!isfinite(threshold[0])) abort();
+  }
+  status = vit_weights_load(file, size, specs, 3, blob, sizeof blob, &report);
+  check_report(&report, status);
+  free(file);
+  return 0;
+}
