@@ -485,36 +485,61 @@ static void format_shape(char *out, size_t size, const long long *shape, int ran
   if (n < size) snprintf(out + n, size - n, "]");
 }
 
+/* The bits of element i of a tensor stored as dtype, as float32 (exact for all three). */
+static inline uint32_t element_bits(const unsigned char *p, int dtype, size_t i) {
+  if (dtype == DTYPE_F32) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t bits;
+    memcpy(&bits, p + 4 * i, 4);
+    return bits;
+#else
+    return (uint32_t)le(p + 4 * i, 4);
+#endif
+  }
+  const uint32_t half = (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8;
+  return dtype == DTYPE_F16 ? half_bits(half) : half << 16;
+}
+
+/* Converts rows × width elements, writing element (r, c) to destination[at(r) + c * stride],
+   where at(r) is r's place in its panel for a packed weight (panel > 0; stride = panel) and 0
+   otherwise (one row, stride 1). Returns non-zero if one is NaN or infinite. */
+static int convert_rows(const unsigned char *p, int dtype, size_t rows, size_t width, float *destination, size_t panel) {
+  const size_t stride = panel ? panel : 1;
+  uint32_t non_finite = 0;
+  for (size_t r = 0; r < rows; r++) {
+    float *out = destination + (panel ? (r / panel) * width * panel + r % panel : 0);
+    for (size_t c = 0; c < width; c++) {
+      const uint32_t bits = element_bits(p, dtype, r * width + c);
+      non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
+      memcpy(out + c * stride, &bits, 4);
+    }
+  }
+  return (int)non_finite;
+}
+
 /* Converts one checked tensor to float32 into its destination, packed as the GEMM reads it. */
 static int convert(const struct vit_tensor_spec *spec, const struct found *found, const unsigned char *data, char *message, size_t message_size) {
-  const int bytes = found->dtype == DTYPE_F32 ? 4 : 2;
   const unsigned char *p = data + found->begin;
+  const int bytes = found->dtype == DTYPE_F32 ? 4 : 2;
   const size_t elements = (size_t)((found->end - found->begin) / (uint64_t)bytes);
-  const size_t n = (size_t)spec->packed_n, k = (size_t)spec->packed_k, panel = (size_t)spec->panel;
+  int non_finite;
   if (spec->packed_n) {
-    const size_t panels = (n + panel - 1) / panel;
-    memset(spec->destination, 0, sizeof(float) * panels * panel * k);
+    /* W[n][k] into panels: packed[(p*k + kk)*panel + j] = W[p*panel + j][kk], zero past n. */
+    const size_t n = (size_t)spec->packed_n, k = (size_t)spec->packed_k, panel = (size_t)spec->panel;
+    memset(spec->destination, 0, sizeof(float) * ((n + panel - 1) / panel) * panel * k);
+    non_finite = convert_rows(p, found->dtype, n, k, spec->destination, panel);
+  } else {
+    non_finite = convert_rows(p, found->dtype, 1, elements, spec->destination, 0);
   }
-  for (size_t i = 0; i < elements; i++) {
-    uint32_t bits;
-    if (found->dtype == DTYPE_F32) bits = (uint32_t)le(p + 4 * i, 4);
-    else if (found->dtype == DTYPE_F16) bits = half_bits((uint32_t)le(p + 2 * i, 2));
-    else bits = (uint32_t)le(p + 2 * i, 2) << 16;
-    if ((bits & 0x7f800000u) == 0x7f800000u) {
-      snprintf(message, message_size, "tensor '%s' holds %s at index %zu (vitc refuses NaN and infinite weights)", spec->name,
-               bits & 0x7fffffu ? "NaN" : (bits >> 31 ? "-infinity" : "infinity"), i);
-      return -1;
-    }
-    float value;
-    memcpy(&value, &bits, 4);
-    if (spec->packed_n) {
-      const size_t row = i / k, column = i % k; /* W[row][column] */
-      spec->destination[((row / panel) * k + column) * panel + row % panel] = value;
-    } else {
-      spec->destination[i] = value;
-    }
+  if (!non_finite) return 0;
+  for (size_t i = 0; i < elements; i++) { /* the first one, for the message */
+    const uint32_t bits = element_bits(p, found->dtype, i);
+    if ((bits & 0x7f800000u) != 0x7f800000u) continue;
+    snprintf(message, message_size, "tensor '%s' holds %s at index %zu (vitc refuses NaN and infinite weights)", spec->name,
+             bits & 0x7fffffu ? "NaN" : (bits >> 31 ? "-infinity" : "infinity"), i);
+    break;
   }
-  return 0;
+  return -1;
 }
 
 /* ---- the two formats ---------------------------------------------------------------------- */

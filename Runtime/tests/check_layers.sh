@@ -15,8 +15,9 @@ repo="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# Layers 1, 2, ..., lowest first. vit_simd.h (layer 0: inline only, no symbols) is below them all.
-layers=(vit_threads vit_math vit_gemm vit_attention vit_prune)
+# Layers 1, 2, ..., lowest first. vit_simd.h (layer 0: inline only, no symbols) is below them all;
+# vit_weights (the run-time weights loader) calls nothing of the runtime, so it is the lowest.
+layers=(vit_weights vit_threads vit_math vit_gemm vit_attention vit_prune)
 # Exported with no caller in a higher layer, the emitter or main.c (none today).
 entry_points=()
 
