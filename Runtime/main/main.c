@@ -1,5 +1,5 @@
 /*
- * vitc's standalone driver: the only file of a compiled model that uses stdio.
+ * vitc's standalone driver: the only file of a compiled model that does I/O.
  *
  * Loads an image (PPM P6/P3, 8-bit) and preprocesses it exactly as the Swift interpreter
  * does (Sources/VitFrontend: torchvision Resize(floor(S / crop_pct), bicubic) with Pillow's

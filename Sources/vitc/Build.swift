@@ -27,7 +27,9 @@ struct Build: ParsableCommand {
       kept in ~/.cache/vitc (VITC_CACHE_DIR sets the folder; VITC_CACHE_DIR= turns it off). \
       The binary needs only libc, libm and libpthread (and libopenblas with --blas openblas), \
       or nothing with --static. It is written whole or not at all, never over a directory or \
-      an input. Run it with --help to see its options; docs/boards.md says how to run it on a \
+      an input. Without --weights and --random-weights the binary loads its weights when it \
+      runs (BIN --weights FILE.safetensors IMAGE; docs/runtime-weights.md). Run it with --help \
+      to see its options; docs/boards.md says how to run it on a \
       board.
       """)
 

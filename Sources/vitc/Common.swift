@@ -7,7 +7,7 @@ struct ModelOptions: ParsableArguments {
   @Argument(help: "The model graph (.graph file), or a checkpoint whose graph is inferred from its tensors (see vitc graph).")
   var graph: String
 
-  @Option(help: ArgumentHelp("Weights with timm's tensor names: safetensors, or a PyTorch checkpoint as torch.save writes it (a state dict, or one under 'model', 'state_dict' or 'module'); F32, F16 or BF16.", valueName: "file"))
+  @Option(help: ArgumentHelp("Weights with timm's tensor names: safetensors, or a PyTorch checkpoint as torch.save writes it (a state dict, or one under 'model', 'state_dict' or 'module'); F32, F16 or BF16. compile and build without weights make a binary that loads them at run time (docs/runtime-weights.md).", valueName: "file"))
   var weights: String?
 
   @Option(help: ArgumentHelp("With a checkpoint in place of the graph: timm's config.json (see vitc graph).", valueName: "file"))

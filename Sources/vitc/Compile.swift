@@ -56,7 +56,10 @@ struct Compile: ParsableCommand {
       out/model_main.c (which includes the shared main.c) and the runtime (vit_*.h, vit_*.c) \
       beside them; every file is named after the model's stem or is the same for every model, \
       so several models can share a folder. Build with `vitc build`, or by hand with the \
-      command it prints. The C is the same for every target; --target only \
+      command it prints. Without --weights and --random-weights the model loads its weights \
+      when it runs (BIN --weights FILE: safetensors with the graph's tensor names, F32, F16 or \
+      BF16), bit for bit as if they had been compiled in; the runtime's vit_weights.c is the \
+      loader (docs/runtime-weights.md). The C is the same for every target; --target only \
       chooses the build command printed at the end (the compiler and flags `vitc build \
       --target` would use).
       """)
@@ -87,7 +90,11 @@ struct Compile: ParsableCommand {
       try Output.write(files: program.files, into: directory)
       print("wrote \(program.files.count) files to \(directory)/: \(program.files.keys.sorted().joined(separator: ", "))")
       let loads = program.model.loadsWeights
-      print("static memory \(grouped(program.model.staticBytes)) bytes (arena \(grouped(program.model.arenaBytes))), weights \(grouped(program.model.weightBytes)) bytes\(loads ? ", loaded at run time into static memory" : "")")
+      if loads {
+        print("static memory \(grouped(program.model.staticBytes)) bytes (arena \(grouped(program.model.arenaBytes)); the weights' \(grouped(program.model.weightBytes)) bytes included: the binary loads them at run time)")
+      } else {
+        print("static memory \(grouped(program.model.staticBytes)) bytes (arena \(grouped(program.model.arenaBytes))), weights \(grouped(program.model.weightBytes)) bytes")
+      }
       var options = BuildOptions()
       options.target = targetOptions.target
       let invocation = CompilerInvocation(options, directory: directory, openblas: emit.blas == .openblas)

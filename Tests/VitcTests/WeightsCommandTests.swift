@@ -103,7 +103,7 @@ import VitIR
     let files = try FileManager.default.contentsOfDirectory(atPath: scratch.path)
     #expect(files.contains("vit_weights.c") && !files.contains { $0.hasPrefix("model_weights") }, "\(files)")
     let lines = outcome.stdout.split(separator: "\n").map(String.init)
-    #expect(lines.contains { $0.contains("loaded at run time into static memory") }, "\(outcome.stdout)")
+    #expect(lines.contains { $0.contains("the binary loads them at run time)") }, "\(outcome.stdout)")
     #expect(lines.contains { $0.hasPrefix("run with: \(scratch.path)/model --weights WEIGHTS.safetensors IMAGE.ppm") }, "\(outcome.stdout)")
     let build = try #require(lines.first { $0.hasPrefix("build for host with: ") }).dropFirst("build for host with: ".count)
     let built = try run(URL(fileURLWithPath: "/bin/sh"), ["-c", String(build)])
@@ -127,5 +127,44 @@ import VitIR
     let runs = try vitc(["run", "samples/tiny.graph", "--image", "samples/images/chelsea.ppm"])
     #expect(runs.status == 64 && runs.stderr.contains("give exactly one of --weights FILE and --random-weights SEED"), "\(runs.output)")
     #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
+  }
+}
+
+/// `vitc save-weights`: the tensors a graph and schedule read, as safetensors.
+@Suite struct SaveWeightsTests {
+  /// Random weights saved and read back run exactly as the seed does (AS-ViT's thresholds
+  /// included, under the official names); a checkpoint converts to the same tensors.
+  @Test func savedWeightsRunAsTheirSource() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let saved = scratch.appendingPathComponent("w.safetensors").path
+    let wrote = try vitc(["save-weights", "samples/tiny.graph", "--random-weights", "3", "--prune", "asvit:0.004,0.005,0.006", "-o", saved])
+    #expect(wrote.status == 0 && wrote.stdout.hasPrefix("wrote \(saved): "), "\(wrote.output)")
+    let file = try SafetensorsFile(path: saved)
+    #expect(try file.tensor("score_predictor.1.keep_threshold").scalars == [0.005])
+    var traces: [Data] = []
+    for source in [["--random-weights", "3", "--prune", "asvit:0.004,0.005,0.006"], ["--weights", saved, "--prune", "asvit"]] {
+      let trace = scratch.appendingPathComponent("\(traces.count).json")
+      let ran = try vitc(["run", "samples/tiny.graph"] + source + ["--image", "samples/images/chelsea.ppm", "--trace", trace.path])
+      #expect(ran.status == 0, "\(ran.output)")
+      traces.append(try Data(contentsOf: trace))
+    }
+    // The same stages and logits (the "method" field spells each spec as given).
+    let parsed = try traces.map { try #require(JSONSerialization.jsonObject(with: $0) as? [String: Any]) }
+    #expect(parsed.count == 2 && (parsed[0]["stages"] as? NSArray) == (parsed[1]["stages"] as? NSArray))
+    #expect(parsed.count == 2 && (parsed[0]["logits"] as? NSArray) == (parsed[1]["logits"] as? NSArray))
+    #expect((parsed.first?["stages"] as? NSArray)?.count == 3)
+
+    // A PyTorch checkpoint converted: the same tensors as its safetensors twin, here in BF16.
+    let converted = scratch.appendingPathComponent("c.safetensors").path
+    let outcome = try vitc(["save-weights", "samples/tiny.graph", "--weights", "Tests/Fixtures/checkpoints/timm-tiny.pth", "--dtype", "BF16", "-o", converted])
+    #expect(outcome.status == 0, "\(outcome.output)")
+    let twin = try SafetensorsFile(path: repositoryPath("Tests/Fixtures/timm-tiny/weights.safetensors"))
+    let bf16 = try SafetensorsFile(path: converted)
+    #expect(Set(bf16.names) == Set(twin.names.filter { !$0.hasSuffix("num_batches_tracked") }))
+    #expect(bf16.entries["norm.weight"]?.dtype == "BF16")
+    // An output naming an input is refused, and nothing is written.
+    let clash = try vitc(["save-weights", "samples/tiny.graph", "--weights", saved, "-o", saved])
+    #expect(clash.status == 1 && clash.stderr.contains("weights file"), "\(clash.output)")
   }
 }
