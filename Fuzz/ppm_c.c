@@ -1,6 +1,6 @@
 /* libFuzzer harness: the compiled binary's PPM reader and preprocessing (Runtime/main/main.c,
-   compiled alone with VIT_FUZZ_PPM), DeiT's settings, crop 16. tools/fuzz.sh ppm_c SECONDS */
-#define VIT_FUZZ_PPM 1
+   compiled alone with VIT_FUZZ_READERS), DeiT's settings, crop 16. tools/fuzz.sh ppm_c SECONDS */
+#define VIT_FUZZ_READERS 1
 #define VIT_MODEL_CROP_PCT 0.875
 #define VIT_MODEL_MEAN {0.485f, 0.456f, 0.406f}
 #define VIT_MODEL_STD {0.229f, 0.224f, 0.225f}

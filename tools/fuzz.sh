@@ -7,13 +7,14 @@
 # Swift targets are compiled outside SwiftPM with swiftc -sanitize=fuzzer,address: VitIR as a
 # static library, then the harness (Fuzz/TARGET.swift, Fuzz/FuzzSupport.swift) with the sources
 # of VitFrontend in one module. ppm_c compiles Runtime/main/main.c's image reader alone
-# (-DVIT_FUZZ_PPM) with clang -fsanitize=fuzzer,address; weights_c the run-time weights loader
+# (-DVIT_FUZZ_READERS) with clang -fsanitize=fuzzer,address, evalset_c its evaluation-set reader;
+# weights_c the run-time weights loader
 # (Runtime/src/vit_weights.c). The seeds in Fuzz/corpus/TARGET are
 # read, never written: new inputs go to .build/fuzz/corpus/TARGET, and a crash is saved as
 # .build/fuzz/crash-TARGET-* (turn each into a regression test in Tests/VitFrontendTests).
 set -eu
 
-TARGETS="graph safetensors checkpoint ppm evalset ppm_c weights_c"
+TARGETS="graph safetensors checkpoint ppm evalset ppm_c evalset_c weights_c"
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/.build/fuzz"
 
@@ -35,7 +36,8 @@ case "$seconds" in '' | *[!0-9]*) echo "tools/fuzz.sh: SECONDS must be a whole n
 mkdir -p "$out/corpus/$target"
 binary="$out/fuzz-$target"
 
-if [ "$target" = "ppm_c" ] || [ "$target" = "weights_c" ]; then
+case "$target" in *_c) c_target=1 ;; *) c_target=0 ;; esac
+if [ "$c_target" = 1 ]; then
   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
     -I "$root/Runtime/include" "$root/Fuzz/$target.c" -lm -o "$binary"
 else

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef VIT_FUZZ_PPM /* Fuzz/ppm_c.c compiles the image reader alone (docs/reliability.md) */
+#ifndef VIT_FUZZ_READERS /* Fuzz/ppm_c.c and Fuzz/evalset_c.c compile the readers alone (docs/reliability.md) */
 #ifndef VIT_MODEL_HEADER
 #error "main.c is the shared driver body: compile the model's <stem>_main.c, which includes it"
 #endif
@@ -463,7 +463,64 @@ static void preprocess(struct image image, int crop, float *out) {
   owned_free(resized.rgb);
 }
 
-#ifndef VIT_FUZZ_PPM
+/* ---- evaluation sets (docs/eval-set.md; Sources/VitFrontend/EvalSet.swift) ----------------- */
+
+/* Decodes an evaluation set held in memory: `count` labels, each below `classes`, and the
+   zero-run encoded images (a 0 byte then a count n of 1..255 stands for n zeros) of side ×
+   side grey pixels, one per label, into *grey (owned by the driver). Returns NULL, or the
+   reason in `message`, with *about_labels set when it concerns the labels file. Sizes are
+   checked before anything is allocated, and decoding stops as soon as there are more pixels
+   than the labels announce (a run bomb cannot expand). */
+static const char *eval_decode(const unsigned char *labels, size_t count, const unsigned char *encoded, size_t encoded_size,
+                               int side, int classes, unsigned char **grey, int *about_labels, char *message, size_t length) {
+  const size_t size = (size_t)side * (size_t)side;
+  *grey = NULL;
+  *about_labels = 1;
+  if (count == 0) return snprintf(message, length, "not an evaluation set (docs/eval-set.md): no labels"), message;
+  if (size == 0 || count > SIZE_MAX / size) {
+    snprintf(message, length, "not an evaluation set (docs/eval-set.md): %zu labels of %dx%d images do not fit in memory", count, side, side);
+    return message;
+  }
+  *about_labels = 0;
+  unsigned char *pixels = owned_malloc(count * size, "the evaluation set");
+  size_t decoded = 0;
+  for (size_t i = 0; i < encoded_size; i++) {
+    size_t run = 1;
+    unsigned char value = encoded[i];
+    if (value == 0) {
+      if (i + 1 >= encoded_size || encoded[i + 1] == 0) {
+        owned_free(pixels);
+        snprintf(message, length, "not an evaluation set (docs/eval-set.md): byte %zu: a zero-run without a count of 1 to 255", i);
+        return message;
+      }
+      run = encoded[++i];
+    }
+    if (decoded + run > count * size) {
+      decoded += run;
+      break;
+    }
+    memset(pixels + decoded, value, run);
+    decoded += run;
+  }
+  if (decoded != count * size) {
+    owned_free(pixels);
+    snprintf(message, length, "not an evaluation set (docs/eval-set.md): %s pixels decoded, expected %zu images (one per label) of %dx%d",
+             decoded > count * size ? "more" : "fewer", count, side, side);
+    return message;
+  }
+  for (size_t i = 0; i < count; i++) {
+    if (labels[i] >= classes) {
+      owned_free(pixels);
+      *about_labels = 1;
+      snprintf(message, length, "not an evaluation set (docs/eval-set.md): label %d, the model has %d classes", labels[i], classes);
+      return message;
+    }
+  }
+  *grey = pixels;
+  return NULL;
+}
+
+#ifndef VIT_FUZZ_READERS
 /* ---- outputs: never over an input, always whole ------------------------------------------- */
 
 /* Opens a temporary file beside `path` (same directory, so the rename stays on one file
@@ -718,40 +775,11 @@ static void run_eval(const char *dir, int limit) {
   unsigned char *labels = read_file(labels_path, &count);
   unsigned char *encoded = read_file(images_path, &encoded_size);
   char message[200];
-  if (count == 0) fail(labels_path, "not an evaluation set (docs/eval-set.md): no labels");
   if (VIT_MODEL_INPUT_FLOATS != 3 * size) fail(dir, "--eval needs a model with an image input [3,S,S]");
-  unsigned char *grey = owned_malloc(count * size, images_path);
-  size_t decoded = 0;
-  for (size_t i = 0; i < encoded_size; i++) { /* the zero-run encoding: 0 n stands for n zeros */
-    size_t run = 1;
-    unsigned char value = encoded[i];
-    if (value == 0) {
-      if (i + 1 >= encoded_size || encoded[i + 1] == 0) {
-        snprintf(message, sizeof message, "not an evaluation set (docs/eval-set.md): byte %zu: a zero-run without a count of 1 to 255", i);
-        fail(images_path, message);
-      }
-      run = encoded[++i];
-    }
-    if (decoded + run > count * size) {
-      decoded += run;
-      break;
-    }
-    memset(grey + decoded, value, run);
-    decoded += run;
-  }
-  if (decoded != count * size) {
-    snprintf(message, sizeof message,
-             "not an evaluation set (docs/eval-set.md): %s pixels decoded, expected %zu images (one per label) of %dx%d",
-             decoded > count * size ? "more" : "fewer", count, side, side);
-    fail(images_path, message);
-  }
-  for (size_t i = 0; i < count; i++) {
-    const int label = labels[i], classes = VIT_MODEL_CLASSES; /* variables: 1000 > any byte is no warning */
-    if (label >= classes) {
-      snprintf(message, sizeof message, "not an evaluation set (docs/eval-set.md): label %d, the model has %d classes", label, classes);
-      fail(labels_path, message);
-    }
-  }
+  unsigned char *grey;
+  int about_labels;
+  const char *error = eval_decode(labels, count, encoded, encoded_size, side, VIT_MODEL_CLASSES, &grey, &about_labels, message, sizeof message);
+  if (error) fail(about_labels ? labels_path : images_path, error);
   if (limit > 0 && (size_t)limit < count) count = (size_t)limit;
 
   static float input[VIT_MODEL_INPUT_FLOATS], logits[VIT_MODEL_CLASSES];
@@ -1063,4 +1091,4 @@ int main(int argc, char **argv) {
   }
   return 0;
 }
-#endif /* VIT_FUZZ_PPM */
+#endif /* VIT_FUZZ_READERS */
