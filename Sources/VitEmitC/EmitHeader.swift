@@ -75,8 +75,10 @@ extension ModelEmitter {
       let tensors = graph.parameters.count + loadedThresholdStages.count
       w.comment([
         "The weights are not in the binary: vit_\(model)_load_weights reads them from the user's file,",
-        "whole in memory: a safetensors file with the graph's tensor names (F32, F16 or BF16), or a",
-        "vitc weights file of this model's layout\(thresholdsFromWeights ? " (not here: AS-ViT's thresholds come from the file)" : ""). It checks each of the",
+        "whole in memory: a safetensors file with the graph's tensor names (F32, F16 or BF16)\(thresholdsFromWeights ? "" : ", or a")",
+        thresholdsFromWeights
+          ? "(not a vitc weights file: AS-ViT's thresholds are read from the file too). It checks each of the"
+          : "vitc weights file of this model's layout. It checks each of the",
         "\(tensors) tensors (name, dtype, shape, bounds, no overlap, finite values), converts it to float32",
         "and packs it into the static memory above, as vitc would have at compile time: the model",
         "then computes bit for bit what the build with the same weights embedded computes. Returns 0,",

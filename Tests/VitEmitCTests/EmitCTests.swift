@@ -135,6 +135,17 @@ let methods = [("none", "none"), ("dyvit:0.7", "dyvit"), ("evit:0.7", "evit"), (
     #expect(emitted.files.keys.allSatisfy { !$0.contains("_weights") }, "\(emitted.files.keys.sorted())")
   }
 
+  /// The C of tiny compiled without weights, with AS-ViT reading its thresholds from the file:
+  /// the loader's table, the thresholds' static memory and the header's account of it.
+  @Test func loadingModelSnapshot() throws {
+    let graph = try tinyGraph(prune: "asvit")
+    let emitted = try EmitC.emitLoadingWeights(
+      graph, provenance: .init(version: "test", graphFile: "samples/tiny.graph", weights: "none", schedule: "asvit"),
+      stem: "tiny_vit", thresholdsFromWeights: true)
+    try assertSnapshot(String(decoding: emitted.files["tiny_vit.c"]!, as: UTF8.self), named: "tiny_vit-asvit-load.c")
+    try assertSnapshot(String(decoding: emitted.files["tiny_vit.h"]!, as: UTF8.self), named: "tiny_vit-asvit-load.h")
+  }
+
   static func checkStaticMemory(_ emitted: EmittedModel, loadsWeights: Bool) throws {
     let directory = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
