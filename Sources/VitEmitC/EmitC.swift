@@ -69,9 +69,11 @@ public enum EmitC {
     thresholdsFromWeights: Bool = false
   ) throws(EmitError) -> EmittedModel {
     let blob = WeightBlob.layout(graph, packGEMMWeights: gemm == .builtin)
+    // A graph that reads no tensor has nothing to load (and C has no empty arrays).
+    let nothingToLoad = graph.parameters.isEmpty && !thresholdsFromWeights
     return try emit(
-      graph, blob: blob, provenance: provenance, stem: stem, labels: labels, embedding: .load,
-      thresholdsFromWeights: thresholdsFromWeights)
+      graph, blob: nothingToLoad ? try WeightBlob.build(graph, weights: [:]) : blob, provenance: provenance, stem: stem,
+      labels: labels, embedding: nothingToLoad ? .incbin : .load, thresholdsFromWeights: thresholdsFromWeights)
   }
 
   private static func emit(
@@ -81,7 +83,8 @@ public enum EmitC {
     precondition(!stem.isEmpty && !stem.contains("/"), "a file stem, not a path: '\(stem)'")
     let plan = PlanMemory.plan(graph)
     var emitter = ModelEmitter(
-      graph: graph, blob: blob, plan: plan, provenance: provenance, stem: stem, thresholdsFromWeights: thresholdsFromWeights)
+      graph: graph, blob: blob, plan: plan, provenance: provenance, stem: stem, loadsWeights: embedding == .load,
+      thresholdsFromWeights: thresholdsFromWeights)
     let source = try emitter.modelSource(embedding: embedding)
     let header = emitter.headerSource(embedding: embedding)
     var files: [String: [UInt8]] = [

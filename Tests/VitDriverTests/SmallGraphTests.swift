@@ -38,6 +38,15 @@ import VitInterpreter
     let ran = try run(binary, ["--input", inputFile.path, "--out", outFile.path])
     try #require(ran.status == 0, "\(ran.output)")
     let reference = try session.interpret(loaded, input: Tensor(shape: shape, scalars: input)).logits
+    if loaded.graph.parameters.isEmpty {
+      // Compiled without weights, a graph that reads none needs no --weights either.
+      let unweighted = scratch.appendingPathComponent("unweighted")
+      _ = try CompileSession(graph: path.path, weights: .none).build(output: unweighted.path, options: options)
+      let same = scratch.appendingPathComponent("same.f32")
+      let ranAgain = try run(unweighted, ["--input", inputFile.path, "--out", same.path])
+      #expect(ranAgain.status == 0, "\(ranAgain.output)")
+      #expect(try readF32(same) == (try readF32(outFile)))
+    }
     let compiled = try readF32(outFile)
     #expect(compiled.count == reference.count)
     let worst = zip(compiled, reference).map { abs($0 - $1) }.max() ?? .infinity
