@@ -1,5 +1,5 @@
 /*
- * vit_attention.h: layer 4 of the runtime, multi-head attention and layernorm
+ * vit_attention.h: layer 4 of the runtime, multi-head attention, layernorm and LV-ViT's conv2d
  * (src/vit_attention.c). Attention packs K and V and multiplies with the GEMM layer
  * (vit_gemm.h), takes its row softmax from vit_math.h and runs its tasks on vit_threads.h.
  * See Runtime/README.md.
@@ -51,6 +51,25 @@ void vit_layernorm_f32(const float *x, int rows, int c, const float *restrict w,
 void vit_attention_f32(const float *restrict qkv, int n, int heads, int head_dim, float scale,
                        const float *key_bias, float *restrict cls_attn, float *restrict scratch,
                        float *restrict out);
+
+/* ---- LV-ViT's convolutional stem ---- */
+
+/* Scratch floats vit_conv2d_f32 needs: one band of band_rows output rows as im2col columns
+   ([band_rows*wo][ci*k*k]) and as GEMM output ([band_rows*wo][co]). */
+#define VIT_CONV2D_SCRATCH_FLOATS(ci, k, co, wo, band_rows) \
+  ((size_t)(band_rows) * (wo) * ((size_t)(ci) * (k) * (k) + (co)))
+
+/* Conv2d with zero padding, as PyTorch's nn.Conv2d (cross-correlation):
+   y[o][oy][ox] = sum_{i,ky,kx} W[o][i][ky][kx] * x[i][oy*stride+ky-pad][ox*stride+kx-pad]
+   (+ bias[o] when bias != NULL); x [ci][h][w], y [co][ho][wo] with
+   ho = (h + 2*pad - k)/stride + 1 (wo alike). W [co][ci*k*k] is given as the GEMM takes it
+   (packed_w, vit_gemm.h). Runs band_rows output rows at a time: the band's im2col columns,
+   one vit_linear_f32 (threaded, the same FMA chain per element as any linear), then the band
+   transposed into y. scratch: VIT_CONV2D_SCRATCH_FLOATS(ci, k, co, wo, band_rows) floats;
+   x, y and scratch must not overlap. */
+void vit_conv2d_f32(const float *restrict x, int ci, int h, int w, const float *restrict packed_w,
+                    const float *restrict bias, int co, int k, int stride, int pad, int band_rows,
+                    float *restrict scratch, float *restrict y);
 
 #ifdef __cplusplus
 }

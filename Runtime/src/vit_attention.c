@@ -143,3 +143,44 @@ void vit_attention_f32(const float *restrict qkv, int n, int heads, int head_dim
   vit_parallel_for(vit_attention_rows_task, &j, heads * j.row_tiles, threads);
 }
 
+
+/* ---- conv2d (LV-ViT's stem) ------------------------------------------------------------- */
+
+void vit_conv2d_f32(const float *restrict x, int ci, int h, int w, const float *restrict packed_w,
+                    const float *restrict bias, int co, int k, int stride, int pad, int band_rows,
+                    float *restrict scratch, float *restrict y) {
+  const int ho = (h + 2 * pad - k) / stride + 1;
+  const int wo = (w + 2 * pad - k) / stride + 1;
+  const int field = ci * k * k;
+  float *columns = scratch;                                     /* [band_rows*wo][field] */
+  float *band = scratch + (size_t)band_rows * wo * field;       /* [band_rows*wo][co] */
+  for (int oy0 = 0; oy0 < ho; oy0 += band_rows) {
+    const int rows = oy0 + band_rows <= ho ? band_rows : ho - oy0;
+    for (int r = 0; r < rows; r++) {
+      const int oy = oy0 + r;
+      for (int ox = 0; ox < wo; ox++) {
+        float *col = columns + ((size_t)r * wo + ox) * field;
+        for (int c = 0; c < ci; c++) {
+          for (int ky = 0; ky < k; ky++) {
+            const int iy = oy * stride + ky - pad;
+            float *dst = col + ((size_t)c * k + ky) * k;
+            if (iy < 0 || iy >= h) {
+              memset(dst, 0, (size_t)k * sizeof(float));
+              continue;
+            }
+            const float *src = x + ((size_t)c * h + iy) * w;
+            for (int kx = 0; kx < k; kx++) {
+              const int ix = ox * stride + kx - pad;
+              dst[kx] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+            }
+          }
+        }
+      }
+    }
+    vit_linear_f32(columns, rows * wo, field, packed_w, bias, co, VIT_EPI_NONE, NULL, band);
+    for (int o = 0; o < co; o++) {
+      float *dst = y + ((size_t)o * ho + oy0) * wo;
+      for (int p = 0; p < rows * wo; p++) dst[p] = band[(size_t)p * co + o];
+    }
+  }
+}
