@@ -80,7 +80,8 @@ public struct CompileSession: Sendable {
 
   /// `spec` resolved for `graph`: AS-ViT's thresholds from the weights when it gives none.
   private static func schedule(_ spec: String, for graph: Graph, weights: SafetensorsFile?) throws -> Schedule {
-    try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: thresholdSource(weights))
+    try ScheduleParser.parse(
+      spec, depth: graph.blocks.count, backbone: graph.backbone, learnedThresholds: thresholdSource(weights))
   }
 
   /// The graph at `stage` (`planned` is the last pass's graph; `memoryPlan()` plans it).
