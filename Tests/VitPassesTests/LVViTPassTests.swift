@@ -53,6 +53,23 @@ import VitPasses
     #expect(FlopCounter.report(try Self.pruned(file, spec), convention: .fvcore).totalMACs == macs)
   }
 
+  /// §L8.2: LV-ViT's own counter (TokenLabeling's flops()), which the DynamicViT paper's LV-ViT
+  /// column rounds (6.6, 5.8, 5.1, 4.6, 3.7; M 12.7, 11.0, 9.6, 8.5); nil for DeiT.
+  @Test(arguments: [
+    ("lvvit-s.graph", "none", 6_572_402_112), ("lvvit-s.graph", "dyvit:0.9", 5_772_982_848),
+    ("lvvit-s.graph", "dyvit:0.8", 5_118_285_072), ("lvvit-s.graph", "dyvit:0.7", 4_575_977_760),
+    ("lvvit-s.graph", "dyvit:0.5", 3_738_655_632), ("lvvit-m.graph", "none", 12_738_122_816),
+    ("lvvit-m.graph", "dyvit:0.9", 11_038_755_776), ("lvvit-m.graph", "dyvit:0.8", 9_636_296_816),
+    ("lvvit-m.graph", "dyvit:0.7", 8_467_030_496),
+  ])
+  func lvvitOwnCounter(file: String, spec: String, macs: Int) throws {
+    #expect(FlopCounter.lvvitConvention(try Self.pruned(file, spec)) == macs)
+  }
+
+  @Test func lvvitOwnCounterIsOnlyForLVViT() throws {
+    #expect(FlopCounter.lvvitConvention(try Self.sample("deit-s.graph")) == nil)
+  }
+
   /// §L8.1 by operator for LV-ViT-S dense: conv 1,351,139,328 (the stem's four convolutions)
   /// and batch_norm 4,816,896.
   @Test func stemByOperator() throws {
