@@ -54,20 +54,24 @@ void vit_attention_f32(const float *restrict qkv, int n, int heads, int head_dim
 
 /* ---- LV-ViT's convolutional stem ---- */
 
-/* Scratch floats vit_conv2d_f32 needs: one band of band_rows output rows as im2col columns
-   ([band_rows*wo][ci*k*k]) and as GEMM output ([band_rows*wo][co]). */
-#define VIT_CONV2D_SCRATCH_FLOATS(ci, k, co, wo, band_rows) \
-  ((size_t)(band_rows) * (wo) * ((size_t)(ci) * (k) * (k) + (co)))
+/* Scratch floats vit_conv2d_f32 needs: one band of band_rows output rows (band_rows*wo pixels)
+   as im2col columns in the GEMM's panel layout, VIT_PACKED_FLOATS(pixels, ci*k*k), plus 16
+   floats of alignment slack. */
+#define VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, band_rows) \
+  (VIT_PACKED_FLOATS((size_t)(band_rows) * (wo), (size_t)(ci) * (k) * (k)) + 16)
 
 /* Conv2d with zero padding, as PyTorch's nn.Conv2d (cross-correlation):
    y[o][oy][ox] = sum_{i,ky,kx} W[o][i][ky][kx] * x[i][oy*stride+ky-pad][ox*stride+kx-pad]
    (+ bias[o] when bias != NULL); x [ci][h][w], y [co][ho][wo] with
-   ho = (h + 2*pad - k)/stride + 1 (wo alike). W [co][ci*k*k] is given as the GEMM takes it
-   (packed_w, vit_gemm.h). Runs band_rows output rows at a time: the band's im2col columns,
-   one vit_linear_f32 (threaded, the same FMA chain per element as any linear), then the band
-   transposed into y. scratch: VIT_CONV2D_SCRATCH_FLOATS(ci, k, co, wo, band_rows) floats;
-   x, y and scratch must not overlap. */
-void vit_conv2d_f32(const float *restrict x, int ci, int h, int w, const float *restrict packed_w,
+   ho = (h + 2*pad - k)/stride + 1 (wo alike); weight is W as stored, [co][ci*k*k] row-major.
+   band_rows output rows at a time; each panel of 16 output pixels is one task on the thread
+   pool: its im2col columns written directly in the GEMM's panel layout, then
+   vit_gemm_panels_f32 with the weight as the left operand, writing y in place (CHW, no
+   transpose). Each output element is one FMA chain over i, ky, kx in that order, then + bias:
+   the result does not depend on the thread count or the band.
+   scratch: VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, band_rows) floats; x, y and scratch must not
+   overlap. */
+void vit_conv2d_f32(const float *restrict x, int ci, int h, int w, const float *restrict weight,
                     const float *restrict bias, int co, int k, int stride, int pad, int band_rows,
                     float *restrict scratch, float *restrict y);
 

@@ -565,11 +565,9 @@ static void test_conv2d_case(int ci, int h, int w, int co, int k, int stride, in
   float *x = rand_array((size_t)ci * h * w, -1, 1);
   float *wt = rand_array((size_t)co * field, -1, 1);
   float *bias = with_bias ? rand_array((size_t)co, -1, 1) : NULL;
-  float *packed = malloc(packed_size(co, field) * sizeof(float));
-  pack(wt, co, field, packed);
-  float *scratch = malloc(VIT_CONV2D_SCRATCH_FLOATS(ci, k, co, wo, band) * sizeof(float));
+  float *scratch = malloc(VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, band) * sizeof(float));
   float *y = guarded((size_t)co * ho * wo);
-  vit_conv2d_f32(x, ci, h, w, packed, bias, co, k, stride, pad, band, scratch, y);
+  vit_conv2d_f32(x, ci, h, w, wt, bias, co, k, stride, pad, band, scratch, y);
   int ok = guard_intact(y, (size_t)co * ho * wo);
   for (int o = 0; o < co; o++) {
     for (int oy = 0; oy < ho; oy++) {
@@ -592,10 +590,19 @@ static void test_conv2d_case(int ci, int h, int w, int co, int k, int stride, in
   }
   check(ok, "conv2d ci=%d %dx%d co=%d k=%d stride=%d pad=%d band=%d bias=%d", ci, h, w, co, k, stride,
         pad, band, with_bias);
+  /* The same bits on 3 threads and with another band (one FMA chain per element). */
+  float *y3 = guarded((size_t)co * ho * wo);
+  float *scratch3 = malloc(VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, ho) * sizeof(float));
+  vit_set_threads(3);
+  vit_conv2d_f32(x, ci, h, w, wt, bias, co, k, stride, pad, ho, scratch3, y3);
+  vit_set_threads(1);
+  check(same_bits(y, y3, (size_t)co * ho * wo) && guard_intact(y3, (size_t)co * ho * wo),
+        "conv2d ci=%d co=%d k=%d: bitwise equal on 3 threads with one band", ci, co, k);
+  free(y3);
+  free(scratch3);
   free(x);
   free(wt);
   free(bias);
-  free(packed);
   free(scratch);
   free(y);
 }
@@ -605,6 +612,7 @@ static void test_conv2d(void) {
   test_conv2d_case(4, 9, 10, 17, 3, 1, 1, 3, 0);   /* conv2/3: more outputs than a panel */
   test_conv2d_case(4, 9, 10, 17, 3, 1, 1, 100, 1); /* one band for the whole map, with bias */
   test_conv2d_case(2, 16, 16, 3, 8, 8, 0, 1, 1);   /* the stride-8 projection */
+  test_conv2d_case(3, 40, 64, 20, 3, 1, 1, 4, 1);  /* whole 16-pixel rows: the contiguous fast path */
 }
 
 int main(void) {

@@ -6,7 +6,7 @@ extension ModelEmitter {
   static func convBandRows(outputWidth: Int) -> Int { max(1, 1024 / outputWidth) }
 
   /// The C of LV-ViT's ops (SEMANTICS-LVVIT.md §L3): the stem's conv2d (runtime kernel: im2col
-  /// bands into the GEMM), BatchNorm in eval form and ReLU (plain loops), and the aux head's
+  /// panels packed straight for the GEMM, the weight as stored), BatchNorm in eval form and ReLU (plain loops), and the aux head's
   /// per-class max over the patch tokens (one GEMM into the scratch, then the max).
   mutating func emitLVViTOp(_ op: Op, into w: inout CWriter) throws(EmitError) {
     let result = op.results[0]
@@ -27,8 +27,8 @@ extension ModelEmitter {
       scratchNeeds.append(
         ScratchNeed(
           what: "conv2d \(channels)->\(outChannels) k=\(kernel) band \(band)x\(out[2])",
-          fixed: band * out[2] * (field + outChannels),
-          macro: "VIT_CONV2D_SCRATCH_FLOATS(\(channels), \(kernel), \(outChannels), \(out[2]), \(band))"))
+          fixed: ScratchNeed.packed(band * out[2], field) + 16,
+          macro: "VIT_CONV2D_SCRATCH_FLOATS(\(channels), \(kernel), \(out[2]), \(band))"))
       let bias = op.operands.count > 2 ? operand(2) : "NULL"
       w.line("vit_conv2d_f32(\(operand(0)), \(x[0]), \(x[1]), \(x[2]), \(operand(1)), \(bias), \(outChannels), \(kernel), \(stride), \(pad), \(band), vit_scratch, \(y)); /* \(graph[result].name) \(graph.type(of: result)) */")
     case .batchnorm:
