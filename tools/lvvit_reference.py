@@ -31,7 +31,6 @@ decision).
 import json
 import math
 import pathlib
-import struct
 
 import numpy as np
 import torch
