@@ -1,5 +1,5 @@
 /*
- * vit_attention.h: layer 4 of the runtime, multi-head attention and layernorm
+ * vit_attention.h: layer 4 of the runtime, multi-head attention, layernorm and LV-ViT's conv2d
  * (src/vit_attention.c). Attention packs K and V and multiplies with the GEMM layer
  * (vit_gemm.h), takes its row softmax from vit_math.h and runs its tasks on vit_threads.h.
  * See Runtime/README.md.
@@ -51,6 +51,29 @@ void vit_layernorm_f32(const float *x, int rows, int c, const float *restrict w,
 void vit_attention_f32(const float *restrict qkv, int n, int heads, int head_dim, float scale,
                        const float *key_bias, float *restrict cls_attn, float *restrict scratch,
                        float *restrict out);
+
+/* ---- LV-ViT's convolutional stem ---- */
+
+/* Scratch floats vit_conv2d_f32 needs: one band of band_rows output rows (band_rows*wo pixels)
+   as im2col columns in the GEMM's panel layout, VIT_PACKED_FLOATS(pixels, ci*k*k), plus 16
+   floats of alignment slack. */
+#define VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, band_rows) \
+  (VIT_PACKED_FLOATS((size_t)(band_rows) * (wo), (size_t)(ci) * (k) * (k)) + 16)
+
+/* Conv2d with zero padding, as PyTorch's nn.Conv2d (cross-correlation):
+   y[o][oy][ox] = sum_{i,ky,kx} W[o][i][ky][kx] * x[i][oy*stride+ky-pad][ox*stride+kx-pad]
+   (+ bias[o] when bias != NULL); x [ci][h][w], y [co][ho][wo] with
+   ho = (h + 2*pad - k)/stride + 1 (wo alike); weight is W as stored, [co][ci*k*k] row-major.
+   band_rows output rows at a time; each panel of 16 output pixels is one task on the thread
+   pool: its im2col columns written directly in the GEMM's panel layout, then
+   vit_gemm_panels_f32 with the weight as the left operand, writing y in place (CHW, no
+   transpose). Each output element is one FMA chain over i, ky, kx in that order, then + bias:
+   the result does not depend on the thread count or the band.
+   scratch: VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, band_rows) floats; x, y and scratch must not
+   overlap. */
+void vit_conv2d_f32(const float *restrict x, int ci, int h, int w, const float *restrict weight,
+                    const float *restrict bias, int co, int k, int stride, int pad, int band_rows,
+                    float *restrict scratch, float *restrict y);
 
 #ifdef __cplusplus
 }

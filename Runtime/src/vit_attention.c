@@ -143,3 +143,90 @@ void vit_attention_f32(const float *restrict qkv, int n, int heads, int head_dim
   vit_parallel_for(vit_attention_rows_task, &j, heads * j.row_tiles, threads);
 }
 
+
+/* ---- conv2d (LV-ViT's stem) ------------------------------------------------------------- */
+
+struct vit_conv_job {
+  const float *x, *w, *bias;
+  float *packed, *y;
+  int ci, h, wd, co, k, stride, pad, wo, field;
+  int oy0, pixels; /* the band: first output row, output pixels in it */
+  size_t ldy;      /* ho * wo */
+};
+
+/* One panel of 16 output pixels of the band: its im2col columns written straight into the
+   GEMM's panel layout (packed[kk][16], kk = (c*k + ky)*k + kx), then that panel of the output
+   for every channel, y[o][pixel] = sum_kk W[o][kk] * column[kk][pixel] (+ bias[o]). */
+static void vit_conv_panel_task(void *ctx, int p, int thread) {
+  (void)thread;
+  const struct vit_conv_job *j = ctx;
+  float *dst = j->packed + (size_t)p * j->field * VIT_NR;
+  int iy0[VIT_NR], ix0[VIT_NR], valid = 0, interior = 1;
+  for (int t = 0; t < VIT_NR; t++) {
+    const int q = p * VIT_NR + t;
+    if (q >= j->pixels) {
+      iy0[t] = ix0[t] = 0;
+      interior = 0;
+      continue;
+    }
+    valid++;
+    iy0[t] = (j->oy0 + q / j->wo) * j->stride - j->pad;
+    ix0[t] = q % j->wo * j->stride - j->pad;
+    if (iy0[t] < 0 || iy0[t] + j->k > j->h || ix0[t] < 0 || ix0[t] + j->k > j->wd) interior = 0;
+  }
+  /* 16 pixels of one output row, stride 1, every window inside the map: each tap's 16 values
+     are 16 consecutive input floats. */
+  const int run = interior && j->stride == 1 && iy0[0] == iy0[VIT_NR - 1];
+  for (int c = 0; c < j->ci; c++) {
+    const float *xc = j->x + (size_t)c * j->h * j->wd;
+    for (int ky = 0; ky < j->k; ky++) {
+      for (int kx = 0; kx < j->k; kx++) {
+        float *d = dst + ((size_t)(c * j->k + ky) * j->k + kx) * VIT_NR;
+        if (run) {
+          memcpy(d, xc + (size_t)(iy0[0] + ky) * j->wd + ix0[0] + kx, VIT_NR * sizeof(float));
+        } else if (interior) {
+          for (int t = 0; t < VIT_NR; t++) d[t] = xc[(size_t)(iy0[t] + ky) * j->wd + ix0[t] + kx];
+        } else {
+          for (int t = 0; t < VIT_NR; t++) {
+            const int iy = iy0[t] + ky, ix = ix0[t] + kx;
+            d[t] = t < valid && iy >= 0 && iy < j->h && ix >= 0 && ix < j->wd ? xc[(size_t)iy * j->wd + ix] : 0.0f;
+          }
+        }
+      }
+    }
+  }
+  float *y = j->y + (size_t)j->oy0 * j->wo;
+  vit_gemm_panels_f32(j->w, (size_t)j->field, j->co, j->field, j->packed, j->pixels, p, p + 1, NULL,
+                      VIT_EPI_NONE, NULL, 0, y, j->ldy);
+  if (j->bias) {
+    for (int o = 0; o < j->co; o++)
+      for (int t = 0; t < valid; t++) y[(size_t)o * j->ldy + p * VIT_NR + t] += j->bias[o];
+  }
+}
+
+void vit_conv2d_f32(const float *restrict x, int ci, int h, int w, const float *restrict weight,
+                    const float *restrict bias, int co, int k, int stride, int pad, int band_rows,
+                    float *restrict scratch, float *restrict y) {
+  struct vit_conv_job j;
+  j.x = x;
+  j.w = weight;
+  j.bias = bias;
+  j.y = y;
+  j.ci = ci;
+  j.h = h;
+  j.wd = w;
+  j.co = co;
+  j.k = k;
+  j.stride = stride;
+  j.pad = pad;
+  j.wo = (w + 2 * pad - k) / stride + 1;
+  j.field = ci * k * k;
+  const int ho = (h + 2 * pad - k) / stride + 1;
+  j.ldy = (size_t)ho * j.wo;
+  j.packed = scratch + ((64 - (uintptr_t)scratch % 64) % 64) / sizeof(float);
+  for (j.oy0 = 0; j.oy0 < ho; j.oy0 += band_rows) {
+    const int rows = j.oy0 + band_rows <= ho ? band_rows : ho - j.oy0;
+    j.pixels = rows * j.wo;
+    vit_parallel_for(vit_conv_panel_task, &j, (j.pixels + VIT_NR - 1) / VIT_NR, vit_get_threads());
+  }
+}

@@ -556,6 +556,65 @@ static void test_threads(void) {
   vit_set_threads(1);
 }
 
+/* ---- conv2d (LV-ViT's stem) ------------------------------------------------------------- */
+
+static void test_conv2d_case(int ci, int h, int w, int co, int k, int stride, int pad, int band,
+                             int with_bias) {
+  const int ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1;
+  const int field = ci * k * k;
+  float *x = rand_array((size_t)ci * h * w, -1, 1);
+  float *wt = rand_array((size_t)co * field, -1, 1);
+  float *bias = with_bias ? rand_array((size_t)co, -1, 1) : NULL;
+  float *scratch = malloc(VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, band) * sizeof(float));
+  float *y = guarded((size_t)co * ho * wo);
+  vit_conv2d_f32(x, ci, h, w, wt, bias, co, k, stride, pad, band, scratch, y);
+  int ok = guard_intact(y, (size_t)co * ho * wo);
+  for (int o = 0; o < co; o++) {
+    for (int oy = 0; oy < ho; oy++) {
+      for (int ox = 0; ox < wo; ox++) {
+        double acc = bias ? bias[o] : 0, mag = bias ? fabs(bias[o]) : 0;
+        for (int c = 0; c < ci; c++) {
+          for (int ky = 0; ky < k; ky++) {
+            for (int kx = 0; kx < k; kx++) {
+              const int iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              const double t = (double)wt[((size_t)o * ci + c) * k * k + ky * k + kx] * x[((size_t)c * h + iy) * w + ix];
+              acc += t;
+              mag += fabs(t);
+            }
+          }
+        }
+        if (!(fabs(y[((size_t)o * ho + oy) * wo + ox] - acc) <= 1e-5 * mag + 1e-7)) ok = 0;
+      }
+    }
+  }
+  check(ok, "conv2d ci=%d %dx%d co=%d k=%d stride=%d pad=%d band=%d bias=%d", ci, h, w, co, k, stride,
+        pad, band, with_bias);
+  /* The same bits on 3 threads and with another band (one FMA chain per element). */
+  float *y3 = guarded((size_t)co * ho * wo);
+  float *scratch3 = malloc(VIT_CONV2D_SCRATCH_FLOATS(ci, k, wo, ho) * sizeof(float));
+  vit_set_threads(3);
+  vit_conv2d_f32(x, ci, h, w, wt, bias, co, k, stride, pad, ho, scratch3, y3);
+  vit_set_threads(1);
+  check(same_bits(y, y3, (size_t)co * ho * wo) && guard_intact(y3, (size_t)co * ho * wo),
+        "conv2d ci=%d co=%d k=%d: bitwise equal on 3 threads with one band", ci, co, k);
+  free(y3);
+  free(scratch3);
+  free(x);
+  free(wt);
+  free(bias);
+  free(scratch);
+  free(y);
+}
+
+static void test_conv2d(void) {
+  test_conv2d_case(3, 13, 11, 5, 7, 2, 3, 2, 0);   /* LV-ViT's conv1 shape: odd map, last band short */
+  test_conv2d_case(4, 9, 10, 17, 3, 1, 1, 3, 0);   /* conv2/3: more outputs than a panel */
+  test_conv2d_case(4, 9, 10, 17, 3, 1, 1, 100, 1); /* one band for the whole map, with bias */
+  test_conv2d_case(2, 16, 16, 3, 8, 8, 0, 1, 1);   /* the stride-8 projection */
+  test_conv2d_case(3, 40, 64, 20, 3, 1, 1, 4, 1);  /* whole 16-pixel rows: the contiguous fast path */
+}
+
 int main(void) {
   vit_set_threads(1);
   printf("vit runtime kernel tests: gemm=%s\n", VIT_KERNEL_NAME);
@@ -569,6 +628,7 @@ int main(void) {
   test_softmax_row();
   test_gelu();
   test_attention();
+  test_conv2d();
   test_threads();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -52,7 +52,7 @@ public struct Calibration: Sendable {
 
   public func run(_ session: CompileSession, images source: Images, progress: (Step) -> Void = { _ in }) throws -> Result {
     let parsed = session.parsed
-    let schedule = try ScheduleParser.parse(base, depth: parsed.blocks.count)
+    let schedule = try ScheduleParser.parse(base, depth: parsed.blocks.count, backbone: parsed.backbone)
     let inputs: [Tensor]
     switch source {
     case .directory(let directory):

@@ -93,10 +93,14 @@ public struct CompileSession: Sendable {
         asked = true
         return MethodKind.asvitInitialThresholds(stages: stages)
       }
-      let schedule = try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: placeholders)
+      let schedule = try ScheduleParser.parse(spec, depth: graph.blocks.count, backbone: graph.backbone, learnedThresholds: placeholders)
       return (schedule, asked)
     }
-    return (try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: thresholdSource(weights)), false)
+    return (
+      try ScheduleParser.parse(
+        spec, depth: graph.blocks.count, backbone: graph.backbone, learnedThresholds: thresholdSource(weights)),
+      false
+    )
   }
 
   /// The graph at `stage` (`planned` is the last pass's graph; `memoryPlan()` plans it).

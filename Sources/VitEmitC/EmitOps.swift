@@ -22,7 +22,7 @@ extension ModelEmitter {
           w.block("for (int ch = 0; ch < \(channels); ch++)") { w in
             w.block("for (int ky = 0; ky < \(p); ky++)") { w in
               w.line("memcpy(vit_scratch + (r * \(gridW) + s) * \(k) + (ch * \(p) + ky) * \(p),")
-              w.line("       run->input + (ch * \(height) + r * \(p) + ky) * \(widthPixels) + s * \(p), \(p) * sizeof(float));")
+              w.line("       \(operand(0)) + (ch * \(height) + r * \(p) + ky) * \(widthPixels) + s * \(p), \(p) * sizeof(float));")
             }
           }
         }
@@ -141,6 +141,8 @@ extension ModelEmitter {
         w.line("run->trace->tokens[\(stage)] = \(tokens);")
         w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
       }
+    case .conv2d, .batchnorm, .relu, .auxHeadMax:
+      try emitLVViTOp(op, into: &w)
     case .softmax:
       w.line("vit_softmax_f32(\(operand(0)), \(rows(result)), \(width(result)), \(y)); /* \(graph[result].name) = softmax over rows */")
     case .splitHeads:

@@ -26,6 +26,8 @@ public enum RandomWeights {
     case normBias
     /// Anything used otherwise (cls token, position embedding): N(0, 0.5²).
     case embedding
+    /// BatchNorm's running variance: |1 + N(0, 0.1²)|.
+    case variance
   }
 
   /// The role of every parameter, from its first use.
@@ -49,6 +51,14 @@ public enum RandomWeights {
         case (.linear, 2), (.linearGelu, 2), (.linearAdd, 2), (.patchEmbed, 2): roles[name] = .bias
         case (.layernorm, 1): roles[name] = .normWeight
         case (.layernorm, 2): roles[name] = .normBias
+        // LV-ViT: the stem's convolutions, BatchNorm (affine like a norm; the running mean
+        // near 0 and the running variance near 1, positive), the aux head's linear.
+        case (.conv2d, 1), (.auxHeadMax, 1):
+          roles[name] = .projection(fanIn: shape.dropFirst().reduce(1, *), gain: 1)
+        case (.conv2d, 2), (.auxHeadMax, 2): roles[name] = .bias
+        case (.batchnorm, 1): roles[name] = .normWeight
+        case (.batchnorm, 2), (.batchnorm, 3): roles[name] = .normBias
+        case (.batchnorm, 4): roles[name] = .variance
         default: roles[name] = .embedding
         }
       }
@@ -71,10 +81,12 @@ public enum RandomWeights {
         case .normWeight: (1, 0.1)
         case .normBias: (0, 0.1)
         case .embedding: (0, 0.5)
+        case .variance: (1, 0.1)
         }
       let count = shape.reduce(1, *)
       var scalars = [Float](repeating: 0, count: count)
       for i in 0..<count { scalars[i] = Float(mean + std * generator.nextNormal()) }
+      if roles[value.name] == .variance { scalars = scalars.map { abs($0) } }
       weights[value.name] = Tensor(shape: shape, scalars: scalars)
     }
     return weights

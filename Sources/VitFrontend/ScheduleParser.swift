@@ -78,7 +78,10 @@ public enum ScheduleParser {
   public typealias ThresholdSource = (_ stages: Int) throws(ScheduleError) -> [Double]
 
   /// The schedule `spec` means for a model of `depth` blocks, fully resolved.
-  public static func parse(_ spec: String, depth: Int, learnedThresholds: ThresholdSource? = nil) throws(ScheduleError) -> Schedule {
+  /// `backbone` chooses the default locations (`MethodKind.defaultLocations(depth:backbone:)`).
+  public static func parse(
+    _ spec: String, depth: Int, backbone: Backbone = .deit, learnedThresholds: ThresholdSource? = nil
+  ) throws(ScheduleError) -> Schedule {
     let trimmed = spec
     // Split off @locations.
     var body = Substring(trimmed)
@@ -103,7 +106,7 @@ public enum ScheduleParser {
       throw .unknownMethod(String(name), spec: spec, column: 1)
     }
 
-    var locations = kind.defaultLocations(depth: depth)
+    var locations = kind.defaultLocations(depth: depth, backbone: backbone)
     var locationsGiven = false
     if let locationText {
       var column = trimmed.distance(from: trimmed.startIndex, to: locationText.startIndex) + 1

@@ -145,7 +145,10 @@ public struct Graph: Sendable {
 
   /// The number of learned scalars (the "params" figure timm and the papers print).
   public var parameterCount: Int {
-    parameters.reduce(0) { $0 + type(of: $1).boundCount }
+    // BatchNorm's running mean and variance are buffers, not learned: PyTorch's count (and the
+    // papers') leaves them out.
+    let buffers = Set(ops.filter { $0.kind == .batchnorm }.flatMap { $0.operands[3...4] })
+    return parameters.reduce(0) { $0 + (buffers.contains($1) ? 0 : type(of: $1).boundCount) }
   }
 
   /// The blocks that ops name, ascending.

@@ -34,6 +34,10 @@ public enum OpAttributes: Hashable, Sendable {
   case bipartiteMerge(r: Int)
   /// `trace_stage`: the block after whose selection the stage is recorded.
   case traceStage(block: Int)
+  /// `conv2d`: the stride and the zero padding on each side.
+  case conv2d(stride: Int, pad: Int)
+  /// `batchnorm`: the epsilon added to the running variance.
+  case batchnorm(eps: Double)
 
   /// The attributes as `name=value` pairs, in the order of the kind's signature (the text form).
   public var named: [(name: String, value: Attribute)] {
@@ -53,6 +57,8 @@ public enum OpAttributes: Hashable, Sendable {
       [("k", .int(k)), ("clusters", .int(clusters)), ("pairs", .int(pairs))]
     case .bipartiteMerge(let r): [("r", .int(r))]
     case .traceStage(let block): [("block", .int(block))]
+    case .conv2d(let stride, let pad): [("stride", .int(stride)), ("pad", .int(pad))]
+    case .batchnorm(let eps): [("eps", .real(eps))]
     }
   }
 
@@ -102,6 +108,9 @@ public enum OpAttributes: Hashable, Sendable {
     case .batMerge: self = .batMerge(k: int("k"), clusters: int("clusters"), pairs: int("pairs"))
     case .bipartiteMerge: self = .bipartiteMerge(r: int("r"))
     case .traceStage: self = .traceStage(block: int("block"))
+    case .conv2d: self = .conv2d(stride: int("stride"), pad: int("pad"))
+    case .batchnorm: self = .batchnorm(eps: real("eps"))
+    case .relu, .auxHeadMax: self = .none
     case .concat, .add, .linear, .gelu, .softmax, .transpose, .matmul, .mergeHeads, .linearGelu, .linearAdd,
       .patchTokens, .dyvitMix, .keepScore, .unitSizes, .gatherTokens, .gatherFuseTokens:
       self = .none

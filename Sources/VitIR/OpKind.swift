@@ -102,6 +102,23 @@ public enum OpKind: String, Sendable, CaseIterable {
   /// Records a stage of the trace (docs/trace-format.md) after block `block`'s selection and
   /// passes the owner map through: `(x f32[n, C], owner i32[P]; block) -> i32[P]`.
   case traceStage = "trace_stage"
+
+  // LV-ViT (SEMANTICS-LVVIT.md): the convolutional stem and the auxiliary head.
+
+  /// Conv2d over a CHW feature map with zero padding, cross-correlation as PyTorch computes it:
+  /// `(x f32[Ci,H,W], weight f32[Co,Ci,k,k], bias f32[Co]?; stride, pad) -> f32[Co,Ho,Wo]`,
+  /// Ho = ⌊(H + 2·pad − k)/stride⌋ + 1 (Wo alike).
+  case conv2d = "conv2d"
+  /// BatchNorm2d in eval form over the channels of a CHW map, with the running statistics:
+  /// `(x f32[C,H,W], weight f32[C], bias f32[C], mean f32[C], var f32[C]; eps) -> f32[C,H,W]`,
+  /// `y = x·α[c] + β[c]` with `α = weight/√(var + eps)`, `β = bias − mean·α` (PyTorch's CPU form).
+  case batchnorm = "batchnorm"
+  /// `max(x, 0)`, elementwise.
+  case relu = "relu"
+  /// LV-ViT's auxiliary head at evaluation: for each class the maximum over the patch tokens
+  /// (rows 1 … n−1, those still present) of `x·Wᵀ + b`:
+  /// `(x f32[n, C], weight f32[K, C], bias f32[K]) -> f32[K]`.
+  case auxHeadMax = "aux_head_max"
 }
 
 extension OpKind {
@@ -113,6 +130,8 @@ extension OpKind {
       .thresholdKeep, .patchOwner, .unitSizes, .gatherTokens, .gatherFuseTokens, .batMerge,
       .bipartiteMerge, .traceStage:
       true
+    case .conv2d, .batchnorm, .relu, .auxHeadMax:
+      false
     case .patchEmbed, .reshape, .concat, .add, .scale, .layernorm, .linear, .gelu, .softmax,
       .splitHeads, .transpose, .matmul, .mergeHeads, .row, .attention, .linearGelu, .linearAdd:
       false
@@ -236,6 +255,18 @@ extension OpKind {
         results: 3)
     case .traceStage:
       OpSignature(operands: ["x", "owner"], optionalOperands: 0, attributes: [("block", .int)], results: 1)
+    case .conv2d:
+      OpSignature(
+        operands: ["x", "weight", "bias"], optionalOperands: 1,
+        attributes: [("stride", .int), ("pad", .int)], results: 1)
+    case .batchnorm:
+      OpSignature(
+        operands: ["x", "weight", "bias", "mean", "var"], optionalOperands: 0,
+        attributes: [("eps", .real)], results: 1)
+    case .relu:
+      OpSignature(operands: ["x"], optionalOperands: 0, attributes: [], results: 1)
+    case .auxHeadMax:
+      OpSignature(operands: ["x", "weight", "bias"], optionalOperands: 0, attributes: [], results: 1)
     }
   }
 }

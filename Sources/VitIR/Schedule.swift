@@ -66,9 +66,34 @@ public enum MethodKind: String, Sendable, CaseIterable {
     }
   }
 
+  /// The locations for a model of `depth` blocks on `backbone`. LV-ViT (SEMANTICS-LVVIT
+  /// §L4–§L7) puts DynamicViT before, and EViT and BAT inside, the blocks at a quarter, half and
+  /// three quarters of the depth (4, 8, 12 of LV-ViT-S's 16; 5, 10, 15 of LV-ViT-M's 20), and
+  /// AS-ViT one block later (5, 9, 13 / 6, 11, 16); ToMe acts in every block.
+  public func defaultLocations(depth: Int, backbone: Backbone) -> [Int] {
+    switch (backbone, self) {
+    case (.deit, _), (.lvvit, .none), (.lvvit, .tome): defaultLocations(depth: depth)
+    case (.lvvit, .dyvit), (.lvvit, .evit), (.lvvit, .bat): [depth / 4, depth / 2, 3 * depth / 4]
+    case (.lvvit, .asvit): [depth / 4 + 1, depth / 2 + 1, 3 * depth / 4 + 1]
+    }
+  }
+
   /// AS-ViT's official initial thresholds, 0.001·(s+1) for stage s (SEMANTICS.md §4.4): what
   /// `asvit` without thresholds uses when no weights give learned ones.
   public static func asvitInitialThresholds(stages: Int) -> [Double] {
     (0..<stages).map { 0.001 * Double($0 + 1) }
   }
+}
+
+/// The backbone a graph is, as far as the pruning methods' default placements go.
+public enum Backbone: String, Sendable {
+  /// DeiT / timm's VisionTransformer: the papers' DeiT placements.
+  case deit
+  /// LV-ViT (SEMANTICS-LVVIT.md), recognised by its eval head (`aux_head_max`).
+  case lvvit
+}
+
+extension Graph {
+  /// LV-ViT when the graph has LV-ViT's auxiliary head, DeiT otherwise.
+  public var backbone: Backbone { ops.contains { $0.kind == .auxHeadMax } ? .lvvit : .deit }
 }

@@ -377,6 +377,52 @@ private struct Rule {
       _ = try tokens(0)
       return [try ownerMap(1)]
 
+    case .conv2d:
+      let x = try staticShape(0)
+      let weight = try staticShape(1)
+      guard case .conv2d(let strideAttribute, let pad) = attributes else { mismatchedAttributes() }
+      let stride = try positive("stride", strideAttribute)
+      guard x.count == 3 else { throw mismatch(0, "a feature map f32[channels,height,width]") }
+      guard weight.count == 4, weight[1] == x[0], weight[2] == weight[3] else {
+        throw mismatch(1, "f32[Co,\(x[0]),k,k], as 'x' has \(x[0]) channels")
+      }
+      let kernel = weight[2]
+      guard pad >= 0, pad < kernel else {
+        throw .attributeValue(kind, "pad", found: .int(pad), expected: "0 … \(kernel - 1) for a \(kernel)x\(kernel) kernel", at: location)
+      }
+      guard x[1] + 2 * pad >= kernel, x[2] + 2 * pad >= kernel else {
+        throw mismatch(0, "a map of at least \(kernel - 2 * pad)x\(kernel - 2 * pad) for a \(kernel)x\(kernel) kernel with pad \(pad)")
+      }
+      if operands.count > 2, operands[2].dims != [.fixed(weight[0])] { throw mismatch(2, "f32[\(weight[0])]") }
+      let outH = (x[1] + 2 * pad - kernel) / stride + 1
+      let outW = (x[2] + 2 * pad - kernel) / stride + 1
+      return [TensorType(fixed: [weight[0], outH, outW])]
+
+    case .batchnorm:
+      let x = try staticShape(0)
+      guard x.count == 3 else { throw mismatch(0, "a feature map f32[channels,height,width]") }
+      let parameter = TensorType(fixed: [x[0]])
+      for index in 1...4 where operands[index] != parameter {
+        throw mismatch(index, "\(parameter), one per channel of 'x'")
+      }
+      if case .batchnorm(let eps) = attributes, !(Float(eps) > 0) {
+        throw .attributeValue(kind, "eps", found: .real(eps), expected: "a positive number (as float32)", at: location)
+      }
+      return [operands[0]]
+
+    case .relu:
+      return [operands[0]]
+
+    case .auxHeadMax:
+      let x = try tokens(0)
+      let weight = try rank(1, 2)
+      guard let classes = weight[0].fixedValue, weight[1] == x[1] else {
+        throw mismatch(1, "f32[K,\(x[1])], as 'x' has width \(x[1])")
+      }
+      if operands[2].dims != [.fixed(classes)] { throw mismatch(2, "f32[\(classes)], the output width of 'weight'") }
+      _ = try fewer(x[0], by: 1, operand: 0)  // at least one patch token
+      return [TensorType(fixed: [classes])]
+
     case .row:
       let x = try rank(0, 2)
       guard case .row(let index) = attributes else { mismatchedAttributes() }

@@ -192,6 +192,14 @@ public struct Interpreter: Sendable {
     case .linearAdd:
       let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
       return [Tensor(shape: y.shape, scalars: zip(x[3].scalars, y.scalars).map { $0 + $1 })]
+    case .conv2d:
+      guard case .conv2d(let stride, let pad) = op.attributes else { op.attributesMismatch() }
+      return [LVViTKernels.conv2d(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, stride: stride, pad: pad)]
+    case .batchnorm:
+      guard case .batchnorm(let eps) = op.attributes else { op.attributesMismatch() }
+      return [LVViTKernels.batchnorm(x[0], weight: x[1], bias: x[2], mean: x[3], variance: x[4], eps: eps)]
+    case .relu: return [LVViTKernels.relu(x[0])]
+    case .auxHeadMax: return [LVViTKernels.auxHeadMax(x[0], weight: x[1], bias: x[2])]
     case .row:
       let width = x[0].shape[1]
       guard case .row(let index) = op.attributes else { op.attributesMismatch() }

@@ -82,6 +82,20 @@ public enum FlopCounter {
       // EViT's fused token: the dropped rows weighted by their scores (torchprofile `mul`).
       let dropped = bounds(op.operands[2])[0] - bounds(op.operands[1])[0]
       return convention == .torchprofile ? dropped * bounds(op.operands[0])[1] : 0
+    case .conv2d:
+      // fvcore's conv handler: prod(weight shape) × output pixels (batch 1).
+      let result = bounds(op.results[0])
+      return elements(op.operands[1]) * result[1] * result[2]
+    case .batchnorm:
+      // fvcore: batch_norm in eval with affine, 2 per element (SEMANTICS-LVVIT §L8.1);
+      // torchprofile: 1 per element, as it counts layer_norm.
+      return (convention == .fvcore ? 2 : 1) * elements(op.operands[0])
+    case .auxHeadMax:
+      // The aux head's linear on the n − 1 patch tokens; the max is not counted.
+      let x = bounds(op.operands[0])
+      return (x[0] - 1) * x[1] * bounds(op.operands[1])[0]
+    case .relu:
+      return 0
     case .reshape, .concat, .add, .gelu, .softmax, .splitHeads, .transpose, .mergeHeads, .row,
       .patchTokens, .dyvitMix, .keepScore, .asvitScores, .tomeMetric, .topkKeep, .thresholdKeep,
       .patchOwner, .unitSizes, .gatherTokens, .batMerge, .bipartiteMerge, .traceStage:

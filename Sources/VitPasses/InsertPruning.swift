@@ -56,13 +56,14 @@ public enum InsertPruning {
     for (block, first) in firstOp {
       guard let attentionIndex = attention[block] else { continue }
       let context = graph.ops[attentionIndex].results[0]
-      // context -> linear (proj) -> add (residual)
+      // context -> linear (proj) -> add (residual); LV-ViT scales the branch by 1/skip_lam
+      // before the add: context -> linear -> scale -> add.
       guard
-        let projection = graph.ops.firstIndex(where: { $0.kind == .linear && $0.operands.first == context }),
-        let residual = graph.ops.firstIndex(where: {
-          $0.kind == .add && $0.operands.contains(graph.ops[projection].results[0])
-        })
+        let projection = graph.ops.firstIndex(where: { $0.kind == .linear && $0.operands.first == context })
       else { continue }
+      var branch = graph.ops[projection].results[0]
+      if let scaled = graph.ops.first(where: { $0.kind == .scale && $0.operands == [branch] }) { branch = scaled.results[0] }
+      guard let residual = graph.ops.firstIndex(where: { $0.kind == .add && $0.operands.contains(branch) }) else { continue }
       shapes[block] = BlockShape(
         input: graph.ops[first].operands[0], attention: attentionIndex,
         afterAttention: graph.ops[residual].results[0])

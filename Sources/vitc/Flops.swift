@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VitDriver
+import VitPasses
 
 struct Flops: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -58,6 +59,10 @@ struct Flops: ParsableCommand {
         let tokens =
           row.tokens == 0 ? "-" : row.tokensOut != row.tokens && row.tokensOut != 0 ? "\(row.tokens)→\(row.tokensOut)" : "\(row.tokens)"
         print("\(name) \(pad(tokens, 9))  \(pad(grouped(row.macs), width))  \(pad(grouped(other.macs), width))")
+      }
+      if let own = FlopCounter.lvvitConvention(graph) {
+        // SEMANTICS-LVVIT §L8.2: the count the DynamicViT paper's LV-ViT column rounds.
+        print("LV-ViT's count         \(pad(grouped(own), width))  (TokenLabeling's flops(): the papers' LV-ViT column; no BatchNorm, predictors or heads)")
       }
       print("total                  \(pad(grouped(fvcore.totalMACs), width))  \(pad(grouped(torchprofile.totalMACs), width))")
       print("parameters             \(pad(grouped(fvcore.parameters), width))")

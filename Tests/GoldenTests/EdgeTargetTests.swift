@@ -124,15 +124,17 @@ import Testing
       "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "gcc-arm-linux-gnueabihf", "libc6-dev-armhf-cross", "qemu-user")
   }
 
-  static func build(spec: String, _ options: [String], in scratch: URL, name: String) throws -> URL {
+  static func build(spec: String, _ options: [String], in scratch: URL, name: String, graph: String = "samples/tiny.graph") throws -> URL {
     let binary = scratch.appendingPathComponent(name)
-    let built = try vitc(["build", "samples/tiny.graph", "--random-weights", "1", "--prune", spec] + options + ["-o", binary.path])
+    let built = try vitc(["build", graph, "--random-weights", "1", "--prune", spec] + options + ["-o", binary.path])
     try #require(built.status == 0, "vitc build \(options.joined(separator: " ")) --prune \(spec) failed:\n\(built.output)")
     return binary
   }
 
-  static func buildAndRun(spec: String, _ options: [String], in scratch: URL, name: String, input: URL) throws -> Result {
-    let binary = try build(spec: spec, options, in: scratch, name: name)
+  static func buildAndRun(
+    spec: String, _ options: [String], in scratch: URL, name: String, input: URL, graph: String = "samples/tiny.graph"
+  ) throws -> Result {
+    let binary = try build(spec: spec, options, in: scratch, name: name, graph: graph)
     return try run(binary, emulator: nil, input: input, trace: scratch.appendingPathComponent("\(name).json"))
   }
 

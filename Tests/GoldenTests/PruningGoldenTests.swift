@@ -32,7 +32,7 @@ import VitPasses
     ("micro-16", "bat:0.3", "clang"), ("micro-16", "bat:0.5,clusters=1", "clang"), ("micro-16", "tome:8", "clang"),
   ]
 
-  @Test(arguments: cases + edges)
+  @Test(arguments: cases + edges + lvvitCases)
   func binaryTraceMatchesInterpreter(model: String, spec: String, cc: String) throws {
     let scratch = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: scratch) }
@@ -48,11 +48,12 @@ import VitPasses
       try micro.write(toFile: graphPath, atomically: true, encoding: .utf8)
     }
     if model == "deit-s-3blocks" { graphPath = try deitSCutTo(3, in: scratch) }
+    if model == "lvvit-tiny" { graphPath = repositoryPath("Tests/Fixtures/lvvit/tiny.graph") }
     let binary = scratch.appendingPathComponent("model")
     _ = try buildBinary(graph: graphPath, prune: spec, compiler: cc, output: binary)
 
     let parsed = try GraphLoader.load(path: graphPath)
-    let graph = try Pipeline.run(parsed, through: .planned, schedule: try ScheduleParser.parse(spec, depth: parsed.blocks.count))
+    let graph = try Pipeline.run(parsed, through: .planned, schedule: try ScheduleParser.parse(spec, depth: parsed.blocks.count, backbone: parsed.backbone))
     let inputShape = graph.type(of: graph.inputs[0]).fixedShape!
     let input = seededInput(inputShape.reduce(1, *), seed: 5)
     let inputFile = scratch.appendingPathComponent("input.f32")

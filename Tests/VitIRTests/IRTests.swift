@@ -204,6 +204,8 @@ import Testing
     case .batMerge: .batMerge(k: 138, clusters: 12, pairs: 11)
     case .bipartiteMerge: .bipartiteMerge(r: 8)
     case .traceStage: .traceStage(block: 3)
+    case .conv2d: .conv2d(stride: 2, pad: 3)
+    case .batchnorm: .batchnorm(eps: 1e-5)
     default: .none
     }
   }
