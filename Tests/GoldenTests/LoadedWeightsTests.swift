@@ -16,6 +16,12 @@ import VitIR
   static let cases: [(graph: String, spec: String)] =
     ["none", "dyvit:0.7", "evit:0.7", "evit:0.7,nofuse", "asvit", "asvit:0.004,0.005,0.006", "bat:0.7", "tome:8"].map { ("tiny", $0) }
     + ["dyvit:0.7", "evit:0.7", "bat:0.7", "tome:8"].map { ("fashion", $0) }
+    + ["none", "dyvit:0.7", "asvit"].map { ("lvvit-tiny", $0) }
+
+  /// The graph file of a case: a sample, or the tiny LV-ViT of the LV-ViT fixtures.
+  static func graphPath(_ graph: String) -> String {
+    graph == "lvvit-tiny" ? repositoryPath("Tests/Fixtures/lvvit/tiny.graph") : repositoryPath("samples/\(graph).graph")
+  }
 
   /// AS-ViT's learned thresholds the tiny weights files carry (the official checkpoints' names).
   static let thresholds: [Float] = [0.004, 0.005, 0.006]
@@ -25,7 +31,7 @@ import VitIR
   static func weightsFile(graph: String, spec: String, dtype: String = "F32", in scratch: URL) throws -> String {
     if graph == "fashion" { return repositoryPath("samples/fashion/weights.safetensors") }
     let forSpec = spec == "asvit" ? "asvit:0.1,0.1,0.1" : spec  // any thresholds: only the tensors matter here
-    let loaded = try CompileSession(graph: repositoryPath("samples/\(graph).graph"), weights: .random(seed: 1), prune: forSpec).model()
+    let loaded = try CompileSession(graph: graphPath(graph), weights: .random(seed: 1), prune: forSpec).model()
     var tensors = loaded.weights.map { (name: $0.key, tensor: $0.value) }
     for (stage, value) in thresholds.enumerated() {
       tensors.append(("score_predictor.\(stage).keep_threshold", Tensor(shape: [1], scalars: [value])))
@@ -65,12 +71,13 @@ import VitIR
     options.cache = ObjectCache(directory: testObjectCacheDirectory)
     var emit = EmitOptions()
     emit.gemm = gemm
-    return try CompileSession(graph: repositoryPath("samples/\(graph).graph"), weights: weights, prune: spec)
+    return try CompileSession(graph: graphPath(graph), weights: weights, prune: spec)
       .build(output: output.path, options: options, emit: emit)
   }
 
   static func input(for graph: String, in scratch: URL) throws -> URL {
-    let size = graph == "fashion" ? 3 * 64 * 64 : 3 * 224 * 224
+    let parsed = try GraphLoader.load(path: graphPath(graph))
+    let size = parsed.type(of: parsed.inputs[0]).fixedShape!.reduce(1, *)
     let file = scratch.appendingPathComponent("input.f32")
     try writeF32(seededInput(size, seed: 5), to: file)
     return file
