@@ -102,6 +102,17 @@ public enum OpKind: String, Sendable, CaseIterable {
   /// Records a stage of the trace (docs/trace-format.md) after block `block`'s selection and
   /// passes the owner map through: `(x f32[n, C], owner i32[P]; block) -> i32[P]`.
   case traceStage = "trace_stage"
+
+  // timm variants: LayerScale (DeiT-III) and average pooling (models without a class token).
+
+  /// A per-channel scale, timm's LayerScale `x * gamma`, gamma broadcast over the rows:
+  /// `(x f32[..., C], gamma f32[C]) -> f32[..., C]`, each product rounded to float32 once.
+  case channelScale = "channel_scale"
+  /// The mean of the patch tokens, timm's `global_pool='avg'` (`x[:, prefix:].mean(1)`):
+  /// `(x f32[n, C]; prefix) -> f32[C]`, over rows prefix … n−1 (`prefix=N` as on the pruning
+  /// ops, 1 when not written: write `prefix=0` for a model without a class token), summed in
+  /// double in row order and divided by their count.
+  case meanTokens = "mean_tokens"
 }
 
 extension OpKind {
@@ -114,7 +125,23 @@ extension OpKind {
       .bipartiteMerge, .traceStage:
       true
     case .patchEmbed, .reshape, .concat, .add, .scale, .layernorm, .linear, .gelu, .softmax,
-      .splitHeads, .transpose, .matmul, .mergeHeads, .row, .attention, .linearGelu, .linearAdd:
+      .splitHeads, .transpose, .matmul, .mergeHeads, .row, .attention, .linearGelu, .linearAdd,
+      .channelScale, .meanTokens:
+      false
+    }
+  }
+}
+
+extension OpKind {
+  /// Whether ops of this kind read rows of a token sequence as tokens, so depend on how many
+  /// prefix tokens lead it (`OpAttributes.prefix`, TokenLayout): they never drop, merge or move
+  /// those rows, and count, score and rewrite only the patch tokens after them.
+  public var readsTokenRows: Bool {
+    switch self {
+    case .patchTokens, .clsAttention, .asvitScores, .patchOwner, .gatherTokens, .gatherFuseTokens,
+      .batMerge, .bipartiteMerge, .traceStage, .meanTokens:
+      true
+    default:
       false
     }
   }
@@ -236,6 +263,10 @@ extension OpKind {
         results: 3)
     case .traceStage:
       OpSignature(operands: ["x", "owner"], optionalOperands: 0, attributes: [("block", .int)], results: 1)
+    case .channelScale:
+      OpSignature(operands: ["x", "gamma"], optionalOperands: 0, attributes: [], results: 1)
+    case .meanTokens:
+      OpSignature(operands: ["x"], optionalOperands: 0, attributes: [], results: 1)
     }
   }
 }

@@ -82,6 +82,12 @@ public enum FlopCounter {
       // EViT's fused token: the dropped rows weighted by their scores (torchprofile `mul`).
       let dropped = bounds(op.operands[2])[0] - bounds(op.operands[1])[0]
       return convention == .torchprofile ? dropped * bounds(op.operands[0])[1] : 0
+    case .channelScale:
+      // LayerScale's product (torchprofile `mul`, 1 per output element; fvcore skips it).
+      return convention == .torchprofile ? elements(op.results[0]) : 0
+    case .meanTokens:
+      // Average pooling (torchprofile `mean`, 1 per output element; fvcore skips it).
+      return convention == .torchprofile ? elements(op.results[0]) : 0
     case .reshape, .concat, .add, .gelu, .softmax, .splitHeads, .transpose, .mergeHeads, .row,
       .patchTokens, .dyvitMix, .keepScore, .asvitScores, .tomeMetric, .topkKeep, .thresholdKeep,
       .patchOwner, .unitSizes, .gatherTokens, .batMerge, .bipartiteMerge, .traceStage:
