@@ -63,6 +63,7 @@ public struct CompileSession: Sendable {
       let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
       let inferred = try GraphInference(file: file, settings: inference, stem: stem)
       for assumption in inferred.assumptions { note("\(path): note: assumed \(assumption)") }
+      if let trainedFor = inferred.trainedFor { note("\(path): note: trained for --prune \(trainedFor)") }
       parsed = try GraphLoader.parse(inferred.text, file: path + " (inferred graph)")
       if weights == .none { weights = .file(path) }
     } else {
@@ -80,7 +81,10 @@ public struct CompileSession: Sendable {
 
   /// `spec` resolved for `graph`: AS-ViT's thresholds from the weights when it gives none.
   private static func schedule(_ spec: String, for graph: Graph, weights: SafetensorsFile?) throws -> Schedule {
-    try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: thresholdSource(weights))
+    // A method the model's token layout refuses is refused before its thresholds are looked up.
+    let method = try ScheduleParser.parse(spec, depth: graph.blocks.count).kind
+    if method != .none { _ = try InsertPruning.tokenLayout(for: method, spec: spec, of: graph) }
+    return try ScheduleParser.parse(spec, depth: graph.blocks.count, learnedThresholds: thresholdSource(weights))
   }
 
   /// The graph at `stage` (`planned` is the last pass's graph; `memoryPlan()` plans it).
