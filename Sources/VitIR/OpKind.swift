@@ -53,7 +53,8 @@ public enum OpKind: String, Sendable, CaseIterable {
 
   // Token pruning (VitPasses/InsertPruning.swift, docs/methods.md). Rows of a token sequence
   // are tokens, row 0 the cls token; "patch tokens" are rows 1 … n−1, and score j belongs to
-  // row 1 + j. An `owner` value i32[P] says, for each original patch p (row-major over the
+  // row 1 + j. That is one prefix token; with p others (`OpAttributes.prefixed`, TokenLayout)
+  // read p for the 1 in each rule below (`readsTokenRows` lists the kinds it applies to). An `owner` value i32[P] says, for each original patch p (row-major over the
   // patch grid), which row of the current sequence stands for it, or −1 once it is dropped:
   // it is how every backend reports which patches survived.
 
