@@ -10,7 +10,7 @@ extension ModelEmitter {
     // with the prefix count after n; one prefix token keeps the plain call (the C of existing
     // models does not change).
     let prefix = op.attributes.prefix
-    func np(_ kernel: String) -> String { prefix == 1 ? kernel + "_f32" : kernel + "_np_f32" }
+    func np(_ plain: String, _ prefixed: String) -> String { prefix == 1 ? plain : prefixed }
     func npCount(_ n: String) -> String { prefix == 1 ? n : "\(n), \(prefix)" }
     switch op.kind {
     case .reshape, .row, .patchTokens:
@@ -87,13 +87,13 @@ extension ModelEmitter {
       guard case .attention(let heads, let scale) = op.attributes.base else { op.attributesMismatch() }
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       scratchNeeds.append(ScratchNeed(what: "cls attention n=\(bound)", fixed: 4 * bound + 2, macro: "VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(bound))"))
-      w.line("\(np("vit_cls_attention"))(\(operand(0)), \(npCount(n)), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
+      w.line("\(np("vit_cls_attention_f32", "vit_cls_attention_np_f32"))(\(operand(0)), \(npCount(n)), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .asvitScores:
       let n = rows(op.operands[0])
       guard case .attention(let heads, let scale) = op.attributes.base else { op.attributesMismatch() }
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       scratchNeeds.append(ScratchNeed(what: "AS-ViT scores n=\(bound)", fixed: 6 * bound + 2, macro: "VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(bound), \(heads))"))
-      w.line("\(np("vit_asvit_scores"))(\(operand(0)), \(operand(1)), \(npCount(n)), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
+      w.line("\(np("vit_asvit_scores_f32", "vit_asvit_scores_np_f32"))(\(operand(0)), \(operand(1)), \(npCount(n)), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .tomeMetric:
       guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
       w.line("vit_tome_metric_f32(\(operand(0)), \(rows(op.operands[0])), \(heads), \(width(op.operands[0]) / 3 / heads), \(y)); /* \(graph[result].name) */")
@@ -118,9 +118,9 @@ extension ModelEmitter {
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       intScratchNeeds.append(ScratchNeed(what: "gather n=\(bound)", fixed: bound))
       if op.kind == .gatherTokens {
-        w.line("\(np("vit_gather_tokens"))(\(operand(0)), \(npCount(n)), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+        w.line("\(np("vit_gather_tokens_f32", "vit_gather_tokens_np_f32"))(\(operand(0)), \(npCount(n)), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
       } else {
-        w.line("\(np("vit_gather_fuse_tokens"))(\(operand(0)), \(npCount(n)), \(c), \(operand(1)), \(k), \(operand(2)), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+        w.line("\(np("vit_gather_fuse_tokens_f32", "vit_gather_fuse_tokens_np_f32"))(\(operand(0)), \(npCount(n)), \(c), \(operand(1)), \(k), \(operand(2)), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
       }
     case .batMerge:
       guard case .batMerge(let k, let clusters, let pairs) = op.attributes.base else { op.attributesMismatch() }
@@ -128,14 +128,14 @@ extension ModelEmitter {
       let (rows, c) = (rowCount(op.operands[0]), width(op.operands[0]))
       scratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 4 * rows * rows + 16 * rows + rows * c + 16, macro: "VIT_BAT_SCRATCH_FLOATS(\(rows), \(c))"))
       intScratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 8 * rows + 16, macro: "VIT_BAT_SCRATCH_INTS(\(rows))"))
-      w.line("\(np("vit_bat_merge"))(\(operand(0)), \(npCount(n)), \(width(op.operands[0])), \(operand(1)), \(k), \(clusters), \(pairs), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
+      w.line("\(np("vit_bat_merge_f32", "vit_bat_merge_np_f32"))(\(operand(0)), \(npCount(n)), \(width(op.operands[0])), \(operand(1)), \(k), \(clusters), \(pairs), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
     case .bipartiteMerge:
       guard case .bipartiteMerge(let r) = op.attributes.base else { op.attributesMismatch() }
       let n = rows(op.operands[0])
       let (rows, c, d) = (rowCount(op.operands[0]), width(op.operands[0]), width(op.operands[1]))
       scratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 6 * rows + rows * d + 2 * c + 16, macro: "VIT_TOME_SCRATCH_FLOATS(\(rows), \(c), \(d))"))
       intScratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 4 * rows + 16, macro: "VIT_TOME_SCRATCH_INTS(\(rows))"))
-      w.line("\(np("vit_bipartite_merge"))(\(operand(0)), \(operand(1)), \(operand(2)), \(npCount(n)), \(width(op.operands[0])), \(width(op.operands[1])), \(r), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
+      w.line("\(np("vit_bipartite_merge_f32", "vit_bipartite_merge_np_f32"))(\(operand(0)), \(operand(1)), \(operand(2)), \(npCount(n)), \(width(op.operands[0])), \(width(op.operands[1])), \(r), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
     case .traceStage:
       guard case .traceStage(let block) = op.attributes.base else { op.attributesMismatch() }
       let stage = traceStages
@@ -144,8 +144,7 @@ extension ModelEmitter {
       w.block("if (run->trace) /* trace stage \(stage): block \(block), \(tokens) tokens */") { w in
         w.line("run->trace->block[\(stage)] = \(block);")
         w.line("run->trace->tokens[\(stage)] = \(tokens);")
-        let call = prefix == 1 ? "vit_trace_stage" : "vit_trace_stage_np"
-        w.line("\(call)(\(operand(1)), \(patchCount), \(npCount(tokens)), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
+        w.line("\(np("vit_trace_stage", "vit_trace_stage_np"))(\(operand(1)), \(patchCount), \(npCount(tokens)), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
       }
     case .channelScale:
       let c = width(result)
