@@ -146,6 +146,18 @@ extension ModelEmitter {
         w.line("run->trace->tokens[\(stage)] = \(tokens);")
         w.line("\(np("vit_trace_stage", "vit_trace_stage_np"))(\(operand(1)), \(patchCount), \(npCount(tokens)), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
       }
+    case .linearScaleAdd:
+      guard graph[op.operands[1]].origin == .parameter else {
+        throw .unsupported(op.kind, reason: "the weight must be a parameter", at: op.location)
+      }
+      // The GEMM with its bias, then LayerScale and the residual in one pass over the result
+      // (two statements, so that no compiler contracts them into one rounding).
+      let c = width(result)
+      w.line("vit_linear_f32(\(operand(0)), \(rows(op.operands[0])), \(width(op.operands[0])), \(operand(1)), \(operand(2)), \(c), VIT_EPI_NONE, NULL, \(y)); /* \(graph[result].name) */")
+      w.block("for (int i = 0; i < \(rows(result)); i++) for (int j = 0; j < \(c); j++) /* LayerScale, then the residual */") { w in
+        w.line("const float scaled = \(y)[i * \(c) + j] * \(operand(3))[j];")
+        w.line("\(y)[i * \(c) + j] = \(operand(4))[i * \(c) + j] + scaled;")
+      }
     case .channelScale:
       let c = width(result)
       w.line("for (int i = 0; i < \(rows(result)); i++) for (int j = 0; j < \(c); j++) /* \(graph[result].name) = LayerScale */")

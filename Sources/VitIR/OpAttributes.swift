@@ -147,7 +147,7 @@ public enum OpAttributes: Hashable, Sendable {
     case .traceStage: self = .traceStage(block: int("block"))
     case .concat, .add, .linear, .gelu, .softmax, .transpose, .matmul, .mergeHeads, .linearGelu, .linearAdd,
       .patchTokens, .dyvitMix, .keepScore, .unitSizes, .gatherTokens, .gatherFuseTokens, .channelScale,
-      .meanTokens:
+      .meanTokens, .linearScaleAdd:
       self = .none
     }
     precondition(fit(kind), "OpAttributes and the signature of '\(kind.rawValue)' disagree")

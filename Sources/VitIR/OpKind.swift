@@ -114,6 +114,11 @@ public enum OpKind: String, Sendable, CaseIterable {
   /// ops, 1 when not written: write `prefix=0` for a model without a class token), summed in
   /// double in row order and divided by their count.
   case meanTokens = "mean_tokens"
+  /// `residual + gamma · (x · Wᵀ + b)`: a linear with LayerScale and the residual add after it,
+  /// what FuseEpilogues makes of `r + channel_scale(linear(x, W, b), gamma)`; each step rounded
+  /// to float32 as the unfused ops round it:
+  /// `(x, weight, bias, gamma f32[out], residual) -> f32[..., out]`.
+  case linearScaleAdd = "linear_scale_add"
 }
 
 extension OpKind {
@@ -127,7 +132,7 @@ extension OpKind {
       true
     case .patchEmbed, .reshape, .concat, .add, .scale, .layernorm, .linear, .gelu, .softmax,
       .splitHeads, .transpose, .matmul, .mergeHeads, .row, .attention, .linearGelu, .linearAdd,
-      .channelScale, .meanTokens:
+      .channelScale, .meanTokens, .linearScaleAdd:
       false
     }
   }
@@ -268,6 +273,9 @@ extension OpKind {
       OpSignature(operands: ["x", "gamma"], optionalOperands: 0, attributes: [], results: 1)
     case .meanTokens:
       OpSignature(operands: ["x"], optionalOperands: 0, attributes: [], results: 1)
+    case .linearScaleAdd:
+      OpSignature(
+        operands: ["x", "weight", "bias", "gamma", "residual"], optionalOperands: 0, attributes: [], results: 1)
     }
   }
 }

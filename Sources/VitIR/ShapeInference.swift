@@ -212,7 +212,7 @@ private struct Rule {
       }
       return [operands[0]]
 
-    case .linear, .linearGelu, .linearAdd:
+    case .linear, .linearGelu, .linearAdd, .linearScaleAdd:
       guard let inWidth = operands[0].dims.last, !inWidth.isDynamic else {
         throw mismatch(0, "a tensor whose last dimension is static")
       }
@@ -225,6 +225,10 @@ private struct Rule {
       }
       let result = TensorType(operands[0].dims.dropLast() + [.fixed(outWidth)])
       if kind == .linearAdd, operands[3] != result { throw mismatch(3, "\(result), the linear's result") }
+      if kind == .linearScaleAdd {
+        if operands[3].dims != [.fixed(outWidth)] { throw mismatch(3, "f32[\(outWidth)], a scale per output channel") }
+        if operands[4] != result { throw mismatch(4, "\(result), the linear's result") }
+      }
       return [result]
 
     case .splitHeads:

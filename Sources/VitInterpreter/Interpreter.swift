@@ -197,6 +197,10 @@ public struct Interpreter: Sendable {
     case .linearAdd:
       let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
       return [Tensor(shape: y.shape, scalars: zip(x[3].scalars, y.scalars).map { $0 + $1 })]
+    case .linearScaleAdd:
+      let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
+      let (gamma, width) = (x[3].scalars, x[3].shape[0])
+      return [Tensor(shape: y.shape, scalars: y.scalars.enumerated().map { x[4].scalars[$0] + $1 * gamma[$0 % width] })]
     case .channelScale:
       let width = x[1].shape[0]
       let gamma = x[1].scalars

@@ -52,7 +52,8 @@ import VitInterpreter
       #expect(model.graph.parameter(named: "head_dist.weight") != nil)
     case "deit3-ls":
       #expect(TokenLayout(of: model.graph) == TokenLayout(prefix: 1, patches: 16))
-      #expect(kinds.contains(.channelScale))
+      // Both LayerScales of each of the 3 blocks folded with their linear and residual add.
+      #expect(model.graph.ops.filter { $0.kind == .linearScaleAdd }.count == 6 && !kinds.contains(.channelScale))
     default:
       #expect(TokenLayout(of: model.graph) == TokenLayout(prefix: 0, patches: 16))
       #expect(kinds.contains(.meanTokens) && model.graph.parameter(named: "fc_norm.weight") != nil)

@@ -240,40 +240,28 @@ static _Alignas(64) float vit_memory[75264 + VIT_TINY_VIT_SCRATCH_BYTES / 4];
 #define V_h (vit_arena + 50176) /* h f32[196,64] */
 #define V_qkv (vit_arena + 0) /* qkv f32[196,192] */
 #define V_context (vit_arena + 50176) /* context f32[196,64] */
-#define V_linear (vit_arena + 0) /* linear f32[196,64] */
-#define V_channel_scale (vit_arena + 12544) /* channel_scale f32[196,64] */
-#define V_x_1 (vit_arena + 50176) /* x.1 f32[196,64] */
-#define V_h_1 (vit_arena + 62720) /* h.1 f32[196,64] */
+#define V_x_1 (vit_arena + 62720) /* x.1 f32[196,64] */
+#define V_h_1 (vit_arena + 50176) /* h.1 f32[196,64] */
 #define V_h_2 (vit_arena + 0) /* h.2 f32[196,256] */
-#define V_linear_2 (vit_arena + 62720) /* linear.2 f32[196,64] */
-#define V_channel_scale_1 (vit_arena + 0) /* channel_scale.1 f32[196,64] */
-#define V_x_2 (vit_arena + 37632) /* x.2 f32[196,64] */
-#define V_h_3 (vit_arena + 50176) /* h.3 f32[196,64] */
+#define V_x_2 (vit_arena + 50176) /* x.2 f32[196,64] */
+#define V_h_3 (vit_arena + 37632) /* h.3 f32[196,64] */
 #define V_qkv_1 (vit_arena + 0) /* qkv.1 f32[196,192] */
-#define V_context_1 (vit_arena + 50176) /* context.1 f32[196,64] */
-#define V_linear_3 (vit_arena + 0) /* linear.3 f32[196,64] */
-#define V_channel_scale_2 (vit_arena + 12544) /* channel_scale.2 f32[196,64] */
-#define V_x_3 (vit_arena + 50176) /* x.3 f32[196,64] */
-#define V_h_4 (vit_arena + 62720) /* h.4 f32[196,64] */
+#define V_context_1 (vit_arena + 37632) /* context.1 f32[196,64] */
+#define V_x_3 (vit_arena + 62720) /* x.3 f32[196,64] */
+#define V_h_4 (vit_arena + 50176) /* h.4 f32[196,64] */
 #define V_h_5 (vit_arena + 0) /* h.5 f32[196,256] */
-#define V_linear_5 (vit_arena + 62720) /* linear.5 f32[196,64] */
-#define V_channel_scale_3 (vit_arena + 0) /* channel_scale.3 f32[196,64] */
-#define V_x_4 (vit_arena + 37632) /* x.4 f32[196,64] */
-#define V_h_6 (vit_arena + 50176) /* h.6 f32[196,64] */
+#define V_x_4 (vit_arena + 50176) /* x.4 f32[196,64] */
+#define V_h_6 (vit_arena + 37632) /* h.6 f32[196,64] */
 #define V_qkv_2 (vit_arena + 0) /* qkv.2 f32[196,192] */
-#define V_context_2 (vit_arena + 50176) /* context.2 f32[196,64] */
-#define V_linear_6 (vit_arena + 0) /* linear.6 f32[196,64] */
-#define V_channel_scale_4 (vit_arena + 12544) /* channel_scale.4 f32[196,64] */
-#define V_x_5 (vit_arena + 50176) /* x.5 f32[196,64] */
-#define V_h_7 (vit_arena + 62720) /* h.7 f32[196,64] */
+#define V_context_2 (vit_arena + 37632) /* context.2 f32[196,64] */
+#define V_x_5 (vit_arena + 62720) /* x.5 f32[196,64] */
+#define V_h_7 (vit_arena + 50176) /* h.7 f32[196,64] */
 #define V_h_8 (vit_arena + 0) /* h.8 f32[196,256] */
-#define V_linear_8 (vit_arena + 62720) /* linear.8 f32[196,64] */
-#define V_channel_scale_5 (vit_arena + 0) /* channel_scale.5 f32[196,64] */
-#define V_x_6 (vit_arena + 12544) /* x.6 f32[196,64] */
+#define V_x_6 (vit_arena + 50176) /* x.6 f32[196,64] */
 #define V_dyvit0_ln (vit_arena + 0) /* dyvit0.ln f32[196,64] */
-#define V_dyvit0_in_1 (vit_arena + 25088) /* dyvit0.in.1 f32[196,64] */
+#define V_dyvit0_in_1 (vit_arena + 12544) /* dyvit0.in.1 f32[196,64] */
 #define V_dyvit0_mix (vit_arena + 0) /* dyvit0.mix f32[196,64] */
-#define V_dyvit0_out0_1 (vit_arena + 25088) /* dyvit0.out0.1 f32[196,32] */
+#define V_dyvit0_out0_1 (vit_arena + 12544) /* dyvit0.out0.1 f32[196,32] */
 #define V_dyvit0_out2_1 (vit_arena + 0) /* dyvit0.out2.1 f32[196,16] */
 #define V_dyvit0_logits (vit_arena + 3136) /* dyvit0.logits f32[196,2] */
 #define V_dyvit0_score (vit_arena + 0) /* dyvit0.score f32[196] */
@@ -281,40 +269,28 @@ static _Alignas(64) float vit_memory[75264 + VIT_TINY_VIT_SCRATCH_BYTES / 4];
 #define V_h_9 (vit_arena + 35072) /* h.9 f32[137,64] */
 #define V_qkv_3 (vit_arena + 0) /* qkv.3 f32[137,192] */
 #define V_context_3 (vit_arena + 35072) /* context.3 f32[137,64] */
-#define V_linear_9 (vit_arena + 0) /* linear.9 f32[137,64] */
-#define V_channel_scale_6 (vit_arena + 8768) /* channel_scale.6 f32[137,64] */
-#define V_x_7_1 (vit_arena + 35072) /* x.7.1 f32[137,64] */
-#define V_h_10 (vit_arena + 43840) /* h.10 f32[137,64] */
+#define V_x_7_1 (vit_arena + 43840) /* x.7.1 f32[137,64] */
+#define V_h_10 (vit_arena + 35072) /* h.10 f32[137,64] */
 #define V_h_11 (vit_arena + 0) /* h.11 f32[137,256] */
-#define V_linear_11 (vit_arena + 43840) /* linear.11 f32[137,64] */
-#define V_channel_scale_7 (vit_arena + 0) /* channel_scale.7 f32[137,64] */
-#define V_x_8 (vit_arena + 26304) /* x.8 f32[137,64] */
-#define V_h_12 (vit_arena + 35072) /* h.12 f32[137,64] */
+#define V_x_8 (vit_arena + 35072) /* x.8 f32[137,64] */
+#define V_h_12 (vit_arena + 26304) /* h.12 f32[137,64] */
 #define V_qkv_4 (vit_arena + 0) /* qkv.4 f32[137,192] */
-#define V_context_4 (vit_arena + 35072) /* context.4 f32[137,64] */
-#define V_linear_12 (vit_arena + 0) /* linear.12 f32[137,64] */
-#define V_channel_scale_8 (vit_arena + 8768) /* channel_scale.8 f32[137,64] */
-#define V_x_9 (vit_arena + 35072) /* x.9 f32[137,64] */
-#define V_h_13 (vit_arena + 43840) /* h.13 f32[137,64] */
+#define V_context_4 (vit_arena + 26304) /* context.4 f32[137,64] */
+#define V_x_9 (vit_arena + 43840) /* x.9 f32[137,64] */
+#define V_h_13 (vit_arena + 35072) /* h.13 f32[137,64] */
 #define V_h_14 (vit_arena + 0) /* h.14 f32[137,256] */
-#define V_linear_14 (vit_arena + 43840) /* linear.14 f32[137,64] */
-#define V_channel_scale_9 (vit_arena + 0) /* channel_scale.9 f32[137,64] */
-#define V_x_10 (vit_arena + 26304) /* x.10 f32[137,64] */
-#define V_h_15 (vit_arena + 35072) /* h.15 f32[137,64] */
+#define V_x_10 (vit_arena + 35072) /* x.10 f32[137,64] */
+#define V_h_15 (vit_arena + 26304) /* h.15 f32[137,64] */
 #define V_qkv_5 (vit_arena + 0) /* qkv.5 f32[137,192] */
-#define V_context_5 (vit_arena + 35072) /* context.5 f32[137,64] */
-#define V_linear_15 (vit_arena + 0) /* linear.15 f32[137,64] */
-#define V_channel_scale_10 (vit_arena + 8768) /* channel_scale.10 f32[137,64] */
-#define V_x_11 (vit_arena + 35072) /* x.11 f32[137,64] */
-#define V_h_16 (vit_arena + 43840) /* h.16 f32[137,64] */
+#define V_context_5 (vit_arena + 26304) /* context.5 f32[137,64] */
+#define V_x_11 (vit_arena + 43840) /* x.11 f32[137,64] */
+#define V_h_16 (vit_arena + 35072) /* h.16 f32[137,64] */
 #define V_h_17 (vit_arena + 0) /* h.17 f32[137,256] */
-#define V_linear_17 (vit_arena + 43840) /* linear.17 f32[137,64] */
-#define V_channel_scale_11 (vit_arena + 0) /* channel_scale.11 f32[137,64] */
-#define V_x_12 (vit_arena + 8768) /* x.12 f32[137,64] */
+#define V_x_12 (vit_arena + 35072) /* x.12 f32[137,64] */
 #define V_dyvit1_ln (vit_arena + 0) /* dyvit1.ln f32[137,64] */
-#define V_dyvit1_in_1 (vit_arena + 17536) /* dyvit1.in.1 f32[137,64] */
+#define V_dyvit1_in_1 (vit_arena + 8768) /* dyvit1.in.1 f32[137,64] */
 #define V_dyvit1_mix (vit_arena + 0) /* dyvit1.mix f32[137,64] */
-#define V_dyvit1_out0_1 (vit_arena + 17536) /* dyvit1.out0.1 f32[137,32] */
+#define V_dyvit1_out0_1 (vit_arena + 8768) /* dyvit1.out0.1 f32[137,32] */
 #define V_dyvit1_out2_1 (vit_arena + 0) /* dyvit1.out2.1 f32[137,16] */
 #define V_dyvit1_logits (vit_arena + 2192) /* dyvit1.logits f32[137,2] */
 #define V_dyvit1_score (vit_arena + 0) /* dyvit1.score f32[137] */
@@ -322,40 +298,28 @@ static _Alignas(64) float vit_memory[75264 + VIT_TINY_VIT_SCRATCH_BYTES / 4];
 #define V_h_18 (vit_arena + 24576) /* h.18 f32[96,64] */
 #define V_qkv_6 (vit_arena + 0) /* qkv.6 f32[96,192] */
 #define V_context_6 (vit_arena + 24576) /* context.6 f32[96,64] */
-#define V_linear_18 (vit_arena + 0) /* linear.18 f32[96,64] */
-#define V_channel_scale_12 (vit_arena + 6144) /* channel_scale.12 f32[96,64] */
-#define V_x_13_1 (vit_arena + 24576) /* x.13.1 f32[96,64] */
-#define V_h_19 (vit_arena + 30720) /* h.19 f32[96,64] */
+#define V_x_13_1 (vit_arena + 30720) /* x.13.1 f32[96,64] */
+#define V_h_19 (vit_arena + 24576) /* h.19 f32[96,64] */
 #define V_h_20 (vit_arena + 0) /* h.20 f32[96,256] */
-#define V_linear_20 (vit_arena + 30720) /* linear.20 f32[96,64] */
-#define V_channel_scale_13 (vit_arena + 0) /* channel_scale.13 f32[96,64] */
-#define V_x_14 (vit_arena + 18432) /* x.14 f32[96,64] */
-#define V_h_21 (vit_arena + 24576) /* h.21 f32[96,64] */
+#define V_x_14 (vit_arena + 24576) /* x.14 f32[96,64] */
+#define V_h_21 (vit_arena + 18432) /* h.21 f32[96,64] */
 #define V_qkv_7 (vit_arena + 0) /* qkv.7 f32[96,192] */
-#define V_context_7 (vit_arena + 24576) /* context.7 f32[96,64] */
-#define V_linear_21 (vit_arena + 0) /* linear.21 f32[96,64] */
-#define V_channel_scale_14 (vit_arena + 6144) /* channel_scale.14 f32[96,64] */
-#define V_x_15 (vit_arena + 24576) /* x.15 f32[96,64] */
-#define V_h_22 (vit_arena + 30720) /* h.22 f32[96,64] */
+#define V_context_7 (vit_arena + 18432) /* context.7 f32[96,64] */
+#define V_x_15 (vit_arena + 30720) /* x.15 f32[96,64] */
+#define V_h_22 (vit_arena + 24576) /* h.22 f32[96,64] */
 #define V_h_23 (vit_arena + 0) /* h.23 f32[96,256] */
-#define V_linear_23 (vit_arena + 30720) /* linear.23 f32[96,64] */
-#define V_channel_scale_15 (vit_arena + 0) /* channel_scale.15 f32[96,64] */
-#define V_x_16 (vit_arena + 18432) /* x.16 f32[96,64] */
-#define V_h_24 (vit_arena + 24576) /* h.24 f32[96,64] */
+#define V_x_16 (vit_arena + 24576) /* x.16 f32[96,64] */
+#define V_h_24 (vit_arena + 18432) /* h.24 f32[96,64] */
 #define V_qkv_8 (vit_arena + 0) /* qkv.8 f32[96,192] */
-#define V_context_8 (vit_arena + 24576) /* context.8 f32[96,64] */
-#define V_linear_24 (vit_arena + 0) /* linear.24 f32[96,64] */
-#define V_channel_scale_16 (vit_arena + 6144) /* channel_scale.16 f32[96,64] */
-#define V_x_17 (vit_arena + 24576) /* x.17 f32[96,64] */
-#define V_h_25 (vit_arena + 30720) /* h.25 f32[96,64] */
+#define V_context_8 (vit_arena + 18432) /* context.8 f32[96,64] */
+#define V_x_17 (vit_arena + 30720) /* x.17 f32[96,64] */
+#define V_h_25 (vit_arena + 24576) /* h.25 f32[96,64] */
 #define V_h_26 (vit_arena + 0) /* h.26 f32[96,256] */
-#define V_linear_26 (vit_arena + 30720) /* linear.26 f32[96,64] */
-#define V_channel_scale_17 (vit_arena + 0) /* channel_scale.17 f32[96,64] */
-#define V_x_18 (vit_arena + 6144) /* x.18 f32[96,64] */
+#define V_x_18 (vit_arena + 24576) /* x.18 f32[96,64] */
 #define V_dyvit2_ln (vit_arena + 0) /* dyvit2.ln f32[96,64] */
-#define V_dyvit2_in_1 (vit_arena + 12288) /* dyvit2.in.1 f32[96,64] */
+#define V_dyvit2_in_1 (vit_arena + 6144) /* dyvit2.in.1 f32[96,64] */
 #define V_dyvit2_mix (vit_arena + 0) /* dyvit2.mix f32[96,64] */
-#define V_dyvit2_out0_1 (vit_arena + 12288) /* dyvit2.out0.1 f32[96,32] */
+#define V_dyvit2_out0_1 (vit_arena + 6144) /* dyvit2.out0.1 f32[96,32] */
 #define V_dyvit2_out2_1 (vit_arena + 0) /* dyvit2.out2.1 f32[96,16] */
 #define V_dyvit2_logits (vit_arena + 1536) /* dyvit2.logits f32[96,2] */
 #define V_dyvit2_score (vit_arena + 0) /* dyvit2.score f32[96] */
@@ -363,36 +327,24 @@ static _Alignas(64) float vit_memory[75264 + VIT_TINY_VIT_SCRATCH_BYTES / 4];
 #define V_h_27 (vit_arena + 17152) /* h.27 f32[67,64] */
 #define V_qkv_9 (vit_arena + 0) /* qkv.9 f32[67,192] */
 #define V_context_9 (vit_arena + 17152) /* context.9 f32[67,64] */
-#define V_linear_27 (vit_arena + 0) /* linear.27 f32[67,64] */
-#define V_channel_scale_18 (vit_arena + 4288) /* channel_scale.18 f32[67,64] */
-#define V_x_19_1 (vit_arena + 17152) /* x.19.1 f32[67,64] */
-#define V_h_28 (vit_arena + 21440) /* h.28 f32[67,64] */
+#define V_x_19_1 (vit_arena + 21440) /* x.19.1 f32[67,64] */
+#define V_h_28 (vit_arena + 17152) /* h.28 f32[67,64] */
 #define V_h_29 (vit_arena + 0) /* h.29 f32[67,256] */
-#define V_linear_29 (vit_arena + 21440) /* linear.29 f32[67,64] */
-#define V_channel_scale_19 (vit_arena + 0) /* channel_scale.19 f32[67,64] */
-#define V_x_20 (vit_arena + 12864) /* x.20 f32[67,64] */
-#define V_h_30 (vit_arena + 17152) /* h.30 f32[67,64] */
+#define V_x_20 (vit_arena + 17152) /* x.20 f32[67,64] */
+#define V_h_30 (vit_arena + 12864) /* h.30 f32[67,64] */
 #define V_qkv_10 (vit_arena + 0) /* qkv.10 f32[67,192] */
-#define V_context_10 (vit_arena + 17152) /* context.10 f32[67,64] */
-#define V_linear_30 (vit_arena + 0) /* linear.30 f32[67,64] */
-#define V_channel_scale_20 (vit_arena + 4288) /* channel_scale.20 f32[67,64] */
-#define V_x_21 (vit_arena + 17152) /* x.21 f32[67,64] */
-#define V_h_31 (vit_arena + 21440) /* h.31 f32[67,64] */
+#define V_context_10 (vit_arena + 12864) /* context.10 f32[67,64] */
+#define V_x_21 (vit_arena + 21440) /* x.21 f32[67,64] */
+#define V_h_31 (vit_arena + 17152) /* h.31 f32[67,64] */
 #define V_h_32 (vit_arena + 0) /* h.32 f32[67,256] */
-#define V_linear_32 (vit_arena + 21440) /* linear.32 f32[67,64] */
-#define V_channel_scale_21 (vit_arena + 0) /* channel_scale.21 f32[67,64] */
-#define V_x_22 (vit_arena + 12864) /* x.22 f32[67,64] */
-#define V_h_33 (vit_arena + 17152) /* h.33 f32[67,64] */
+#define V_x_22 (vit_arena + 17152) /* x.22 f32[67,64] */
+#define V_h_33 (vit_arena + 12864) /* h.33 f32[67,64] */
 #define V_qkv_11 (vit_arena + 0) /* qkv.11 f32[67,192] */
-#define V_context_11 (vit_arena + 17152) /* context.11 f32[67,64] */
-#define V_linear_33 (vit_arena + 0) /* linear.33 f32[67,64] */
-#define V_channel_scale_22 (vit_arena + 4288) /* channel_scale.22 f32[67,64] */
-#define V_x_23 (vit_arena + 17152) /* x.23 f32[67,64] */
-#define V_h_34 (vit_arena + 21440) /* h.34 f32[67,64] */
+#define V_context_11 (vit_arena + 12864) /* context.11 f32[67,64] */
+#define V_x_23 (vit_arena + 21440) /* x.23 f32[67,64] */
+#define V_h_34 (vit_arena + 17152) /* h.34 f32[67,64] */
 #define V_h_35 (vit_arena + 0) /* h.35 f32[67,256] */
-#define V_linear_35 (vit_arena + 21440) /* linear.35 f32[67,64] */
-#define V_channel_scale_23 (vit_arena + 0) /* channel_scale.23 f32[67,64] */
-#define V_x_24 (vit_arena + 4288) /* x.24 f32[67,64] */
+#define V_x_24 (vit_arena + 17152) /* x.24 f32[67,64] */
 #define V_layernorm (vit_arena + 0) /* layernorm f32[67,64] */
 #define V_cls (vit_arena + 4288) /* cls f32[64] */
 #define V_logits (vit_arena + 0) /* logits f32[1000] */
@@ -446,102 +398,96 @@ static void stage00_stem(struct vit_run *run) {
 }
 
 /*
- * stage01_block00: 11 ops
+ * stage01_block00: 7 ops
  * reads:  x f32[196,64]
  * writes: x.2 f32[196,64]
  *   h: f32[196,64] = layernorm(x, @blocks.0.norm1.weight, @blocks.0.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv: f32[196,192] = linear(h, @blocks.0.attn.qkv.weight, @blocks.0.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context: f32[196,64] = attention(qkv, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear: f32[196,64] = linear(context, @blocks.0.attn.proj.weight, @blocks.0.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale: f32[196,64] = channel_scale(linear, @blocks.0.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.1: f32[196,64] = add(x, channel_scale)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.1: f32[196,64] = linear_scale_add(context, @blocks.0.attn.proj.weight, @blocks.0.attn.proj.bias, @blocks.0.ls1.gamma, x)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.1: f32[196,64] = layernorm(x.1, @blocks.0.norm2.weight, @blocks.0.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.2: f32[196,256] = linear_gelu(h.1, @blocks.0.mlp.fc1.weight, @blocks.0.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.2: f32[196,64] = linear(h.2, @blocks.0.mlp.fc2.weight, @blocks.0.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.1: f32[196,64] = channel_scale(linear.2, @blocks.0.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.2: f32[196,64] = add(x.1, channel_scale.1)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.2: f32[196,64] = linear_scale_add(h.2, @blocks.0.mlp.fc2.weight, @blocks.0.mlp.fc2.bias, @blocks.0.ls2.gamma, x.1)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage01_block00(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x, 196, 64, P_blocks_0_norm1_weight, P_blocks_0_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h); /* h */
   vit_linear_f32(V_h, 196, 64, P_blocks_0_attn_qkv_weight, P_blocks_0_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv); /* qkv */
   vit_attention_f32(V_qkv, 196, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context); /* context */
-  vit_linear_f32(V_context, 196, 64, P_blocks_0_attn_proj_weight, P_blocks_0_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear); /* linear */
-  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* channel_scale = LayerScale */
-    V_channel_scale[i * 64 + j] = V_linear[i * 64 + j] * P_blocks_0_ls1_gamma[j];
-  for (int i = 0; i < 12544; i++) V_x_1[i] = V_x[i] + V_channel_scale[i]; /* x.1 = add */
+  vit_linear_f32(V_context, 196, 64, P_blocks_0_attn_proj_weight, P_blocks_0_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_1); /* x.1 */
+  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_1[i * 64 + j] * P_blocks_0_ls1_gamma[j];
+    V_x_1[i * 64 + j] = V_x[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_1, 196, 64, P_blocks_0_norm2_weight, P_blocks_0_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_1); /* h.1 */
   vit_linear_f32(V_h_1, 196, 64, P_blocks_0_mlp_fc1_weight, P_blocks_0_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_2); /* h.2 */
-  vit_linear_f32(V_h_2, 196, 256, P_blocks_0_mlp_fc2_weight, P_blocks_0_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_2); /* linear.2 */
-  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* channel_scale.1 = LayerScale */
-    V_channel_scale_1[i * 64 + j] = V_linear_2[i * 64 + j] * P_blocks_0_ls2_gamma[j];
-  for (int i = 0; i < 12544; i++) V_x_2[i] = V_x_1[i] + V_channel_scale_1[i]; /* x.2 = add */
+  vit_linear_f32(V_h_2, 196, 256, P_blocks_0_mlp_fc2_weight, P_blocks_0_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_2); /* x.2 */
+  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_2[i * 64 + j] * P_blocks_0_ls2_gamma[j];
+    V_x_2[i * 64 + j] = V_x_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage02_block01: 11 ops
+ * stage02_block01: 7 ops
  * reads:  x.2 f32[196,64]
  * writes: x.4 f32[196,64]
  *   h.3: f32[196,64] = layernorm(x.2, @blocks.1.norm1.weight, @blocks.1.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.1: f32[196,192] = linear(h.3, @blocks.1.attn.qkv.weight, @blocks.1.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.1: f32[196,64] = attention(qkv.1, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.3: f32[196,64] = linear(context.1, @blocks.1.attn.proj.weight, @blocks.1.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.2: f32[196,64] = channel_scale(linear.3, @blocks.1.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.3: f32[196,64] = add(x.2, channel_scale.2)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.3: f32[196,64] = linear_scale_add(context.1, @blocks.1.attn.proj.weight, @blocks.1.attn.proj.bias, @blocks.1.ls1.gamma, x.2)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.4: f32[196,64] = layernorm(x.3, @blocks.1.norm2.weight, @blocks.1.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.5: f32[196,256] = linear_gelu(h.4, @blocks.1.mlp.fc1.weight, @blocks.1.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.5: f32[196,64] = linear(h.5, @blocks.1.mlp.fc2.weight, @blocks.1.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.3: f32[196,64] = channel_scale(linear.5, @blocks.1.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.4: f32[196,64] = add(x.3, channel_scale.3)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.4: f32[196,64] = linear_scale_add(h.5, @blocks.1.mlp.fc2.weight, @blocks.1.mlp.fc2.bias, @blocks.1.ls2.gamma, x.3)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage02_block01(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_2, 196, 64, P_blocks_1_norm1_weight, P_blocks_1_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_3); /* h.3 */
   vit_linear_f32(V_h_3, 196, 64, P_blocks_1_attn_qkv_weight, P_blocks_1_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_1); /* qkv.1 */
   vit_attention_f32(V_qkv_1, 196, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_1); /* context.1 */
-  vit_linear_f32(V_context_1, 196, 64, P_blocks_1_attn_proj_weight, P_blocks_1_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_3); /* linear.3 */
-  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* channel_scale.2 = LayerScale */
-    V_channel_scale_2[i * 64 + j] = V_linear_3[i * 64 + j] * P_blocks_1_ls1_gamma[j];
-  for (int i = 0; i < 12544; i++) V_x_3[i] = V_x_2[i] + V_channel_scale_2[i]; /* x.3 = add */
+  vit_linear_f32(V_context_1, 196, 64, P_blocks_1_attn_proj_weight, P_blocks_1_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_3); /* x.3 */
+  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_3[i * 64 + j] * P_blocks_1_ls1_gamma[j];
+    V_x_3[i * 64 + j] = V_x_2[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_3, 196, 64, P_blocks_1_norm2_weight, P_blocks_1_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_4); /* h.4 */
   vit_linear_f32(V_h_4, 196, 64, P_blocks_1_mlp_fc1_weight, P_blocks_1_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_5); /* h.5 */
-  vit_linear_f32(V_h_5, 196, 256, P_blocks_1_mlp_fc2_weight, P_blocks_1_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_5); /* linear.5 */
-  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* channel_scale.3 = LayerScale */
-    V_channel_scale_3[i * 64 + j] = V_linear_5[i * 64 + j] * P_blocks_1_ls2_gamma[j];
-  for (int i = 0; i < 12544; i++) V_x_4[i] = V_x_3[i] + V_channel_scale_3[i]; /* x.4 = add */
+  vit_linear_f32(V_h_5, 196, 256, P_blocks_1_mlp_fc2_weight, P_blocks_1_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_4); /* x.4 */
+  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_4[i * 64 + j] * P_blocks_1_ls2_gamma[j];
+    V_x_4[i * 64 + j] = V_x_3[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage03_block02: 11 ops
+ * stage03_block02: 7 ops
  * reads:  x.4 f32[196,64]
  * writes: x.6 f32[196,64]
  *   h.6: f32[196,64] = layernorm(x.4, @blocks.2.norm1.weight, @blocks.2.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.2: f32[196,192] = linear(h.6, @blocks.2.attn.qkv.weight, @blocks.2.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.2: f32[196,64] = attention(qkv.2, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.6: f32[196,64] = linear(context.2, @blocks.2.attn.proj.weight, @blocks.2.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.4: f32[196,64] = channel_scale(linear.6, @blocks.2.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.5: f32[196,64] = add(x.4, channel_scale.4)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.5: f32[196,64] = linear_scale_add(context.2, @blocks.2.attn.proj.weight, @blocks.2.attn.proj.bias, @blocks.2.ls1.gamma, x.4)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.7: f32[196,64] = layernorm(x.5, @blocks.2.norm2.weight, @blocks.2.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.8: f32[196,256] = linear_gelu(h.7, @blocks.2.mlp.fc1.weight, @blocks.2.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.8: f32[196,64] = linear(h.8, @blocks.2.mlp.fc2.weight, @blocks.2.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.5: f32[196,64] = channel_scale(linear.8, @blocks.2.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.6: f32[196,64] = add(x.5, channel_scale.5)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.6: f32[196,64] = linear_scale_add(h.8, @blocks.2.mlp.fc2.weight, @blocks.2.mlp.fc2.bias, @blocks.2.ls2.gamma, x.5)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage03_block02(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_4, 196, 64, P_blocks_2_norm1_weight, P_blocks_2_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_6); /* h.6 */
   vit_linear_f32(V_h_6, 196, 64, P_blocks_2_attn_qkv_weight, P_blocks_2_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_2); /* qkv.2 */
   vit_attention_f32(V_qkv_2, 196, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_2); /* context.2 */
-  vit_linear_f32(V_context_2, 196, 64, P_blocks_2_attn_proj_weight, P_blocks_2_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_6); /* linear.6 */
-  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* channel_scale.4 = LayerScale */
-    V_channel_scale_4[i * 64 + j] = V_linear_6[i * 64 + j] * P_blocks_2_ls1_gamma[j];
-  for (int i = 0; i < 12544; i++) V_x_5[i] = V_x_4[i] + V_channel_scale_4[i]; /* x.5 = add */
+  vit_linear_f32(V_context_2, 196, 64, P_blocks_2_attn_proj_weight, P_blocks_2_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_5); /* x.5 */
+  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_5[i * 64 + j] * P_blocks_2_ls1_gamma[j];
+    V_x_5[i * 64 + j] = V_x_4[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_5, 196, 64, P_blocks_2_norm2_weight, P_blocks_2_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_7); /* h.7 */
   vit_linear_f32(V_h_7, 196, 64, P_blocks_2_mlp_fc1_weight, P_blocks_2_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_8); /* h.8 */
-  vit_linear_f32(V_h_8, 196, 256, P_blocks_2_mlp_fc2_weight, P_blocks_2_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_8); /* linear.8 */
-  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* channel_scale.5 = LayerScale */
-    V_channel_scale_5[i * 64 + j] = V_linear_8[i * 64 + j] * P_blocks_2_ls2_gamma[j];
-  for (int i = 0; i < 12544; i++) V_x_6[i] = V_x_5[i] + V_channel_scale_5[i]; /* x.6 = add */
+  vit_linear_f32(V_h_8, 196, 256, P_blocks_2_mlp_fc2_weight, P_blocks_2_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_6); /* x.6 */
+  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_6[i * 64 + j] * P_blocks_2_ls2_gamma[j];
+    V_x_6[i * 64 + j] = V_x_5[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -580,102 +526,96 @@ static void stage04_block03_prune(struct vit_run *run) {
 }
 
 /*
- * stage05_block03: 11 ops
+ * stage05_block03: 7 ops
  * reads:  x.7 f32[137,64]
  * writes: x.8 f32[137,64]
  *   h.9: f32[137,64] = layernorm(x.7, @blocks.3.norm1.weight, @blocks.3.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.3: f32[137,192] = linear(h.9, @blocks.3.attn.qkv.weight, @blocks.3.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.3: f32[137,64] = attention(qkv.3, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.9: f32[137,64] = linear(context.3, @blocks.3.attn.proj.weight, @blocks.3.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.6: f32[137,64] = channel_scale(linear.9, @blocks.3.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.7.1: f32[137,64] = add(x.7, channel_scale.6)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.7.1: f32[137,64] = linear_scale_add(context.3, @blocks.3.attn.proj.weight, @blocks.3.attn.proj.bias, @blocks.3.ls1.gamma, x.7)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.10: f32[137,64] = layernorm(x.7.1, @blocks.3.norm2.weight, @blocks.3.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.11: f32[137,256] = linear_gelu(h.10, @blocks.3.mlp.fc1.weight, @blocks.3.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.11: f32[137,64] = linear(h.11, @blocks.3.mlp.fc2.weight, @blocks.3.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.7: f32[137,64] = channel_scale(linear.11, @blocks.3.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.8: f32[137,64] = add(x.7.1, channel_scale.7)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.8: f32[137,64] = linear_scale_add(h.11, @blocks.3.mlp.fc2.weight, @blocks.3.mlp.fc2.bias, @blocks.3.ls2.gamma, x.7.1)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage05_block03(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_7, 137, 64, P_blocks_3_norm1_weight, P_blocks_3_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_9); /* h.9 */
   vit_linear_f32(V_h_9, 137, 64, P_blocks_3_attn_qkv_weight, P_blocks_3_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_3); /* qkv.3 */
   vit_attention_f32(V_qkv_3, 137, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_3); /* context.3 */
-  vit_linear_f32(V_context_3, 137, 64, P_blocks_3_attn_proj_weight, P_blocks_3_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_9); /* linear.9 */
-  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* channel_scale.6 = LayerScale */
-    V_channel_scale_6[i * 64 + j] = V_linear_9[i * 64 + j] * P_blocks_3_ls1_gamma[j];
-  for (int i = 0; i < 8768; i++) V_x_7_1[i] = V_x_7[i] + V_channel_scale_6[i]; /* x.7.1 = add */
+  vit_linear_f32(V_context_3, 137, 64, P_blocks_3_attn_proj_weight, P_blocks_3_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_7_1); /* x.7.1 */
+  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_7_1[i * 64 + j] * P_blocks_3_ls1_gamma[j];
+    V_x_7_1[i * 64 + j] = V_x_7[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_7_1, 137, 64, P_blocks_3_norm2_weight, P_blocks_3_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_10); /* h.10 */
   vit_linear_f32(V_h_10, 137, 64, P_blocks_3_mlp_fc1_weight, P_blocks_3_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_11); /* h.11 */
-  vit_linear_f32(V_h_11, 137, 256, P_blocks_3_mlp_fc2_weight, P_blocks_3_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_11); /* linear.11 */
-  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* channel_scale.7 = LayerScale */
-    V_channel_scale_7[i * 64 + j] = V_linear_11[i * 64 + j] * P_blocks_3_ls2_gamma[j];
-  for (int i = 0; i < 8768; i++) V_x_8[i] = V_x_7_1[i] + V_channel_scale_7[i]; /* x.8 = add */
+  vit_linear_f32(V_h_11, 137, 256, P_blocks_3_mlp_fc2_weight, P_blocks_3_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_8); /* x.8 */
+  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_8[i * 64 + j] * P_blocks_3_ls2_gamma[j];
+    V_x_8[i * 64 + j] = V_x_7_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage06_block04: 11 ops
+ * stage06_block04: 7 ops
  * reads:  x.8 f32[137,64]
  * writes: x.10 f32[137,64]
  *   h.12: f32[137,64] = layernorm(x.8, @blocks.4.norm1.weight, @blocks.4.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.4: f32[137,192] = linear(h.12, @blocks.4.attn.qkv.weight, @blocks.4.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.4: f32[137,64] = attention(qkv.4, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.12: f32[137,64] = linear(context.4, @blocks.4.attn.proj.weight, @blocks.4.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.8: f32[137,64] = channel_scale(linear.12, @blocks.4.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.9: f32[137,64] = add(x.8, channel_scale.8)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.9: f32[137,64] = linear_scale_add(context.4, @blocks.4.attn.proj.weight, @blocks.4.attn.proj.bias, @blocks.4.ls1.gamma, x.8)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.13: f32[137,64] = layernorm(x.9, @blocks.4.norm2.weight, @blocks.4.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.14: f32[137,256] = linear_gelu(h.13, @blocks.4.mlp.fc1.weight, @blocks.4.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.14: f32[137,64] = linear(h.14, @blocks.4.mlp.fc2.weight, @blocks.4.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.9: f32[137,64] = channel_scale(linear.14, @blocks.4.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.10: f32[137,64] = add(x.9, channel_scale.9)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.10: f32[137,64] = linear_scale_add(h.14, @blocks.4.mlp.fc2.weight, @blocks.4.mlp.fc2.bias, @blocks.4.ls2.gamma, x.9)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage06_block04(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_8, 137, 64, P_blocks_4_norm1_weight, P_blocks_4_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_12); /* h.12 */
   vit_linear_f32(V_h_12, 137, 64, P_blocks_4_attn_qkv_weight, P_blocks_4_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_4); /* qkv.4 */
   vit_attention_f32(V_qkv_4, 137, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_4); /* context.4 */
-  vit_linear_f32(V_context_4, 137, 64, P_blocks_4_attn_proj_weight, P_blocks_4_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_12); /* linear.12 */
-  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* channel_scale.8 = LayerScale */
-    V_channel_scale_8[i * 64 + j] = V_linear_12[i * 64 + j] * P_blocks_4_ls1_gamma[j];
-  for (int i = 0; i < 8768; i++) V_x_9[i] = V_x_8[i] + V_channel_scale_8[i]; /* x.9 = add */
+  vit_linear_f32(V_context_4, 137, 64, P_blocks_4_attn_proj_weight, P_blocks_4_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_9); /* x.9 */
+  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_9[i * 64 + j] * P_blocks_4_ls1_gamma[j];
+    V_x_9[i * 64 + j] = V_x_8[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_9, 137, 64, P_blocks_4_norm2_weight, P_blocks_4_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_13); /* h.13 */
   vit_linear_f32(V_h_13, 137, 64, P_blocks_4_mlp_fc1_weight, P_blocks_4_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_14); /* h.14 */
-  vit_linear_f32(V_h_14, 137, 256, P_blocks_4_mlp_fc2_weight, P_blocks_4_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_14); /* linear.14 */
-  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* channel_scale.9 = LayerScale */
-    V_channel_scale_9[i * 64 + j] = V_linear_14[i * 64 + j] * P_blocks_4_ls2_gamma[j];
-  for (int i = 0; i < 8768; i++) V_x_10[i] = V_x_9[i] + V_channel_scale_9[i]; /* x.10 = add */
+  vit_linear_f32(V_h_14, 137, 256, P_blocks_4_mlp_fc2_weight, P_blocks_4_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_10); /* x.10 */
+  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_10[i * 64 + j] * P_blocks_4_ls2_gamma[j];
+    V_x_10[i * 64 + j] = V_x_9[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage07_block05: 11 ops
+ * stage07_block05: 7 ops
  * reads:  x.10 f32[137,64]
  * writes: x.12 f32[137,64]
  *   h.15: f32[137,64] = layernorm(x.10, @blocks.5.norm1.weight, @blocks.5.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.5: f32[137,192] = linear(h.15, @blocks.5.attn.qkv.weight, @blocks.5.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.5: f32[137,64] = attention(qkv.5, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.15: f32[137,64] = linear(context.5, @blocks.5.attn.proj.weight, @blocks.5.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.10: f32[137,64] = channel_scale(linear.15, @blocks.5.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.11: f32[137,64] = add(x.10, channel_scale.10)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.11: f32[137,64] = linear_scale_add(context.5, @blocks.5.attn.proj.weight, @blocks.5.attn.proj.bias, @blocks.5.ls1.gamma, x.10)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.16: f32[137,64] = layernorm(x.11, @blocks.5.norm2.weight, @blocks.5.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.17: f32[137,256] = linear_gelu(h.16, @blocks.5.mlp.fc1.weight, @blocks.5.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.17: f32[137,64] = linear(h.17, @blocks.5.mlp.fc2.weight, @blocks.5.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.11: f32[137,64] = channel_scale(linear.17, @blocks.5.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.12: f32[137,64] = add(x.11, channel_scale.11)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.12: f32[137,64] = linear_scale_add(h.17, @blocks.5.mlp.fc2.weight, @blocks.5.mlp.fc2.bias, @blocks.5.ls2.gamma, x.11)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage07_block05(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_10, 137, 64, P_blocks_5_norm1_weight, P_blocks_5_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_15); /* h.15 */
   vit_linear_f32(V_h_15, 137, 64, P_blocks_5_attn_qkv_weight, P_blocks_5_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_5); /* qkv.5 */
   vit_attention_f32(V_qkv_5, 137, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_5); /* context.5 */
-  vit_linear_f32(V_context_5, 137, 64, P_blocks_5_attn_proj_weight, P_blocks_5_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_15); /* linear.15 */
-  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* channel_scale.10 = LayerScale */
-    V_channel_scale_10[i * 64 + j] = V_linear_15[i * 64 + j] * P_blocks_5_ls1_gamma[j];
-  for (int i = 0; i < 8768; i++) V_x_11[i] = V_x_10[i] + V_channel_scale_10[i]; /* x.11 = add */
+  vit_linear_f32(V_context_5, 137, 64, P_blocks_5_attn_proj_weight, P_blocks_5_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_11); /* x.11 */
+  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_11[i * 64 + j] * P_blocks_5_ls1_gamma[j];
+    V_x_11[i * 64 + j] = V_x_10[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_11, 137, 64, P_blocks_5_norm2_weight, P_blocks_5_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_16); /* h.16 */
   vit_linear_f32(V_h_16, 137, 64, P_blocks_5_mlp_fc1_weight, P_blocks_5_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_17); /* h.17 */
-  vit_linear_f32(V_h_17, 137, 256, P_blocks_5_mlp_fc2_weight, P_blocks_5_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_17); /* linear.17 */
-  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* channel_scale.11 = LayerScale */
-    V_channel_scale_11[i * 64 + j] = V_linear_17[i * 64 + j] * P_blocks_5_ls2_gamma[j];
-  for (int i = 0; i < 8768; i++) V_x_12[i] = V_x_11[i] + V_channel_scale_11[i]; /* x.12 = add */
+  vit_linear_f32(V_h_17, 137, 256, P_blocks_5_mlp_fc2_weight, P_blocks_5_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_12); /* x.12 */
+  for (int i = 0; i < 137; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_12[i * 64 + j] * P_blocks_5_ls2_gamma[j];
+    V_x_12[i * 64 + j] = V_x_11[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -712,102 +652,96 @@ static void stage08_block06_prune(struct vit_run *run) {
 }
 
 /*
- * stage09_block06: 11 ops
+ * stage09_block06: 7 ops
  * reads:  x.13 f32[96,64]
  * writes: x.14 f32[96,64]
  *   h.18: f32[96,64] = layernorm(x.13, @blocks.6.norm1.weight, @blocks.6.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.6: f32[96,192] = linear(h.18, @blocks.6.attn.qkv.weight, @blocks.6.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.6: f32[96,64] = attention(qkv.6, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.18: f32[96,64] = linear(context.6, @blocks.6.attn.proj.weight, @blocks.6.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.12: f32[96,64] = channel_scale(linear.18, @blocks.6.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.13.1: f32[96,64] = add(x.13, channel_scale.12)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.13.1: f32[96,64] = linear_scale_add(context.6, @blocks.6.attn.proj.weight, @blocks.6.attn.proj.bias, @blocks.6.ls1.gamma, x.13)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.19: f32[96,64] = layernorm(x.13.1, @blocks.6.norm2.weight, @blocks.6.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.20: f32[96,256] = linear_gelu(h.19, @blocks.6.mlp.fc1.weight, @blocks.6.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.20: f32[96,64] = linear(h.20, @blocks.6.mlp.fc2.weight, @blocks.6.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.13: f32[96,64] = channel_scale(linear.20, @blocks.6.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.14: f32[96,64] = add(x.13.1, channel_scale.13)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.14: f32[96,64] = linear_scale_add(h.20, @blocks.6.mlp.fc2.weight, @blocks.6.mlp.fc2.bias, @blocks.6.ls2.gamma, x.13.1)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage09_block06(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_13, 96, 64, P_blocks_6_norm1_weight, P_blocks_6_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_18); /* h.18 */
   vit_linear_f32(V_h_18, 96, 64, P_blocks_6_attn_qkv_weight, P_blocks_6_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_6); /* qkv.6 */
   vit_attention_f32(V_qkv_6, 96, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_6); /* context.6 */
-  vit_linear_f32(V_context_6, 96, 64, P_blocks_6_attn_proj_weight, P_blocks_6_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_18); /* linear.18 */
-  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* channel_scale.12 = LayerScale */
-    V_channel_scale_12[i * 64 + j] = V_linear_18[i * 64 + j] * P_blocks_6_ls1_gamma[j];
-  for (int i = 0; i < 6144; i++) V_x_13_1[i] = V_x_13[i] + V_channel_scale_12[i]; /* x.13.1 = add */
+  vit_linear_f32(V_context_6, 96, 64, P_blocks_6_attn_proj_weight, P_blocks_6_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_13_1); /* x.13.1 */
+  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_13_1[i * 64 + j] * P_blocks_6_ls1_gamma[j];
+    V_x_13_1[i * 64 + j] = V_x_13[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_13_1, 96, 64, P_blocks_6_norm2_weight, P_blocks_6_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_19); /* h.19 */
   vit_linear_f32(V_h_19, 96, 64, P_blocks_6_mlp_fc1_weight, P_blocks_6_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_20); /* h.20 */
-  vit_linear_f32(V_h_20, 96, 256, P_blocks_6_mlp_fc2_weight, P_blocks_6_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_20); /* linear.20 */
-  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* channel_scale.13 = LayerScale */
-    V_channel_scale_13[i * 64 + j] = V_linear_20[i * 64 + j] * P_blocks_6_ls2_gamma[j];
-  for (int i = 0; i < 6144; i++) V_x_14[i] = V_x_13_1[i] + V_channel_scale_13[i]; /* x.14 = add */
+  vit_linear_f32(V_h_20, 96, 256, P_blocks_6_mlp_fc2_weight, P_blocks_6_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_14); /* x.14 */
+  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_14[i * 64 + j] * P_blocks_6_ls2_gamma[j];
+    V_x_14[i * 64 + j] = V_x_13_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage10_block07: 11 ops
+ * stage10_block07: 7 ops
  * reads:  x.14 f32[96,64]
  * writes: x.16 f32[96,64]
  *   h.21: f32[96,64] = layernorm(x.14, @blocks.7.norm1.weight, @blocks.7.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.7: f32[96,192] = linear(h.21, @blocks.7.attn.qkv.weight, @blocks.7.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.7: f32[96,64] = attention(qkv.7, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.21: f32[96,64] = linear(context.7, @blocks.7.attn.proj.weight, @blocks.7.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.14: f32[96,64] = channel_scale(linear.21, @blocks.7.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.15: f32[96,64] = add(x.14, channel_scale.14)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.15: f32[96,64] = linear_scale_add(context.7, @blocks.7.attn.proj.weight, @blocks.7.attn.proj.bias, @blocks.7.ls1.gamma, x.14)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.22: f32[96,64] = layernorm(x.15, @blocks.7.norm2.weight, @blocks.7.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.23: f32[96,256] = linear_gelu(h.22, @blocks.7.mlp.fc1.weight, @blocks.7.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.23: f32[96,64] = linear(h.23, @blocks.7.mlp.fc2.weight, @blocks.7.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.15: f32[96,64] = channel_scale(linear.23, @blocks.7.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.16: f32[96,64] = add(x.15, channel_scale.15)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.16: f32[96,64] = linear_scale_add(h.23, @blocks.7.mlp.fc2.weight, @blocks.7.mlp.fc2.bias, @blocks.7.ls2.gamma, x.15)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage10_block07(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_14, 96, 64, P_blocks_7_norm1_weight, P_blocks_7_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_21); /* h.21 */
   vit_linear_f32(V_h_21, 96, 64, P_blocks_7_attn_qkv_weight, P_blocks_7_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_7); /* qkv.7 */
   vit_attention_f32(V_qkv_7, 96, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_7); /* context.7 */
-  vit_linear_f32(V_context_7, 96, 64, P_blocks_7_attn_proj_weight, P_blocks_7_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_21); /* linear.21 */
-  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* channel_scale.14 = LayerScale */
-    V_channel_scale_14[i * 64 + j] = V_linear_21[i * 64 + j] * P_blocks_7_ls1_gamma[j];
-  for (int i = 0; i < 6144; i++) V_x_15[i] = V_x_14[i] + V_channel_scale_14[i]; /* x.15 = add */
+  vit_linear_f32(V_context_7, 96, 64, P_blocks_7_attn_proj_weight, P_blocks_7_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_15); /* x.15 */
+  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_15[i * 64 + j] * P_blocks_7_ls1_gamma[j];
+    V_x_15[i * 64 + j] = V_x_14[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_15, 96, 64, P_blocks_7_norm2_weight, P_blocks_7_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_22); /* h.22 */
   vit_linear_f32(V_h_22, 96, 64, P_blocks_7_mlp_fc1_weight, P_blocks_7_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_23); /* h.23 */
-  vit_linear_f32(V_h_23, 96, 256, P_blocks_7_mlp_fc2_weight, P_blocks_7_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_23); /* linear.23 */
-  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* channel_scale.15 = LayerScale */
-    V_channel_scale_15[i * 64 + j] = V_linear_23[i * 64 + j] * P_blocks_7_ls2_gamma[j];
-  for (int i = 0; i < 6144; i++) V_x_16[i] = V_x_15[i] + V_channel_scale_15[i]; /* x.16 = add */
+  vit_linear_f32(V_h_23, 96, 256, P_blocks_7_mlp_fc2_weight, P_blocks_7_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_16); /* x.16 */
+  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_16[i * 64 + j] * P_blocks_7_ls2_gamma[j];
+    V_x_16[i * 64 + j] = V_x_15[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage11_block08: 11 ops
+ * stage11_block08: 7 ops
  * reads:  x.16 f32[96,64]
  * writes: x.18 f32[96,64]
  *   h.24: f32[96,64] = layernorm(x.16, @blocks.8.norm1.weight, @blocks.8.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.8: f32[96,192] = linear(h.24, @blocks.8.attn.qkv.weight, @blocks.8.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.8: f32[96,64] = attention(qkv.8, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.24: f32[96,64] = linear(context.8, @blocks.8.attn.proj.weight, @blocks.8.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.16: f32[96,64] = channel_scale(linear.24, @blocks.8.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.17: f32[96,64] = add(x.16, channel_scale.16)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.17: f32[96,64] = linear_scale_add(context.8, @blocks.8.attn.proj.weight, @blocks.8.attn.proj.bias, @blocks.8.ls1.gamma, x.16)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.25: f32[96,64] = layernorm(x.17, @blocks.8.norm2.weight, @blocks.8.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.26: f32[96,256] = linear_gelu(h.25, @blocks.8.mlp.fc1.weight, @blocks.8.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.26: f32[96,64] = linear(h.26, @blocks.8.mlp.fc2.weight, @blocks.8.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.17: f32[96,64] = channel_scale(linear.26, @blocks.8.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.18: f32[96,64] = add(x.17, channel_scale.17)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.18: f32[96,64] = linear_scale_add(h.26, @blocks.8.mlp.fc2.weight, @blocks.8.mlp.fc2.bias, @blocks.8.ls2.gamma, x.17)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage11_block08(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_16, 96, 64, P_blocks_8_norm1_weight, P_blocks_8_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_24); /* h.24 */
   vit_linear_f32(V_h_24, 96, 64, P_blocks_8_attn_qkv_weight, P_blocks_8_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_8); /* qkv.8 */
   vit_attention_f32(V_qkv_8, 96, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_8); /* context.8 */
-  vit_linear_f32(V_context_8, 96, 64, P_blocks_8_attn_proj_weight, P_blocks_8_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_24); /* linear.24 */
-  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* channel_scale.16 = LayerScale */
-    V_channel_scale_16[i * 64 + j] = V_linear_24[i * 64 + j] * P_blocks_8_ls1_gamma[j];
-  for (int i = 0; i < 6144; i++) V_x_17[i] = V_x_16[i] + V_channel_scale_16[i]; /* x.17 = add */
+  vit_linear_f32(V_context_8, 96, 64, P_blocks_8_attn_proj_weight, P_blocks_8_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_17); /* x.17 */
+  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_17[i * 64 + j] * P_blocks_8_ls1_gamma[j];
+    V_x_17[i * 64 + j] = V_x_16[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_17, 96, 64, P_blocks_8_norm2_weight, P_blocks_8_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_25); /* h.25 */
   vit_linear_f32(V_h_25, 96, 64, P_blocks_8_mlp_fc1_weight, P_blocks_8_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_26); /* h.26 */
-  vit_linear_f32(V_h_26, 96, 256, P_blocks_8_mlp_fc2_weight, P_blocks_8_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_26); /* linear.26 */
-  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* channel_scale.17 = LayerScale */
-    V_channel_scale_17[i * 64 + j] = V_linear_26[i * 64 + j] * P_blocks_8_ls2_gamma[j];
-  for (int i = 0; i < 6144; i++) V_x_18[i] = V_x_17[i] + V_channel_scale_17[i]; /* x.18 = add */
+  vit_linear_f32(V_h_26, 96, 256, P_blocks_8_mlp_fc2_weight, P_blocks_8_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_18); /* x.18 */
+  for (int i = 0; i < 96; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_18[i * 64 + j] * P_blocks_8_ls2_gamma[j];
+    V_x_18[i * 64 + j] = V_x_17[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -844,102 +778,96 @@ static void stage12_block09_prune(struct vit_run *run) {
 }
 
 /*
- * stage13_block09: 11 ops
+ * stage13_block09: 7 ops
  * reads:  x.19 f32[67,64]
  * writes: x.20 f32[67,64]
  *   h.27: f32[67,64] = layernorm(x.19, @blocks.9.norm1.weight, @blocks.9.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.9: f32[67,192] = linear(h.27, @blocks.9.attn.qkv.weight, @blocks.9.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.9: f32[67,64] = attention(qkv.9, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.27: f32[67,64] = linear(context.9, @blocks.9.attn.proj.weight, @blocks.9.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.18: f32[67,64] = channel_scale(linear.27, @blocks.9.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.19.1: f32[67,64] = add(x.19, channel_scale.18)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.19.1: f32[67,64] = linear_scale_add(context.9, @blocks.9.attn.proj.weight, @blocks.9.attn.proj.bias, @blocks.9.ls1.gamma, x.19)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.28: f32[67,64] = layernorm(x.19.1, @blocks.9.norm2.weight, @blocks.9.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.29: f32[67,256] = linear_gelu(h.28, @blocks.9.mlp.fc1.weight, @blocks.9.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.29: f32[67,64] = linear(h.29, @blocks.9.mlp.fc2.weight, @blocks.9.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.19: f32[67,64] = channel_scale(linear.29, @blocks.9.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.20: f32[67,64] = add(x.19.1, channel_scale.19)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.20: f32[67,64] = linear_scale_add(h.29, @blocks.9.mlp.fc2.weight, @blocks.9.mlp.fc2.bias, @blocks.9.ls2.gamma, x.19.1)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage13_block09(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_19, 67, 64, P_blocks_9_norm1_weight, P_blocks_9_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_27); /* h.27 */
   vit_linear_f32(V_h_27, 67, 64, P_blocks_9_attn_qkv_weight, P_blocks_9_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_9); /* qkv.9 */
   vit_attention_f32(V_qkv_9, 67, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_9); /* context.9 */
-  vit_linear_f32(V_context_9, 67, 64, P_blocks_9_attn_proj_weight, P_blocks_9_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_27); /* linear.27 */
-  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* channel_scale.18 = LayerScale */
-    V_channel_scale_18[i * 64 + j] = V_linear_27[i * 64 + j] * P_blocks_9_ls1_gamma[j];
-  for (int i = 0; i < 4288; i++) V_x_19_1[i] = V_x_19[i] + V_channel_scale_18[i]; /* x.19.1 = add */
+  vit_linear_f32(V_context_9, 67, 64, P_blocks_9_attn_proj_weight, P_blocks_9_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_19_1); /* x.19.1 */
+  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_19_1[i * 64 + j] * P_blocks_9_ls1_gamma[j];
+    V_x_19_1[i * 64 + j] = V_x_19[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_19_1, 67, 64, P_blocks_9_norm2_weight, P_blocks_9_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_28); /* h.28 */
   vit_linear_f32(V_h_28, 67, 64, P_blocks_9_mlp_fc1_weight, P_blocks_9_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_29); /* h.29 */
-  vit_linear_f32(V_h_29, 67, 256, P_blocks_9_mlp_fc2_weight, P_blocks_9_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_29); /* linear.29 */
-  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* channel_scale.19 = LayerScale */
-    V_channel_scale_19[i * 64 + j] = V_linear_29[i * 64 + j] * P_blocks_9_ls2_gamma[j];
-  for (int i = 0; i < 4288; i++) V_x_20[i] = V_x_19_1[i] + V_channel_scale_19[i]; /* x.20 = add */
+  vit_linear_f32(V_h_29, 67, 256, P_blocks_9_mlp_fc2_weight, P_blocks_9_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_20); /* x.20 */
+  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_20[i * 64 + j] * P_blocks_9_ls2_gamma[j];
+    V_x_20[i * 64 + j] = V_x_19_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage14_block10: 11 ops
+ * stage14_block10: 7 ops
  * reads:  x.20 f32[67,64]
  * writes: x.22 f32[67,64]
  *   h.30: f32[67,64] = layernorm(x.20, @blocks.10.norm1.weight, @blocks.10.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.10: f32[67,192] = linear(h.30, @blocks.10.attn.qkv.weight, @blocks.10.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.10: f32[67,64] = attention(qkv.10, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.30: f32[67,64] = linear(context.10, @blocks.10.attn.proj.weight, @blocks.10.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.20: f32[67,64] = channel_scale(linear.30, @blocks.10.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.21: f32[67,64] = add(x.20, channel_scale.20)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.21: f32[67,64] = linear_scale_add(context.10, @blocks.10.attn.proj.weight, @blocks.10.attn.proj.bias, @blocks.10.ls1.gamma, x.20)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.31: f32[67,64] = layernorm(x.21, @blocks.10.norm2.weight, @blocks.10.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.32: f32[67,256] = linear_gelu(h.31, @blocks.10.mlp.fc1.weight, @blocks.10.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.32: f32[67,64] = linear(h.32, @blocks.10.mlp.fc2.weight, @blocks.10.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.21: f32[67,64] = channel_scale(linear.32, @blocks.10.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.22: f32[67,64] = add(x.21, channel_scale.21)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.22: f32[67,64] = linear_scale_add(h.32, @blocks.10.mlp.fc2.weight, @blocks.10.mlp.fc2.bias, @blocks.10.ls2.gamma, x.21)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage14_block10(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_20, 67, 64, P_blocks_10_norm1_weight, P_blocks_10_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_30); /* h.30 */
   vit_linear_f32(V_h_30, 67, 64, P_blocks_10_attn_qkv_weight, P_blocks_10_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_10); /* qkv.10 */
   vit_attention_f32(V_qkv_10, 67, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_10); /* context.10 */
-  vit_linear_f32(V_context_10, 67, 64, P_blocks_10_attn_proj_weight, P_blocks_10_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_30); /* linear.30 */
-  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* channel_scale.20 = LayerScale */
-    V_channel_scale_20[i * 64 + j] = V_linear_30[i * 64 + j] * P_blocks_10_ls1_gamma[j];
-  for (int i = 0; i < 4288; i++) V_x_21[i] = V_x_20[i] + V_channel_scale_20[i]; /* x.21 = add */
+  vit_linear_f32(V_context_10, 67, 64, P_blocks_10_attn_proj_weight, P_blocks_10_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_21); /* x.21 */
+  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_21[i * 64 + j] * P_blocks_10_ls1_gamma[j];
+    V_x_21[i * 64 + j] = V_x_20[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_21, 67, 64, P_blocks_10_norm2_weight, P_blocks_10_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_31); /* h.31 */
   vit_linear_f32(V_h_31, 67, 64, P_blocks_10_mlp_fc1_weight, P_blocks_10_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_32); /* h.32 */
-  vit_linear_f32(V_h_32, 67, 256, P_blocks_10_mlp_fc2_weight, P_blocks_10_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_32); /* linear.32 */
-  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* channel_scale.21 = LayerScale */
-    V_channel_scale_21[i * 64 + j] = V_linear_32[i * 64 + j] * P_blocks_10_ls2_gamma[j];
-  for (int i = 0; i < 4288; i++) V_x_22[i] = V_x_21[i] + V_channel_scale_21[i]; /* x.22 = add */
+  vit_linear_f32(V_h_32, 67, 256, P_blocks_10_mlp_fc2_weight, P_blocks_10_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_22); /* x.22 */
+  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_22[i * 64 + j] * P_blocks_10_ls2_gamma[j];
+    V_x_22[i * 64 + j] = V_x_21[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage15_block11: 11 ops
+ * stage15_block11: 7 ops
  * reads:  x.22 f32[67,64]
  * writes: x.24 f32[67,64]
  *   h.33: f32[67,64] = layernorm(x.22, @blocks.11.norm1.weight, @blocks.11.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.11: f32[67,192] = linear(h.33, @blocks.11.attn.qkv.weight, @blocks.11.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.11: f32[67,64] = attention(qkv.11, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.33: f32[67,64] = linear(context.11, @blocks.11.attn.proj.weight, @blocks.11.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.22: f32[67,64] = channel_scale(linear.33, @blocks.11.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.23: f32[67,64] = add(x.22, channel_scale.22)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.23: f32[67,64] = linear_scale_add(context.11, @blocks.11.attn.proj.weight, @blocks.11.attn.proj.bias, @blocks.11.ls1.gamma, x.22)  (samples/tiny_vit_noclass.graph:34:27)
  *   h.34: f32[67,64] = layernorm(x.23, @blocks.11.norm2.weight, @blocks.11.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.35: f32[67,256] = linear_gelu(h.34, @blocks.11.mlp.fc1.weight, @blocks.11.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.35: f32[67,64] = linear(h.35, @blocks.11.mlp.fc2.weight, @blocks.11.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.23: f32[67,64] = channel_scale(linear.35, @blocks.11.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.24: f32[67,64] = add(x.23, channel_scale.23)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.24: f32[67,64] = linear_scale_add(h.35, @blocks.11.mlp.fc2.weight, @blocks.11.mlp.fc2.bias, @blocks.11.ls2.gamma, x.23)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage15_block11(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_22, 67, 64, P_blocks_11_norm1_weight, P_blocks_11_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_33); /* h.33 */
   vit_linear_f32(V_h_33, 67, 64, P_blocks_11_attn_qkv_weight, P_blocks_11_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_11); /* qkv.11 */
   vit_attention_f32(V_qkv_11, 67, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context_11); /* context.11 */
-  vit_linear_f32(V_context_11, 67, 64, P_blocks_11_attn_proj_weight, P_blocks_11_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_33); /* linear.33 */
-  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* channel_scale.22 = LayerScale */
-    V_channel_scale_22[i * 64 + j] = V_linear_33[i * 64 + j] * P_blocks_11_ls1_gamma[j];
-  for (int i = 0; i < 4288; i++) V_x_23[i] = V_x_22[i] + V_channel_scale_22[i]; /* x.23 = add */
+  vit_linear_f32(V_context_11, 67, 64, P_blocks_11_attn_proj_weight, P_blocks_11_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_23); /* x.23 */
+  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_23[i * 64 + j] * P_blocks_11_ls1_gamma[j];
+    V_x_23[i * 64 + j] = V_x_22[i * 64 + j] + scaled;
+  }
   vit_layernorm_f32(V_x_23, 67, 64, P_blocks_11_norm2_weight, P_blocks_11_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_34); /* h.34 */
   vit_linear_f32(V_h_34, 67, 64, P_blocks_11_mlp_fc1_weight, P_blocks_11_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_35); /* h.35 */
-  vit_linear_f32(V_h_35, 67, 256, P_blocks_11_mlp_fc2_weight, P_blocks_11_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_35); /* linear.35 */
-  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* channel_scale.23 = LayerScale */
-    V_channel_scale_23[i * 64 + j] = V_linear_35[i * 64 + j] * P_blocks_11_ls2_gamma[j];
-  for (int i = 0; i < 4288; i++) V_x_24[i] = V_x_23[i] + V_channel_scale_23[i]; /* x.24 = add */
+  vit_linear_f32(V_h_35, 67, 256, P_blocks_11_mlp_fc2_weight, P_blocks_11_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_24); /* x.24 */
+  for (int i = 0; i < 67; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_24[i * 64 + j] * P_blocks_11_ls2_gamma[j];
+    V_x_24[i * 64 + j] = V_x_23[i * 64 + j] + scaled;
+  }
 }
 
 /*

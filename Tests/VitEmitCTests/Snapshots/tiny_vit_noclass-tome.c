@@ -210,8 +210,6 @@ static _Alignas(64) float vit_memory[75648 + VIT_TINY_VIT_SCRATCH_BYTES / 4];
 #define V_h (vit_arena + 50176) /* h f32[196,64] */
 #define V_qkv (vit_arena + 0) /* qkv f32[196,192] */
 #define V_context (vit_arena + 50176) /* context f32[196,64] */
-#define V_linear (vit_arena + 62720) /* linear f32[196,64] */
-#define V_channel_scale (vit_arena + 50176) /* channel_scale f32[196,64] */
 #define V_x_1 (vit_arena + 62720) /* x.1 f32[196,64] */
 #define V_size (vit_arena + 43904) /* size f32[196] */
 #define V_tome0_metric (vit_arena + 37632) /* tome0.metric f32[196,32] */
@@ -219,163 +217,117 @@ static _Alignas(64) float vit_memory[75648 + VIT_TINY_VIT_SCRATCH_BYTES / 4];
 #define V_size_1 (vit_arena + 75264) /* size.1 f32[188] */
 #define V_h_1 (vit_arena + 60160) /* h.1 f32[188,64] */
 #define V_h_2 (vit_arena + 0) /* h.2 f32[188,256] */
-#define V_linear_2 (vit_arena + 60160) /* linear.2 f32[188,64] */
-#define V_channel_scale_1 (vit_arena + 0) /* channel_scale.1 f32[188,64] */
-#define V_x_2_1 (vit_arena + 36096) /* x.2.1 f32[188,64] */
-#define V_h_3 (vit_arena + 48128) /* h.3 f32[188,64] */
+#define V_x_2_1 (vit_arena + 60160) /* x.2.1 f32[188,64] */
+#define V_h_3 (vit_arena + 36096) /* h.3 f32[188,64] */
 #define V_qkv_1 (vit_arena + 0) /* qkv.1 f32[188,192] */
-#define V_context_1 (vit_arena + 48128) /* context.1 f32[188,64] */
-#define V_linear_3 (vit_arena + 60160) /* linear.3 f32[188,64] */
-#define V_channel_scale_2 (vit_arena + 48128) /* channel_scale.2 f32[188,64] */
-#define V_x_3 (vit_arena + 60160) /* x.3 f32[188,64] */
+#define V_context_1 (vit_arena + 36096) /* context.1 f32[188,64] */
+#define V_x_3 (vit_arena + 48128) /* x.3 f32[188,64] */
 #define V_tome1_metric (vit_arena + 36096) /* tome1.metric f32[188,32] */
-#define V_x_4 (vit_arena + 46080) /* x.4 f32[180,64] */
-#define V_size_2 (vit_arena + 72192) /* size.2 f32[180] */
-#define V_h_4 (vit_arena + 57600) /* h.4 f32[180,64] */
+#define V_x_4 (vit_arena + 60160) /* x.4 f32[180,64] */
+#define V_size_2 (vit_arena + 71680) /* size.2 f32[180] */
+#define V_h_4 (vit_arena + 46080) /* h.4 f32[180,64] */
 #define V_h_5 (vit_arena + 0) /* h.5 f32[180,256] */
-#define V_linear_5 (vit_arena + 57600) /* linear.5 f32[180,64] */
-#define V_channel_scale_3 (vit_arena + 0) /* channel_scale.3 f32[180,64] */
-#define V_x_4_1 (vit_arena + 34560) /* x.4.1 f32[180,64] */
-#define V_h_6 (vit_arena + 46080) /* h.6 f32[180,64] */
+#define V_x_4_1 (vit_arena + 46080) /* x.4.1 f32[180,64] */
+#define V_h_6 (vit_arena + 34560) /* h.6 f32[180,64] */
 #define V_qkv_2 (vit_arena + 0) /* qkv.2 f32[180,192] */
-#define V_context_2 (vit_arena + 46080) /* context.2 f32[180,64] */
-#define V_linear_6 (vit_arena + 57600) /* linear.6 f32[180,64] */
-#define V_channel_scale_4 (vit_arena + 46080) /* channel_scale.4 f32[180,64] */
+#define V_context_2 (vit_arena + 34560) /* context.2 f32[180,64] */
 #define V_x_5 (vit_arena + 57600) /* x.5 f32[180,64] */
 #define V_tome2_metric (vit_arena + 34560) /* tome2.metric f32[180,32] */
 #define V_x_6 (vit_arena + 44032) /* x.6 f32[172,64] */
 #define V_size_3 (vit_arena + 69120) /* size.3 f32[172] */
 #define V_h_7 (vit_arena + 55040) /* h.7 f32[172,64] */
 #define V_h_8 (vit_arena + 0) /* h.8 f32[172,256] */
-#define V_linear_8 (vit_arena + 55040) /* linear.8 f32[172,64] */
-#define V_channel_scale_5 (vit_arena + 0) /* channel_scale.5 f32[172,64] */
-#define V_x_6_1 (vit_arena + 33024) /* x.6.1 f32[172,64] */
-#define V_h_9 (vit_arena + 44032) /* h.9 f32[172,64] */
+#define V_x_6_1 (vit_arena + 55040) /* x.6.1 f32[172,64] */
+#define V_h_9 (vit_arena + 33024) /* h.9 f32[172,64] */
 #define V_qkv_3 (vit_arena + 0) /* qkv.3 f32[172,192] */
-#define V_context_3 (vit_arena + 44032) /* context.3 f32[172,64] */
-#define V_linear_9 (vit_arena + 55040) /* linear.9 f32[172,64] */
-#define V_channel_scale_6 (vit_arena + 44032) /* channel_scale.6 f32[172,64] */
-#define V_x_7 (vit_arena + 55040) /* x.7 f32[172,64] */
+#define V_context_3 (vit_arena + 33024) /* context.3 f32[172,64] */
+#define V_x_7 (vit_arena + 44032) /* x.7 f32[172,64] */
 #define V_tome3_metric (vit_arena + 33024) /* tome3.metric f32[172,32] */
-#define V_x_8 (vit_arena + 41984) /* x.8 f32[164,64] */
-#define V_size_4 (vit_arena + 66048) /* size.4 f32[164] */
-#define V_h_10 (vit_arena + 52480) /* h.10 f32[164,64] */
+#define V_x_8 (vit_arena + 55040) /* x.8 f32[164,64] */
+#define V_size_4 (vit_arena + 65536) /* size.4 f32[164] */
+#define V_h_10 (vit_arena + 41984) /* h.10 f32[164,64] */
 #define V_h_11 (vit_arena + 0) /* h.11 f32[164,256] */
-#define V_linear_11 (vit_arena + 52480) /* linear.11 f32[164,64] */
-#define V_channel_scale_7 (vit_arena + 0) /* channel_scale.7 f32[164,64] */
-#define V_x_8_1 (vit_arena + 31488) /* x.8.1 f32[164,64] */
-#define V_h_12 (vit_arena + 41984) /* h.12 f32[164,64] */
+#define V_x_8_1 (vit_arena + 41984) /* x.8.1 f32[164,64] */
+#define V_h_12 (vit_arena + 31488) /* h.12 f32[164,64] */
 #define V_qkv_4 (vit_arena + 0) /* qkv.4 f32[164,192] */
-#define V_context_4 (vit_arena + 41984) /* context.4 f32[164,64] */
-#define V_linear_12 (vit_arena + 52480) /* linear.12 f32[164,64] */
-#define V_channel_scale_8 (vit_arena + 41984) /* channel_scale.8 f32[164,64] */
+#define V_context_4 (vit_arena + 31488) /* context.4 f32[164,64] */
 #define V_x_9 (vit_arena + 52480) /* x.9 f32[164,64] */
 #define V_tome4_metric (vit_arena + 31488) /* tome4.metric f32[164,32] */
 #define V_x_10 (vit_arena + 39936) /* x.10 f32[156,64] */
 #define V_size_5 (vit_arena + 62976) /* size.5 f32[156] */
 #define V_h_13 (vit_arena + 49920) /* h.13 f32[156,64] */
 #define V_h_14 (vit_arena + 0) /* h.14 f32[156,256] */
-#define V_linear_14 (vit_arena + 49920) /* linear.14 f32[156,64] */
-#define V_channel_scale_9 (vit_arena + 0) /* channel_scale.9 f32[156,64] */
-#define V_x_10_1 (vit_arena + 29952) /* x.10.1 f32[156,64] */
-#define V_h_15 (vit_arena + 39936) /* h.15 f32[156,64] */
+#define V_x_10_1 (vit_arena + 49920) /* x.10.1 f32[156,64] */
+#define V_h_15 (vit_arena + 29952) /* h.15 f32[156,64] */
 #define V_qkv_5 (vit_arena + 0) /* qkv.5 f32[156,192] */
-#define V_context_5 (vit_arena + 39936) /* context.5 f32[156,64] */
-#define V_linear_15 (vit_arena + 49920) /* linear.15 f32[156,64] */
-#define V_channel_scale_10 (vit_arena + 39936) /* channel_scale.10 f32[156,64] */
-#define V_x_11 (vit_arena + 49920) /* x.11 f32[156,64] */
+#define V_context_5 (vit_arena + 29952) /* context.5 f32[156,64] */
+#define V_x_11 (vit_arena + 39936) /* x.11 f32[156,64] */
 #define V_tome5_metric (vit_arena + 29952) /* tome5.metric f32[156,32] */
-#define V_x_12 (vit_arena + 37888) /* x.12 f32[148,64] */
-#define V_size_6 (vit_arena + 59904) /* size.6 f32[148] */
-#define V_h_16 (vit_arena + 47360) /* h.16 f32[148,64] */
+#define V_x_12 (vit_arena + 49920) /* x.12 f32[148,64] */
+#define V_size_6 (vit_arena + 59392) /* size.6 f32[148] */
+#define V_h_16 (vit_arena + 37888) /* h.16 f32[148,64] */
 #define V_h_17 (vit_arena + 0) /* h.17 f32[148,256] */
-#define V_linear_17 (vit_arena + 47360) /* linear.17 f32[148,64] */
-#define V_channel_scale_11 (vit_arena + 0) /* channel_scale.11 f32[148,64] */
-#define V_x_12_1 (vit_arena + 28416) /* x.12.1 f32[148,64] */
-#define V_h_18 (vit_arena + 37888) /* h.18 f32[148,64] */
+#define V_x_12_1 (vit_arena + 37888) /* x.12.1 f32[148,64] */
+#define V_h_18 (vit_arena + 28416) /* h.18 f32[148,64] */
 #define V_qkv_6 (vit_arena + 0) /* qkv.6 f32[148,192] */
-#define V_context_6 (vit_arena + 37888) /* context.6 f32[148,64] */
-#define V_linear_18 (vit_arena + 47360) /* linear.18 f32[148,64] */
-#define V_channel_scale_12 (vit_arena + 37888) /* channel_scale.12 f32[148,64] */
+#define V_context_6 (vit_arena + 28416) /* context.6 f32[148,64] */
 #define V_x_13 (vit_arena + 47360) /* x.13 f32[148,64] */
 #define V_tome6_metric (vit_arena + 28416) /* tome6.metric f32[148,32] */
 #define V_x_14 (vit_arena + 35840) /* x.14 f32[140,64] */
 #define V_size_7 (vit_arena + 56832) /* size.7 f32[140] */
 #define V_h_19 (vit_arena + 44800) /* h.19 f32[140,64] */
 #define V_h_20 (vit_arena + 0) /* h.20 f32[140,256] */
-#define V_linear_20 (vit_arena + 44800) /* linear.20 f32[140,64] */
-#define V_channel_scale_13 (vit_arena + 0) /* channel_scale.13 f32[140,64] */
-#define V_x_14_1 (vit_arena + 26880) /* x.14.1 f32[140,64] */
-#define V_h_21 (vit_arena + 35840) /* h.21 f32[140,64] */
+#define V_x_14_1 (vit_arena + 44800) /* x.14.1 f32[140,64] */
+#define V_h_21 (vit_arena + 26880) /* h.21 f32[140,64] */
 #define V_qkv_7 (vit_arena + 0) /* qkv.7 f32[140,192] */
-#define V_context_7 (vit_arena + 35840) /* context.7 f32[140,64] */
-#define V_linear_21 (vit_arena + 44800) /* linear.21 f32[140,64] */
-#define V_channel_scale_14 (vit_arena + 35840) /* channel_scale.14 f32[140,64] */
-#define V_x_15 (vit_arena + 44800) /* x.15 f32[140,64] */
+#define V_context_7 (vit_arena + 26880) /* context.7 f32[140,64] */
+#define V_x_15 (vit_arena + 35840) /* x.15 f32[140,64] */
 #define V_tome7_metric (vit_arena + 26880) /* tome7.metric f32[140,32] */
-#define V_x_16 (vit_arena + 33792) /* x.16 f32[132,64] */
-#define V_size_8 (vit_arena + 53760) /* size.8 f32[132] */
-#define V_h_22 (vit_arena + 42240) /* h.22 f32[132,64] */
+#define V_x_16 (vit_arena + 44800) /* x.16 f32[132,64] */
+#define V_size_8 (vit_arena + 53248) /* size.8 f32[132] */
+#define V_h_22 (vit_arena + 33792) /* h.22 f32[132,64] */
 #define V_h_23 (vit_arena + 0) /* h.23 f32[132,256] */
-#define V_linear_23 (vit_arena + 42240) /* linear.23 f32[132,64] */
-#define V_channel_scale_15 (vit_arena + 0) /* channel_scale.15 f32[132,64] */
-#define V_x_16_1 (vit_arena + 25344) /* x.16.1 f32[132,64] */
-#define V_h_24 (vit_arena + 33792) /* h.24 f32[132,64] */
+#define V_x_16_1 (vit_arena + 33792) /* x.16.1 f32[132,64] */
+#define V_h_24 (vit_arena + 25344) /* h.24 f32[132,64] */
 #define V_qkv_8 (vit_arena + 0) /* qkv.8 f32[132,192] */
-#define V_context_8 (vit_arena + 33792) /* context.8 f32[132,64] */
-#define V_linear_24 (vit_arena + 42240) /* linear.24 f32[132,64] */
-#define V_channel_scale_16 (vit_arena + 33792) /* channel_scale.16 f32[132,64] */
+#define V_context_8 (vit_arena + 25344) /* context.8 f32[132,64] */
 #define V_x_17 (vit_arena + 42240) /* x.17 f32[132,64] */
 #define V_tome8_metric (vit_arena + 25344) /* tome8.metric f32[132,32] */
 #define V_x_18 (vit_arena + 31744) /* x.18 f32[124,64] */
 #define V_size_9 (vit_arena + 50688) /* size.9 f32[124] */
 #define V_h_25 (vit_arena + 39680) /* h.25 f32[124,64] */
 #define V_h_26 (vit_arena + 0) /* h.26 f32[124,256] */
-#define V_linear_26 (vit_arena + 39680) /* linear.26 f32[124,64] */
-#define V_channel_scale_17 (vit_arena + 0) /* channel_scale.17 f32[124,64] */
-#define V_x_18_1 (vit_arena + 23808) /* x.18.1 f32[124,64] */
-#define V_h_27 (vit_arena + 31744) /* h.27 f32[124,64] */
+#define V_x_18_1 (vit_arena + 39680) /* x.18.1 f32[124,64] */
+#define V_h_27 (vit_arena + 23808) /* h.27 f32[124,64] */
 #define V_qkv_9 (vit_arena + 0) /* qkv.9 f32[124,192] */
-#define V_context_9 (vit_arena + 31744) /* context.9 f32[124,64] */
-#define V_linear_27 (vit_arena + 39680) /* linear.27 f32[124,64] */
-#define V_channel_scale_18 (vit_arena + 31744) /* channel_scale.18 f32[124,64] */
-#define V_x_19 (vit_arena + 39680) /* x.19 f32[124,64] */
+#define V_context_9 (vit_arena + 23808) /* context.9 f32[124,64] */
+#define V_x_19 (vit_arena + 31744) /* x.19 f32[124,64] */
 #define V_tome9_metric (vit_arena + 23808) /* tome9.metric f32[124,32] */
-#define V_x_20 (vit_arena + 29696) /* x.20 f32[116,64] */
-#define V_size_10 (vit_arena + 47616) /* size.10 f32[116] */
-#define V_h_28 (vit_arena + 37120) /* h.28 f32[116,64] */
+#define V_x_20 (vit_arena + 39680) /* x.20 f32[116,64] */
+#define V_size_10 (vit_arena + 47104) /* size.10 f32[116] */
+#define V_h_28 (vit_arena + 29696) /* h.28 f32[116,64] */
 #define V_h_29 (vit_arena + 0) /* h.29 f32[116,256] */
-#define V_linear_29 (vit_arena + 37120) /* linear.29 f32[116,64] */
-#define V_channel_scale_19 (vit_arena + 0) /* channel_scale.19 f32[116,64] */
-#define V_x_20_1 (vit_arena + 22272) /* x.20.1 f32[116,64] */
-#define V_h_30 (vit_arena + 29696) /* h.30 f32[116,64] */
+#define V_x_20_1 (vit_arena + 29696) /* x.20.1 f32[116,64] */
+#define V_h_30 (vit_arena + 22272) /* h.30 f32[116,64] */
 #define V_qkv_10 (vit_arena + 0) /* qkv.10 f32[116,192] */
-#define V_context_10 (vit_arena + 29696) /* context.10 f32[116,64] */
-#define V_linear_30 (vit_arena + 37120) /* linear.30 f32[116,64] */
-#define V_channel_scale_20 (vit_arena + 29696) /* channel_scale.20 f32[116,64] */
+#define V_context_10 (vit_arena + 22272) /* context.10 f32[116,64] */
 #define V_x_21 (vit_arena + 37120) /* x.21 f32[116,64] */
 #define V_tome10_metric (vit_arena + 22272) /* tome10.metric f32[116,32] */
 #define V_x_22 (vit_arena + 27648) /* x.22 f32[108,64] */
 #define V_size_11 (vit_arena + 44544) /* size.11 f32[108] */
 #define V_h_31 (vit_arena + 34560) /* h.31 f32[108,64] */
 #define V_h_32 (vit_arena + 0) /* h.32 f32[108,256] */
-#define V_linear_32 (vit_arena + 34560) /* linear.32 f32[108,64] */
-#define V_channel_scale_21 (vit_arena + 0) /* channel_scale.21 f32[108,64] */
-#define V_x_22_1 (vit_arena + 20736) /* x.22.1 f32[108,64] */
-#define V_h_33 (vit_arena + 27648) /* h.33 f32[108,64] */
+#define V_x_22_1 (vit_arena + 34560) /* x.22.1 f32[108,64] */
+#define V_h_33 (vit_arena + 20736) /* h.33 f32[108,64] */
 #define V_qkv_11 (vit_arena + 0) /* qkv.11 f32[108,192] */
-#define V_context_11 (vit_arena + 27648) /* context.11 f32[108,64] */
-#define V_linear_33 (vit_arena + 34560) /* linear.33 f32[108,64] */
-#define V_channel_scale_22 (vit_arena + 27648) /* channel_scale.22 f32[108,64] */
-#define V_x_23 (vit_arena + 34560) /* x.23 f32[108,64] */
+#define V_context_11 (vit_arena + 20736) /* context.11 f32[108,64] */
+#define V_x_23 (vit_arena + 27648) /* x.23 f32[108,64] */
 #define V_tome11_metric (vit_arena + 20736) /* tome11.metric f32[108,32] */
-#define V_x_24 (vit_arena + 25600) /* x.24 f32[100,64] */
+#define V_x_24 (vit_arena + 34560) /* x.24 f32[100,64] */
 #define V_size_12 (vit_arena + 0) /* size.12 f32[100] */
-#define V_h_34 (vit_arena + 32000) /* h.34 f32[100,64] */
+#define V_h_34 (vit_arena + 25600) /* h.34 f32[100,64] */
 #define V_h_35 (vit_arena + 0) /* h.35 f32[100,256] */
-#define V_linear_35 (vit_arena + 32000) /* linear.35 f32[100,64] */
-#define V_channel_scale_23 (vit_arena + 0) /* channel_scale.23 f32[100,64] */
-#define V_x_24_1 (vit_arena + 6400) /* x.24.1 f32[100,64] */
+#define V_x_24_1 (vit_arena + 25600) /* x.24.1 f32[100,64] */
 #define V_layernorm (vit_arena + 0) /* layernorm f32[100,64] */
 #define V_cls (vit_arena + 6400) /* cls f32[64] */
 #define V_logits (vit_arena + 0) /* logits f32[1000] */
@@ -439,25 +391,24 @@ static void stage00_stem(struct vit_run *run) {
 }
 
 /*
- * stage01_block00: 6 ops
+ * stage01_block00: 4 ops
  * reads:  x f32[196,64]
  * writes: qkv f32[196,192], x.1 f32[196,64]
  *   h: f32[196,64] = layernorm(x, @blocks.0.norm1.weight, @blocks.0.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv: f32[196,192] = linear(h, @blocks.0.attn.qkv.weight, @blocks.0.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context: f32[196,64] = attention(qkv, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear: f32[196,64] = linear(context, @blocks.0.attn.proj.weight, @blocks.0.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale: f32[196,64] = channel_scale(linear, @blocks.0.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.1: f32[196,64] = add(x, channel_scale)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.1: f32[196,64] = linear_scale_add(context, @blocks.0.attn.proj.weight, @blocks.0.attn.proj.bias, @blocks.0.ls1.gamma, x)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage01_block00(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x, 196, 64, P_blocks_0_norm1_weight, P_blocks_0_norm1_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h); /* h */
   vit_linear_f32(V_h, 196, 64, P_blocks_0_attn_qkv_weight, P_blocks_0_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv); /* qkv */
   vit_attention_f32(V_qkv, 196, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, NULL, NULL, vit_scratch, V_context); /* context */
-  vit_linear_f32(V_context, 196, 64, P_blocks_0_attn_proj_weight, P_blocks_0_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear); /* linear */
-  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* channel_scale = LayerScale */
-    V_channel_scale[i * 64 + j] = V_linear[i * 64 + j] * P_blocks_0_ls1_gamma[j];
-  for (int i = 0; i < 12544; i++) V_x_1[i] = V_x[i] + V_channel_scale[i]; /* x.1 = add */
+  vit_linear_f32(V_context, 196, 64, P_blocks_0_attn_proj_weight, P_blocks_0_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_1); /* x.1 */
+  for (int i = 0; i < 196; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_1[i * 64 + j] * P_blocks_0_ls1_gamma[j];
+    V_x_1[i * 64 + j] = V_x[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -483,35 +434,32 @@ static void stage02_block00_prune(struct vit_run *run) {
 }
 
 /*
- * stage03_block00: 5 ops
+ * stage03_block00: 3 ops
  * reads:  x.2 f32[188,64]
  * writes: x.2.1 f32[188,64]
  *   h.1: f32[188,64] = layernorm(x.2, @blocks.0.norm2.weight, @blocks.0.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.2: f32[188,256] = linear_gelu(h.1, @blocks.0.mlp.fc1.weight, @blocks.0.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.2: f32[188,64] = linear(h.2, @blocks.0.mlp.fc2.weight, @blocks.0.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.1: f32[188,64] = channel_scale(linear.2, @blocks.0.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.2.1: f32[188,64] = add(x.2, channel_scale.1)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.2.1: f32[188,64] = linear_scale_add(h.2, @blocks.0.mlp.fc2.weight, @blocks.0.mlp.fc2.bias, @blocks.0.ls2.gamma, x.2)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage03_block00(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_2, 188, 64, P_blocks_0_norm2_weight, P_blocks_0_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_1); /* h.1 */
   vit_linear_f32(V_h_1, 188, 64, P_blocks_0_mlp_fc1_weight, P_blocks_0_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_2); /* h.2 */
-  vit_linear_f32(V_h_2, 188, 256, P_blocks_0_mlp_fc2_weight, P_blocks_0_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_2); /* linear.2 */
-  for (int i = 0; i < 188; i++) for (int j = 0; j < 64; j++) /* channel_scale.1 = LayerScale */
-    V_channel_scale_1[i * 64 + j] = V_linear_2[i * 64 + j] * P_blocks_0_ls2_gamma[j];
-  for (int i = 0; i < 12032; i++) V_x_2_1[i] = V_x_2[i] + V_channel_scale_1[i]; /* x.2.1 = add */
+  vit_linear_f32(V_h_2, 188, 256, P_blocks_0_mlp_fc2_weight, P_blocks_0_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_2_1); /* x.2.1 */
+  for (int i = 0; i < 188; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_2_1[i * 64 + j] * P_blocks_0_ls2_gamma[j];
+    V_x_2_1[i * 64 + j] = V_x_2[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage04_block01: 6 ops
+ * stage04_block01: 4 ops
  * reads:  x.2.1 f32[188,64], size.1 f32[188]
  * writes: qkv.1 f32[188,192], x.3 f32[188,64]
  *   h.3: f32[188,64] = layernorm(x.2.1, @blocks.1.norm1.weight, @blocks.1.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.1: f32[188,192] = linear(h.3, @blocks.1.attn.qkv.weight, @blocks.1.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.1: f32[188,64] = attention(qkv.1, size.1, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.3: f32[188,64] = linear(context.1, @blocks.1.attn.proj.weight, @blocks.1.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.2: f32[188,64] = channel_scale(linear.3, @blocks.1.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.3: f32[188,64] = add(x.2.1, channel_scale.2)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.3: f32[188,64] = linear_scale_add(context.1, @blocks.1.attn.proj.weight, @blocks.1.attn.proj.bias, @blocks.1.ls1.gamma, x.2.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage04_block01(struct vit_run *run) {
   (void)run;
@@ -519,10 +467,11 @@ static void stage04_block01(struct vit_run *run) {
   vit_linear_f32(V_h_3, 188, 64, P_blocks_1_attn_qkv_weight, P_blocks_1_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_1); /* qkv.1 */
   for (int i = 0; i < 188; i++) vit_key_bias[i] = logf(V_size_1[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_1, 188, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_1); /* context.1 */
-  vit_linear_f32(V_context_1, 188, 64, P_blocks_1_attn_proj_weight, P_blocks_1_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_3); /* linear.3 */
-  for (int i = 0; i < 188; i++) for (int j = 0; j < 64; j++) /* channel_scale.2 = LayerScale */
-    V_channel_scale_2[i * 64 + j] = V_linear_3[i * 64 + j] * P_blocks_1_ls1_gamma[j];
-  for (int i = 0; i < 12032; i++) V_x_3[i] = V_x_2_1[i] + V_channel_scale_2[i]; /* x.3 = add */
+  vit_linear_f32(V_context_1, 188, 64, P_blocks_1_attn_proj_weight, P_blocks_1_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_3); /* x.3 */
+  for (int i = 0; i < 188; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_3[i * 64 + j] * P_blocks_1_ls1_gamma[j];
+    V_x_3[i * 64 + j] = V_x_2_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -544,35 +493,32 @@ static void stage05_block01_prune(struct vit_run *run) {
 }
 
 /*
- * stage06_block01: 5 ops
+ * stage06_block01: 3 ops
  * reads:  x.4 f32[180,64]
  * writes: x.4.1 f32[180,64]
  *   h.4: f32[180,64] = layernorm(x.4, @blocks.1.norm2.weight, @blocks.1.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.5: f32[180,256] = linear_gelu(h.4, @blocks.1.mlp.fc1.weight, @blocks.1.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.5: f32[180,64] = linear(h.5, @blocks.1.mlp.fc2.weight, @blocks.1.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.3: f32[180,64] = channel_scale(linear.5, @blocks.1.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.4.1: f32[180,64] = add(x.4, channel_scale.3)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.4.1: f32[180,64] = linear_scale_add(h.5, @blocks.1.mlp.fc2.weight, @blocks.1.mlp.fc2.bias, @blocks.1.ls2.gamma, x.4)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage06_block01(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_4, 180, 64, P_blocks_1_norm2_weight, P_blocks_1_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_4); /* h.4 */
   vit_linear_f32(V_h_4, 180, 64, P_blocks_1_mlp_fc1_weight, P_blocks_1_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_5); /* h.5 */
-  vit_linear_f32(V_h_5, 180, 256, P_blocks_1_mlp_fc2_weight, P_blocks_1_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_5); /* linear.5 */
-  for (int i = 0; i < 180; i++) for (int j = 0; j < 64; j++) /* channel_scale.3 = LayerScale */
-    V_channel_scale_3[i * 64 + j] = V_linear_5[i * 64 + j] * P_blocks_1_ls2_gamma[j];
-  for (int i = 0; i < 11520; i++) V_x_4_1[i] = V_x_4[i] + V_channel_scale_3[i]; /* x.4.1 = add */
+  vit_linear_f32(V_h_5, 180, 256, P_blocks_1_mlp_fc2_weight, P_blocks_1_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_4_1); /* x.4.1 */
+  for (int i = 0; i < 180; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_4_1[i * 64 + j] * P_blocks_1_ls2_gamma[j];
+    V_x_4_1[i * 64 + j] = V_x_4[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage07_block02: 6 ops
+ * stage07_block02: 4 ops
  * reads:  x.4.1 f32[180,64], size.2 f32[180]
  * writes: qkv.2 f32[180,192], x.5 f32[180,64]
  *   h.6: f32[180,64] = layernorm(x.4.1, @blocks.2.norm1.weight, @blocks.2.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.2: f32[180,192] = linear(h.6, @blocks.2.attn.qkv.weight, @blocks.2.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.2: f32[180,64] = attention(qkv.2, size.2, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.6: f32[180,64] = linear(context.2, @blocks.2.attn.proj.weight, @blocks.2.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.4: f32[180,64] = channel_scale(linear.6, @blocks.2.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.5: f32[180,64] = add(x.4.1, channel_scale.4)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.5: f32[180,64] = linear_scale_add(context.2, @blocks.2.attn.proj.weight, @blocks.2.attn.proj.bias, @blocks.2.ls1.gamma, x.4.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage07_block02(struct vit_run *run) {
   (void)run;
@@ -580,10 +526,11 @@ static void stage07_block02(struct vit_run *run) {
   vit_linear_f32(V_h_6, 180, 64, P_blocks_2_attn_qkv_weight, P_blocks_2_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_2); /* qkv.2 */
   for (int i = 0; i < 180; i++) vit_key_bias[i] = logf(V_size_2[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_2, 180, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_2); /* context.2 */
-  vit_linear_f32(V_context_2, 180, 64, P_blocks_2_attn_proj_weight, P_blocks_2_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_6); /* linear.6 */
-  for (int i = 0; i < 180; i++) for (int j = 0; j < 64; j++) /* channel_scale.4 = LayerScale */
-    V_channel_scale_4[i * 64 + j] = V_linear_6[i * 64 + j] * P_blocks_2_ls1_gamma[j];
-  for (int i = 0; i < 11520; i++) V_x_5[i] = V_x_4_1[i] + V_channel_scale_4[i]; /* x.5 = add */
+  vit_linear_f32(V_context_2, 180, 64, P_blocks_2_attn_proj_weight, P_blocks_2_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_5); /* x.5 */
+  for (int i = 0; i < 180; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_5[i * 64 + j] * P_blocks_2_ls1_gamma[j];
+    V_x_5[i * 64 + j] = V_x_4_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -605,35 +552,32 @@ static void stage08_block02_prune(struct vit_run *run) {
 }
 
 /*
- * stage09_block02: 5 ops
+ * stage09_block02: 3 ops
  * reads:  x.6 f32[172,64]
  * writes: x.6.1 f32[172,64]
  *   h.7: f32[172,64] = layernorm(x.6, @blocks.2.norm2.weight, @blocks.2.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.8: f32[172,256] = linear_gelu(h.7, @blocks.2.mlp.fc1.weight, @blocks.2.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.8: f32[172,64] = linear(h.8, @blocks.2.mlp.fc2.weight, @blocks.2.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.5: f32[172,64] = channel_scale(linear.8, @blocks.2.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.6.1: f32[172,64] = add(x.6, channel_scale.5)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.6.1: f32[172,64] = linear_scale_add(h.8, @blocks.2.mlp.fc2.weight, @blocks.2.mlp.fc2.bias, @blocks.2.ls2.gamma, x.6)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage09_block02(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_6, 172, 64, P_blocks_2_norm2_weight, P_blocks_2_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_7); /* h.7 */
   vit_linear_f32(V_h_7, 172, 64, P_blocks_2_mlp_fc1_weight, P_blocks_2_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_8); /* h.8 */
-  vit_linear_f32(V_h_8, 172, 256, P_blocks_2_mlp_fc2_weight, P_blocks_2_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_8); /* linear.8 */
-  for (int i = 0; i < 172; i++) for (int j = 0; j < 64; j++) /* channel_scale.5 = LayerScale */
-    V_channel_scale_5[i * 64 + j] = V_linear_8[i * 64 + j] * P_blocks_2_ls2_gamma[j];
-  for (int i = 0; i < 11008; i++) V_x_6_1[i] = V_x_6[i] + V_channel_scale_5[i]; /* x.6.1 = add */
+  vit_linear_f32(V_h_8, 172, 256, P_blocks_2_mlp_fc2_weight, P_blocks_2_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_6_1); /* x.6.1 */
+  for (int i = 0; i < 172; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_6_1[i * 64 + j] * P_blocks_2_ls2_gamma[j];
+    V_x_6_1[i * 64 + j] = V_x_6[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage10_block03: 6 ops
+ * stage10_block03: 4 ops
  * reads:  x.6.1 f32[172,64], size.3 f32[172]
  * writes: qkv.3 f32[172,192], x.7 f32[172,64]
  *   h.9: f32[172,64] = layernorm(x.6.1, @blocks.3.norm1.weight, @blocks.3.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.3: f32[172,192] = linear(h.9, @blocks.3.attn.qkv.weight, @blocks.3.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.3: f32[172,64] = attention(qkv.3, size.3, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.9: f32[172,64] = linear(context.3, @blocks.3.attn.proj.weight, @blocks.3.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.6: f32[172,64] = channel_scale(linear.9, @blocks.3.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.7: f32[172,64] = add(x.6.1, channel_scale.6)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.7: f32[172,64] = linear_scale_add(context.3, @blocks.3.attn.proj.weight, @blocks.3.attn.proj.bias, @blocks.3.ls1.gamma, x.6.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage10_block03(struct vit_run *run) {
   (void)run;
@@ -641,10 +585,11 @@ static void stage10_block03(struct vit_run *run) {
   vit_linear_f32(V_h_9, 172, 64, P_blocks_3_attn_qkv_weight, P_blocks_3_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_3); /* qkv.3 */
   for (int i = 0; i < 172; i++) vit_key_bias[i] = logf(V_size_3[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_3, 172, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_3); /* context.3 */
-  vit_linear_f32(V_context_3, 172, 64, P_blocks_3_attn_proj_weight, P_blocks_3_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_9); /* linear.9 */
-  for (int i = 0; i < 172; i++) for (int j = 0; j < 64; j++) /* channel_scale.6 = LayerScale */
-    V_channel_scale_6[i * 64 + j] = V_linear_9[i * 64 + j] * P_blocks_3_ls1_gamma[j];
-  for (int i = 0; i < 11008; i++) V_x_7[i] = V_x_6_1[i] + V_channel_scale_6[i]; /* x.7 = add */
+  vit_linear_f32(V_context_3, 172, 64, P_blocks_3_attn_proj_weight, P_blocks_3_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_7); /* x.7 */
+  for (int i = 0; i < 172; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_7[i * 64 + j] * P_blocks_3_ls1_gamma[j];
+    V_x_7[i * 64 + j] = V_x_6_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -666,35 +611,32 @@ static void stage11_block03_prune(struct vit_run *run) {
 }
 
 /*
- * stage12_block03: 5 ops
+ * stage12_block03: 3 ops
  * reads:  x.8 f32[164,64]
  * writes: x.8.1 f32[164,64]
  *   h.10: f32[164,64] = layernorm(x.8, @blocks.3.norm2.weight, @blocks.3.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.11: f32[164,256] = linear_gelu(h.10, @blocks.3.mlp.fc1.weight, @blocks.3.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.11: f32[164,64] = linear(h.11, @blocks.3.mlp.fc2.weight, @blocks.3.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.7: f32[164,64] = channel_scale(linear.11, @blocks.3.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.8.1: f32[164,64] = add(x.8, channel_scale.7)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.8.1: f32[164,64] = linear_scale_add(h.11, @blocks.3.mlp.fc2.weight, @blocks.3.mlp.fc2.bias, @blocks.3.ls2.gamma, x.8)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage12_block03(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_8, 164, 64, P_blocks_3_norm2_weight, P_blocks_3_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_10); /* h.10 */
   vit_linear_f32(V_h_10, 164, 64, P_blocks_3_mlp_fc1_weight, P_blocks_3_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_11); /* h.11 */
-  vit_linear_f32(V_h_11, 164, 256, P_blocks_3_mlp_fc2_weight, P_blocks_3_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_11); /* linear.11 */
-  for (int i = 0; i < 164; i++) for (int j = 0; j < 64; j++) /* channel_scale.7 = LayerScale */
-    V_channel_scale_7[i * 64 + j] = V_linear_11[i * 64 + j] * P_blocks_3_ls2_gamma[j];
-  for (int i = 0; i < 10496; i++) V_x_8_1[i] = V_x_8[i] + V_channel_scale_7[i]; /* x.8.1 = add */
+  vit_linear_f32(V_h_11, 164, 256, P_blocks_3_mlp_fc2_weight, P_blocks_3_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_8_1); /* x.8.1 */
+  for (int i = 0; i < 164; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_8_1[i * 64 + j] * P_blocks_3_ls2_gamma[j];
+    V_x_8_1[i * 64 + j] = V_x_8[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage13_block04: 6 ops
+ * stage13_block04: 4 ops
  * reads:  x.8.1 f32[164,64], size.4 f32[164]
  * writes: qkv.4 f32[164,192], x.9 f32[164,64]
  *   h.12: f32[164,64] = layernorm(x.8.1, @blocks.4.norm1.weight, @blocks.4.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.4: f32[164,192] = linear(h.12, @blocks.4.attn.qkv.weight, @blocks.4.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.4: f32[164,64] = attention(qkv.4, size.4, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.12: f32[164,64] = linear(context.4, @blocks.4.attn.proj.weight, @blocks.4.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.8: f32[164,64] = channel_scale(linear.12, @blocks.4.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.9: f32[164,64] = add(x.8.1, channel_scale.8)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.9: f32[164,64] = linear_scale_add(context.4, @blocks.4.attn.proj.weight, @blocks.4.attn.proj.bias, @blocks.4.ls1.gamma, x.8.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage13_block04(struct vit_run *run) {
   (void)run;
@@ -702,10 +644,11 @@ static void stage13_block04(struct vit_run *run) {
   vit_linear_f32(V_h_12, 164, 64, P_blocks_4_attn_qkv_weight, P_blocks_4_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_4); /* qkv.4 */
   for (int i = 0; i < 164; i++) vit_key_bias[i] = logf(V_size_4[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_4, 164, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_4); /* context.4 */
-  vit_linear_f32(V_context_4, 164, 64, P_blocks_4_attn_proj_weight, P_blocks_4_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_12); /* linear.12 */
-  for (int i = 0; i < 164; i++) for (int j = 0; j < 64; j++) /* channel_scale.8 = LayerScale */
-    V_channel_scale_8[i * 64 + j] = V_linear_12[i * 64 + j] * P_blocks_4_ls1_gamma[j];
-  for (int i = 0; i < 10496; i++) V_x_9[i] = V_x_8_1[i] + V_channel_scale_8[i]; /* x.9 = add */
+  vit_linear_f32(V_context_4, 164, 64, P_blocks_4_attn_proj_weight, P_blocks_4_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_9); /* x.9 */
+  for (int i = 0; i < 164; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_9[i * 64 + j] * P_blocks_4_ls1_gamma[j];
+    V_x_9[i * 64 + j] = V_x_8_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -727,35 +670,32 @@ static void stage14_block04_prune(struct vit_run *run) {
 }
 
 /*
- * stage15_block04: 5 ops
+ * stage15_block04: 3 ops
  * reads:  x.10 f32[156,64]
  * writes: x.10.1 f32[156,64]
  *   h.13: f32[156,64] = layernorm(x.10, @blocks.4.norm2.weight, @blocks.4.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.14: f32[156,256] = linear_gelu(h.13, @blocks.4.mlp.fc1.weight, @blocks.4.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.14: f32[156,64] = linear(h.14, @blocks.4.mlp.fc2.weight, @blocks.4.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.9: f32[156,64] = channel_scale(linear.14, @blocks.4.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.10.1: f32[156,64] = add(x.10, channel_scale.9)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.10.1: f32[156,64] = linear_scale_add(h.14, @blocks.4.mlp.fc2.weight, @blocks.4.mlp.fc2.bias, @blocks.4.ls2.gamma, x.10)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage15_block04(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_10, 156, 64, P_blocks_4_norm2_weight, P_blocks_4_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_13); /* h.13 */
   vit_linear_f32(V_h_13, 156, 64, P_blocks_4_mlp_fc1_weight, P_blocks_4_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_14); /* h.14 */
-  vit_linear_f32(V_h_14, 156, 256, P_blocks_4_mlp_fc2_weight, P_blocks_4_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_14); /* linear.14 */
-  for (int i = 0; i < 156; i++) for (int j = 0; j < 64; j++) /* channel_scale.9 = LayerScale */
-    V_channel_scale_9[i * 64 + j] = V_linear_14[i * 64 + j] * P_blocks_4_ls2_gamma[j];
-  for (int i = 0; i < 9984; i++) V_x_10_1[i] = V_x_10[i] + V_channel_scale_9[i]; /* x.10.1 = add */
+  vit_linear_f32(V_h_14, 156, 256, P_blocks_4_mlp_fc2_weight, P_blocks_4_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_10_1); /* x.10.1 */
+  for (int i = 0; i < 156; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_10_1[i * 64 + j] * P_blocks_4_ls2_gamma[j];
+    V_x_10_1[i * 64 + j] = V_x_10[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage16_block05: 6 ops
+ * stage16_block05: 4 ops
  * reads:  x.10.1 f32[156,64], size.5 f32[156]
  * writes: qkv.5 f32[156,192], x.11 f32[156,64]
  *   h.15: f32[156,64] = layernorm(x.10.1, @blocks.5.norm1.weight, @blocks.5.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.5: f32[156,192] = linear(h.15, @blocks.5.attn.qkv.weight, @blocks.5.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.5: f32[156,64] = attention(qkv.5, size.5, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.15: f32[156,64] = linear(context.5, @blocks.5.attn.proj.weight, @blocks.5.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.10: f32[156,64] = channel_scale(linear.15, @blocks.5.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.11: f32[156,64] = add(x.10.1, channel_scale.10)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.11: f32[156,64] = linear_scale_add(context.5, @blocks.5.attn.proj.weight, @blocks.5.attn.proj.bias, @blocks.5.ls1.gamma, x.10.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage16_block05(struct vit_run *run) {
   (void)run;
@@ -763,10 +703,11 @@ static void stage16_block05(struct vit_run *run) {
   vit_linear_f32(V_h_15, 156, 64, P_blocks_5_attn_qkv_weight, P_blocks_5_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_5); /* qkv.5 */
   for (int i = 0; i < 156; i++) vit_key_bias[i] = logf(V_size_5[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_5, 156, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_5); /* context.5 */
-  vit_linear_f32(V_context_5, 156, 64, P_blocks_5_attn_proj_weight, P_blocks_5_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_15); /* linear.15 */
-  for (int i = 0; i < 156; i++) for (int j = 0; j < 64; j++) /* channel_scale.10 = LayerScale */
-    V_channel_scale_10[i * 64 + j] = V_linear_15[i * 64 + j] * P_blocks_5_ls1_gamma[j];
-  for (int i = 0; i < 9984; i++) V_x_11[i] = V_x_10_1[i] + V_channel_scale_10[i]; /* x.11 = add */
+  vit_linear_f32(V_context_5, 156, 64, P_blocks_5_attn_proj_weight, P_blocks_5_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_11); /* x.11 */
+  for (int i = 0; i < 156; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_11[i * 64 + j] * P_blocks_5_ls1_gamma[j];
+    V_x_11[i * 64 + j] = V_x_10_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -788,35 +729,32 @@ static void stage17_block05_prune(struct vit_run *run) {
 }
 
 /*
- * stage18_block05: 5 ops
+ * stage18_block05: 3 ops
  * reads:  x.12 f32[148,64]
  * writes: x.12.1 f32[148,64]
  *   h.16: f32[148,64] = layernorm(x.12, @blocks.5.norm2.weight, @blocks.5.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.17: f32[148,256] = linear_gelu(h.16, @blocks.5.mlp.fc1.weight, @blocks.5.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.17: f32[148,64] = linear(h.17, @blocks.5.mlp.fc2.weight, @blocks.5.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.11: f32[148,64] = channel_scale(linear.17, @blocks.5.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.12.1: f32[148,64] = add(x.12, channel_scale.11)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.12.1: f32[148,64] = linear_scale_add(h.17, @blocks.5.mlp.fc2.weight, @blocks.5.mlp.fc2.bias, @blocks.5.ls2.gamma, x.12)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage18_block05(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_12, 148, 64, P_blocks_5_norm2_weight, P_blocks_5_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_16); /* h.16 */
   vit_linear_f32(V_h_16, 148, 64, P_blocks_5_mlp_fc1_weight, P_blocks_5_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_17); /* h.17 */
-  vit_linear_f32(V_h_17, 148, 256, P_blocks_5_mlp_fc2_weight, P_blocks_5_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_17); /* linear.17 */
-  for (int i = 0; i < 148; i++) for (int j = 0; j < 64; j++) /* channel_scale.11 = LayerScale */
-    V_channel_scale_11[i * 64 + j] = V_linear_17[i * 64 + j] * P_blocks_5_ls2_gamma[j];
-  for (int i = 0; i < 9472; i++) V_x_12_1[i] = V_x_12[i] + V_channel_scale_11[i]; /* x.12.1 = add */
+  vit_linear_f32(V_h_17, 148, 256, P_blocks_5_mlp_fc2_weight, P_blocks_5_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_12_1); /* x.12.1 */
+  for (int i = 0; i < 148; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_12_1[i * 64 + j] * P_blocks_5_ls2_gamma[j];
+    V_x_12_1[i * 64 + j] = V_x_12[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage19_block06: 6 ops
+ * stage19_block06: 4 ops
  * reads:  x.12.1 f32[148,64], size.6 f32[148]
  * writes: qkv.6 f32[148,192], x.13 f32[148,64]
  *   h.18: f32[148,64] = layernorm(x.12.1, @blocks.6.norm1.weight, @blocks.6.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.6: f32[148,192] = linear(h.18, @blocks.6.attn.qkv.weight, @blocks.6.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.6: f32[148,64] = attention(qkv.6, size.6, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.18: f32[148,64] = linear(context.6, @blocks.6.attn.proj.weight, @blocks.6.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.12: f32[148,64] = channel_scale(linear.18, @blocks.6.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.13: f32[148,64] = add(x.12.1, channel_scale.12)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.13: f32[148,64] = linear_scale_add(context.6, @blocks.6.attn.proj.weight, @blocks.6.attn.proj.bias, @blocks.6.ls1.gamma, x.12.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage19_block06(struct vit_run *run) {
   (void)run;
@@ -824,10 +762,11 @@ static void stage19_block06(struct vit_run *run) {
   vit_linear_f32(V_h_18, 148, 64, P_blocks_6_attn_qkv_weight, P_blocks_6_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_6); /* qkv.6 */
   for (int i = 0; i < 148; i++) vit_key_bias[i] = logf(V_size_6[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_6, 148, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_6); /* context.6 */
-  vit_linear_f32(V_context_6, 148, 64, P_blocks_6_attn_proj_weight, P_blocks_6_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_18); /* linear.18 */
-  for (int i = 0; i < 148; i++) for (int j = 0; j < 64; j++) /* channel_scale.12 = LayerScale */
-    V_channel_scale_12[i * 64 + j] = V_linear_18[i * 64 + j] * P_blocks_6_ls1_gamma[j];
-  for (int i = 0; i < 9472; i++) V_x_13[i] = V_x_12_1[i] + V_channel_scale_12[i]; /* x.13 = add */
+  vit_linear_f32(V_context_6, 148, 64, P_blocks_6_attn_proj_weight, P_blocks_6_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_13); /* x.13 */
+  for (int i = 0; i < 148; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_13[i * 64 + j] * P_blocks_6_ls1_gamma[j];
+    V_x_13[i * 64 + j] = V_x_12_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -849,35 +788,32 @@ static void stage20_block06_prune(struct vit_run *run) {
 }
 
 /*
- * stage21_block06: 5 ops
+ * stage21_block06: 3 ops
  * reads:  x.14 f32[140,64]
  * writes: x.14.1 f32[140,64]
  *   h.19: f32[140,64] = layernorm(x.14, @blocks.6.norm2.weight, @blocks.6.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.20: f32[140,256] = linear_gelu(h.19, @blocks.6.mlp.fc1.weight, @blocks.6.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.20: f32[140,64] = linear(h.20, @blocks.6.mlp.fc2.weight, @blocks.6.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.13: f32[140,64] = channel_scale(linear.20, @blocks.6.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.14.1: f32[140,64] = add(x.14, channel_scale.13)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.14.1: f32[140,64] = linear_scale_add(h.20, @blocks.6.mlp.fc2.weight, @blocks.6.mlp.fc2.bias, @blocks.6.ls2.gamma, x.14)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage21_block06(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_14, 140, 64, P_blocks_6_norm2_weight, P_blocks_6_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_19); /* h.19 */
   vit_linear_f32(V_h_19, 140, 64, P_blocks_6_mlp_fc1_weight, P_blocks_6_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_20); /* h.20 */
-  vit_linear_f32(V_h_20, 140, 256, P_blocks_6_mlp_fc2_weight, P_blocks_6_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_20); /* linear.20 */
-  for (int i = 0; i < 140; i++) for (int j = 0; j < 64; j++) /* channel_scale.13 = LayerScale */
-    V_channel_scale_13[i * 64 + j] = V_linear_20[i * 64 + j] * P_blocks_6_ls2_gamma[j];
-  for (int i = 0; i < 8960; i++) V_x_14_1[i] = V_x_14[i] + V_channel_scale_13[i]; /* x.14.1 = add */
+  vit_linear_f32(V_h_20, 140, 256, P_blocks_6_mlp_fc2_weight, P_blocks_6_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_14_1); /* x.14.1 */
+  for (int i = 0; i < 140; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_14_1[i * 64 + j] * P_blocks_6_ls2_gamma[j];
+    V_x_14_1[i * 64 + j] = V_x_14[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage22_block07: 6 ops
+ * stage22_block07: 4 ops
  * reads:  x.14.1 f32[140,64], size.7 f32[140]
  * writes: qkv.7 f32[140,192], x.15 f32[140,64]
  *   h.21: f32[140,64] = layernorm(x.14.1, @blocks.7.norm1.weight, @blocks.7.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.7: f32[140,192] = linear(h.21, @blocks.7.attn.qkv.weight, @blocks.7.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.7: f32[140,64] = attention(qkv.7, size.7, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.21: f32[140,64] = linear(context.7, @blocks.7.attn.proj.weight, @blocks.7.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.14: f32[140,64] = channel_scale(linear.21, @blocks.7.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.15: f32[140,64] = add(x.14.1, channel_scale.14)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.15: f32[140,64] = linear_scale_add(context.7, @blocks.7.attn.proj.weight, @blocks.7.attn.proj.bias, @blocks.7.ls1.gamma, x.14.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage22_block07(struct vit_run *run) {
   (void)run;
@@ -885,10 +821,11 @@ static void stage22_block07(struct vit_run *run) {
   vit_linear_f32(V_h_21, 140, 64, P_blocks_7_attn_qkv_weight, P_blocks_7_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_7); /* qkv.7 */
   for (int i = 0; i < 140; i++) vit_key_bias[i] = logf(V_size_7[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_7, 140, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_7); /* context.7 */
-  vit_linear_f32(V_context_7, 140, 64, P_blocks_7_attn_proj_weight, P_blocks_7_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_21); /* linear.21 */
-  for (int i = 0; i < 140; i++) for (int j = 0; j < 64; j++) /* channel_scale.14 = LayerScale */
-    V_channel_scale_14[i * 64 + j] = V_linear_21[i * 64 + j] * P_blocks_7_ls1_gamma[j];
-  for (int i = 0; i < 8960; i++) V_x_15[i] = V_x_14_1[i] + V_channel_scale_14[i]; /* x.15 = add */
+  vit_linear_f32(V_context_7, 140, 64, P_blocks_7_attn_proj_weight, P_blocks_7_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_15); /* x.15 */
+  for (int i = 0; i < 140; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_15[i * 64 + j] * P_blocks_7_ls1_gamma[j];
+    V_x_15[i * 64 + j] = V_x_14_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -910,35 +847,32 @@ static void stage23_block07_prune(struct vit_run *run) {
 }
 
 /*
- * stage24_block07: 5 ops
+ * stage24_block07: 3 ops
  * reads:  x.16 f32[132,64]
  * writes: x.16.1 f32[132,64]
  *   h.22: f32[132,64] = layernorm(x.16, @blocks.7.norm2.weight, @blocks.7.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.23: f32[132,256] = linear_gelu(h.22, @blocks.7.mlp.fc1.weight, @blocks.7.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.23: f32[132,64] = linear(h.23, @blocks.7.mlp.fc2.weight, @blocks.7.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.15: f32[132,64] = channel_scale(linear.23, @blocks.7.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.16.1: f32[132,64] = add(x.16, channel_scale.15)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.16.1: f32[132,64] = linear_scale_add(h.23, @blocks.7.mlp.fc2.weight, @blocks.7.mlp.fc2.bias, @blocks.7.ls2.gamma, x.16)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage24_block07(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_16, 132, 64, P_blocks_7_norm2_weight, P_blocks_7_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_22); /* h.22 */
   vit_linear_f32(V_h_22, 132, 64, P_blocks_7_mlp_fc1_weight, P_blocks_7_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_23); /* h.23 */
-  vit_linear_f32(V_h_23, 132, 256, P_blocks_7_mlp_fc2_weight, P_blocks_7_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_23); /* linear.23 */
-  for (int i = 0; i < 132; i++) for (int j = 0; j < 64; j++) /* channel_scale.15 = LayerScale */
-    V_channel_scale_15[i * 64 + j] = V_linear_23[i * 64 + j] * P_blocks_7_ls2_gamma[j];
-  for (int i = 0; i < 8448; i++) V_x_16_1[i] = V_x_16[i] + V_channel_scale_15[i]; /* x.16.1 = add */
+  vit_linear_f32(V_h_23, 132, 256, P_blocks_7_mlp_fc2_weight, P_blocks_7_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_16_1); /* x.16.1 */
+  for (int i = 0; i < 132; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_16_1[i * 64 + j] * P_blocks_7_ls2_gamma[j];
+    V_x_16_1[i * 64 + j] = V_x_16[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage25_block08: 6 ops
+ * stage25_block08: 4 ops
  * reads:  x.16.1 f32[132,64], size.8 f32[132]
  * writes: qkv.8 f32[132,192], x.17 f32[132,64]
  *   h.24: f32[132,64] = layernorm(x.16.1, @blocks.8.norm1.weight, @blocks.8.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.8: f32[132,192] = linear(h.24, @blocks.8.attn.qkv.weight, @blocks.8.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.8: f32[132,64] = attention(qkv.8, size.8, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.24: f32[132,64] = linear(context.8, @blocks.8.attn.proj.weight, @blocks.8.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.16: f32[132,64] = channel_scale(linear.24, @blocks.8.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.17: f32[132,64] = add(x.16.1, channel_scale.16)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.17: f32[132,64] = linear_scale_add(context.8, @blocks.8.attn.proj.weight, @blocks.8.attn.proj.bias, @blocks.8.ls1.gamma, x.16.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage25_block08(struct vit_run *run) {
   (void)run;
@@ -946,10 +880,11 @@ static void stage25_block08(struct vit_run *run) {
   vit_linear_f32(V_h_24, 132, 64, P_blocks_8_attn_qkv_weight, P_blocks_8_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_8); /* qkv.8 */
   for (int i = 0; i < 132; i++) vit_key_bias[i] = logf(V_size_8[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_8, 132, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_8); /* context.8 */
-  vit_linear_f32(V_context_8, 132, 64, P_blocks_8_attn_proj_weight, P_blocks_8_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_24); /* linear.24 */
-  for (int i = 0; i < 132; i++) for (int j = 0; j < 64; j++) /* channel_scale.16 = LayerScale */
-    V_channel_scale_16[i * 64 + j] = V_linear_24[i * 64 + j] * P_blocks_8_ls1_gamma[j];
-  for (int i = 0; i < 8448; i++) V_x_17[i] = V_x_16_1[i] + V_channel_scale_16[i]; /* x.17 = add */
+  vit_linear_f32(V_context_8, 132, 64, P_blocks_8_attn_proj_weight, P_blocks_8_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_17); /* x.17 */
+  for (int i = 0; i < 132; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_17[i * 64 + j] * P_blocks_8_ls1_gamma[j];
+    V_x_17[i * 64 + j] = V_x_16_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -971,35 +906,32 @@ static void stage26_block08_prune(struct vit_run *run) {
 }
 
 /*
- * stage27_block08: 5 ops
+ * stage27_block08: 3 ops
  * reads:  x.18 f32[124,64]
  * writes: x.18.1 f32[124,64]
  *   h.25: f32[124,64] = layernorm(x.18, @blocks.8.norm2.weight, @blocks.8.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.26: f32[124,256] = linear_gelu(h.25, @blocks.8.mlp.fc1.weight, @blocks.8.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.26: f32[124,64] = linear(h.26, @blocks.8.mlp.fc2.weight, @blocks.8.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.17: f32[124,64] = channel_scale(linear.26, @blocks.8.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.18.1: f32[124,64] = add(x.18, channel_scale.17)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.18.1: f32[124,64] = linear_scale_add(h.26, @blocks.8.mlp.fc2.weight, @blocks.8.mlp.fc2.bias, @blocks.8.ls2.gamma, x.18)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage27_block08(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_18, 124, 64, P_blocks_8_norm2_weight, P_blocks_8_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_25); /* h.25 */
   vit_linear_f32(V_h_25, 124, 64, P_blocks_8_mlp_fc1_weight, P_blocks_8_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_26); /* h.26 */
-  vit_linear_f32(V_h_26, 124, 256, P_blocks_8_mlp_fc2_weight, P_blocks_8_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_26); /* linear.26 */
-  for (int i = 0; i < 124; i++) for (int j = 0; j < 64; j++) /* channel_scale.17 = LayerScale */
-    V_channel_scale_17[i * 64 + j] = V_linear_26[i * 64 + j] * P_blocks_8_ls2_gamma[j];
-  for (int i = 0; i < 7936; i++) V_x_18_1[i] = V_x_18[i] + V_channel_scale_17[i]; /* x.18.1 = add */
+  vit_linear_f32(V_h_26, 124, 256, P_blocks_8_mlp_fc2_weight, P_blocks_8_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_18_1); /* x.18.1 */
+  for (int i = 0; i < 124; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_18_1[i * 64 + j] * P_blocks_8_ls2_gamma[j];
+    V_x_18_1[i * 64 + j] = V_x_18[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage28_block09: 6 ops
+ * stage28_block09: 4 ops
  * reads:  x.18.1 f32[124,64], size.9 f32[124]
  * writes: qkv.9 f32[124,192], x.19 f32[124,64]
  *   h.27: f32[124,64] = layernorm(x.18.1, @blocks.9.norm1.weight, @blocks.9.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.9: f32[124,192] = linear(h.27, @blocks.9.attn.qkv.weight, @blocks.9.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.9: f32[124,64] = attention(qkv.9, size.9, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.27: f32[124,64] = linear(context.9, @blocks.9.attn.proj.weight, @blocks.9.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.18: f32[124,64] = channel_scale(linear.27, @blocks.9.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.19: f32[124,64] = add(x.18.1, channel_scale.18)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.19: f32[124,64] = linear_scale_add(context.9, @blocks.9.attn.proj.weight, @blocks.9.attn.proj.bias, @blocks.9.ls1.gamma, x.18.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage28_block09(struct vit_run *run) {
   (void)run;
@@ -1007,10 +939,11 @@ static void stage28_block09(struct vit_run *run) {
   vit_linear_f32(V_h_27, 124, 64, P_blocks_9_attn_qkv_weight, P_blocks_9_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_9); /* qkv.9 */
   for (int i = 0; i < 124; i++) vit_key_bias[i] = logf(V_size_9[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_9, 124, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_9); /* context.9 */
-  vit_linear_f32(V_context_9, 124, 64, P_blocks_9_attn_proj_weight, P_blocks_9_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_27); /* linear.27 */
-  for (int i = 0; i < 124; i++) for (int j = 0; j < 64; j++) /* channel_scale.18 = LayerScale */
-    V_channel_scale_18[i * 64 + j] = V_linear_27[i * 64 + j] * P_blocks_9_ls1_gamma[j];
-  for (int i = 0; i < 7936; i++) V_x_19[i] = V_x_18_1[i] + V_channel_scale_18[i]; /* x.19 = add */
+  vit_linear_f32(V_context_9, 124, 64, P_blocks_9_attn_proj_weight, P_blocks_9_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_19); /* x.19 */
+  for (int i = 0; i < 124; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_19[i * 64 + j] * P_blocks_9_ls1_gamma[j];
+    V_x_19[i * 64 + j] = V_x_18_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -1032,35 +965,32 @@ static void stage29_block09_prune(struct vit_run *run) {
 }
 
 /*
- * stage30_block09: 5 ops
+ * stage30_block09: 3 ops
  * reads:  x.20 f32[116,64]
  * writes: x.20.1 f32[116,64]
  *   h.28: f32[116,64] = layernorm(x.20, @blocks.9.norm2.weight, @blocks.9.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.29: f32[116,256] = linear_gelu(h.28, @blocks.9.mlp.fc1.weight, @blocks.9.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.29: f32[116,64] = linear(h.29, @blocks.9.mlp.fc2.weight, @blocks.9.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.19: f32[116,64] = channel_scale(linear.29, @blocks.9.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.20.1: f32[116,64] = add(x.20, channel_scale.19)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.20.1: f32[116,64] = linear_scale_add(h.29, @blocks.9.mlp.fc2.weight, @blocks.9.mlp.fc2.bias, @blocks.9.ls2.gamma, x.20)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage30_block09(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_20, 116, 64, P_blocks_9_norm2_weight, P_blocks_9_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_28); /* h.28 */
   vit_linear_f32(V_h_28, 116, 64, P_blocks_9_mlp_fc1_weight, P_blocks_9_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_29); /* h.29 */
-  vit_linear_f32(V_h_29, 116, 256, P_blocks_9_mlp_fc2_weight, P_blocks_9_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_29); /* linear.29 */
-  for (int i = 0; i < 116; i++) for (int j = 0; j < 64; j++) /* channel_scale.19 = LayerScale */
-    V_channel_scale_19[i * 64 + j] = V_linear_29[i * 64 + j] * P_blocks_9_ls2_gamma[j];
-  for (int i = 0; i < 7424; i++) V_x_20_1[i] = V_x_20[i] + V_channel_scale_19[i]; /* x.20.1 = add */
+  vit_linear_f32(V_h_29, 116, 256, P_blocks_9_mlp_fc2_weight, P_blocks_9_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_20_1); /* x.20.1 */
+  for (int i = 0; i < 116; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_20_1[i * 64 + j] * P_blocks_9_ls2_gamma[j];
+    V_x_20_1[i * 64 + j] = V_x_20[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage31_block10: 6 ops
+ * stage31_block10: 4 ops
  * reads:  x.20.1 f32[116,64], size.10 f32[116]
  * writes: qkv.10 f32[116,192], x.21 f32[116,64]
  *   h.30: f32[116,64] = layernorm(x.20.1, @blocks.10.norm1.weight, @blocks.10.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.10: f32[116,192] = linear(h.30, @blocks.10.attn.qkv.weight, @blocks.10.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.10: f32[116,64] = attention(qkv.10, size.10, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.30: f32[116,64] = linear(context.10, @blocks.10.attn.proj.weight, @blocks.10.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.20: f32[116,64] = channel_scale(linear.30, @blocks.10.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.21: f32[116,64] = add(x.20.1, channel_scale.20)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.21: f32[116,64] = linear_scale_add(context.10, @blocks.10.attn.proj.weight, @blocks.10.attn.proj.bias, @blocks.10.ls1.gamma, x.20.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage31_block10(struct vit_run *run) {
   (void)run;
@@ -1068,10 +998,11 @@ static void stage31_block10(struct vit_run *run) {
   vit_linear_f32(V_h_30, 116, 64, P_blocks_10_attn_qkv_weight, P_blocks_10_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_10); /* qkv.10 */
   for (int i = 0; i < 116; i++) vit_key_bias[i] = logf(V_size_10[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_10, 116, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_10); /* context.10 */
-  vit_linear_f32(V_context_10, 116, 64, P_blocks_10_attn_proj_weight, P_blocks_10_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_30); /* linear.30 */
-  for (int i = 0; i < 116; i++) for (int j = 0; j < 64; j++) /* channel_scale.20 = LayerScale */
-    V_channel_scale_20[i * 64 + j] = V_linear_30[i * 64 + j] * P_blocks_10_ls1_gamma[j];
-  for (int i = 0; i < 7424; i++) V_x_21[i] = V_x_20_1[i] + V_channel_scale_20[i]; /* x.21 = add */
+  vit_linear_f32(V_context_10, 116, 64, P_blocks_10_attn_proj_weight, P_blocks_10_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_21); /* x.21 */
+  for (int i = 0; i < 116; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_21[i * 64 + j] * P_blocks_10_ls1_gamma[j];
+    V_x_21[i * 64 + j] = V_x_20_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -1093,35 +1024,32 @@ static void stage32_block10_prune(struct vit_run *run) {
 }
 
 /*
- * stage33_block10: 5 ops
+ * stage33_block10: 3 ops
  * reads:  x.22 f32[108,64]
  * writes: x.22.1 f32[108,64]
  *   h.31: f32[108,64] = layernorm(x.22, @blocks.10.norm2.weight, @blocks.10.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.32: f32[108,256] = linear_gelu(h.31, @blocks.10.mlp.fc1.weight, @blocks.10.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.32: f32[108,64] = linear(h.32, @blocks.10.mlp.fc2.weight, @blocks.10.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.21: f32[108,64] = channel_scale(linear.32, @blocks.10.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.22.1: f32[108,64] = add(x.22, channel_scale.21)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.22.1: f32[108,64] = linear_scale_add(h.32, @blocks.10.mlp.fc2.weight, @blocks.10.mlp.fc2.bias, @blocks.10.ls2.gamma, x.22)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage33_block10(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_22, 108, 64, P_blocks_10_norm2_weight, P_blocks_10_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_31); /* h.31 */
   vit_linear_f32(V_h_31, 108, 64, P_blocks_10_mlp_fc1_weight, P_blocks_10_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_32); /* h.32 */
-  vit_linear_f32(V_h_32, 108, 256, P_blocks_10_mlp_fc2_weight, P_blocks_10_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_32); /* linear.32 */
-  for (int i = 0; i < 108; i++) for (int j = 0; j < 64; j++) /* channel_scale.21 = LayerScale */
-    V_channel_scale_21[i * 64 + j] = V_linear_32[i * 64 + j] * P_blocks_10_ls2_gamma[j];
-  for (int i = 0; i < 6912; i++) V_x_22_1[i] = V_x_22[i] + V_channel_scale_21[i]; /* x.22.1 = add */
+  vit_linear_f32(V_h_32, 108, 256, P_blocks_10_mlp_fc2_weight, P_blocks_10_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_22_1); /* x.22.1 */
+  for (int i = 0; i < 108; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_22_1[i * 64 + j] * P_blocks_10_ls2_gamma[j];
+    V_x_22_1[i * 64 + j] = V_x_22[i * 64 + j] + scaled;
+  }
 }
 
 /*
- * stage34_block11: 6 ops
+ * stage34_block11: 4 ops
  * reads:  x.22.1 f32[108,64], size.11 f32[108]
  * writes: qkv.11 f32[108,192], x.23 f32[108,64]
  *   h.33: f32[108,64] = layernorm(x.22.1, @blocks.11.norm1.weight, @blocks.11.norm1.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:29:9)
  *   qkv.11: f32[108,192] = linear(h.33, @blocks.11.attn.qkv.weight, @blocks.11.attn.qkv.bias)  (samples/tiny_vit_noclass.graph:30:25)
  *   context.11: f32[108,64] = attention(qkv.11, size.11, heads=2, scale=0.1767766952966369)  (samples/tiny_vit_noclass.graph:32:28)
- *   linear.33: f32[108,64] = linear(context.11, @blocks.11.attn.proj.weight, @blocks.11.attn.proj.bias)  (samples/tiny_vit_noclass.graph:34:27)
- *   channel_scale.22: f32[108,64] = channel_scale(linear.33, @blocks.11.ls1.gamma)  (samples/tiny_vit_noclass.graph:34:13)
- *   x.23: f32[108,64] = add(x.22.1, channel_scale.22)  (samples/tiny_vit_noclass.graph:34:11)
+ *   x.23: f32[108,64] = linear_scale_add(context.11, @blocks.11.attn.proj.weight, @blocks.11.attn.proj.bias, @blocks.11.ls1.gamma, x.22.1)  (samples/tiny_vit_noclass.graph:34:27)
  */
 static void stage34_block11(struct vit_run *run) {
   (void)run;
@@ -1129,10 +1057,11 @@ static void stage34_block11(struct vit_run *run) {
   vit_linear_f32(V_h_33, 108, 64, P_blocks_11_attn_qkv_weight, P_blocks_11_attn_qkv_bias, 192, VIT_EPI_NONE, NULL, V_qkv_11); /* qkv.11 */
   for (int i = 0; i < 108; i++) vit_key_bias[i] = logf(V_size_11[i]); /* proportional attention: + log(size) */
   vit_attention_f32(V_qkv_11, 108, 2, 32, 0x1.6a09e6p-3f /* 0.17677669 */, vit_key_bias, NULL, vit_scratch, V_context_11); /* context.11 */
-  vit_linear_f32(V_context_11, 108, 64, P_blocks_11_attn_proj_weight, P_blocks_11_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_linear_33); /* linear.33 */
-  for (int i = 0; i < 108; i++) for (int j = 0; j < 64; j++) /* channel_scale.22 = LayerScale */
-    V_channel_scale_22[i * 64 + j] = V_linear_33[i * 64 + j] * P_blocks_11_ls1_gamma[j];
-  for (int i = 0; i < 6912; i++) V_x_23[i] = V_x_22_1[i] + V_channel_scale_22[i]; /* x.23 = add */
+  vit_linear_f32(V_context_11, 108, 64, P_blocks_11_attn_proj_weight, P_blocks_11_attn_proj_bias, 64, VIT_EPI_NONE, NULL, V_x_23); /* x.23 */
+  for (int i = 0; i < 108; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_23[i * 64 + j] * P_blocks_11_ls1_gamma[j];
+    V_x_23[i * 64 + j] = V_x_22_1[i * 64 + j] + scaled;
+  }
 }
 
 /*
@@ -1154,23 +1083,22 @@ static void stage35_block11_prune(struct vit_run *run) {
 }
 
 /*
- * stage36_block11: 5 ops
+ * stage36_block11: 3 ops
  * reads:  x.24 f32[100,64]
  * writes: x.24.1 f32[100,64]
  *   h.34: f32[100,64] = layernorm(x.24, @blocks.11.norm2.weight, @blocks.11.norm2.bias, eps=1e-06)  (samples/tiny_vit_noclass.graph:37:9)
  *   h.35: f32[100,256] = linear_gelu(h.34, @blocks.11.mlp.fc1.weight, @blocks.11.mlp.fc1.bias)  (samples/tiny_vit_noclass.graph:38:28)
- *   linear.35: f32[100,64] = linear(h.35, @blocks.11.mlp.fc2.weight, @blocks.11.mlp.fc2.bias)  (samples/tiny_vit_noclass.graph:39:27)
- *   channel_scale.23: f32[100,64] = channel_scale(linear.35, @blocks.11.ls2.gamma)  (samples/tiny_vit_noclass.graph:39:13)
- *   x.24.1: f32[100,64] = add(x.24, channel_scale.23)  (samples/tiny_vit_noclass.graph:39:11)
+ *   x.24.1: f32[100,64] = linear_scale_add(h.35, @blocks.11.mlp.fc2.weight, @blocks.11.mlp.fc2.bias, @blocks.11.ls2.gamma, x.24)  (samples/tiny_vit_noclass.graph:39:27)
  */
 static void stage36_block11(struct vit_run *run) {
   (void)run;
   vit_layernorm_f32(V_x_24, 100, 64, P_blocks_11_norm2_weight, P_blocks_11_norm2_bias, 0x1.0c6f7ap-20f /* 1e-06 */, V_h_34); /* h.34 */
   vit_linear_f32(V_h_34, 100, 64, P_blocks_11_mlp_fc1_weight, P_blocks_11_mlp_fc1_bias, 256, VIT_EPI_GELU, NULL, V_h_35); /* h.35 */
-  vit_linear_f32(V_h_35, 100, 256, P_blocks_11_mlp_fc2_weight, P_blocks_11_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_linear_35); /* linear.35 */
-  for (int i = 0; i < 100; i++) for (int j = 0; j < 64; j++) /* channel_scale.23 = LayerScale */
-    V_channel_scale_23[i * 64 + j] = V_linear_35[i * 64 + j] * P_blocks_11_ls2_gamma[j];
-  for (int i = 0; i < 6400; i++) V_x_24_1[i] = V_x_24[i] + V_channel_scale_23[i]; /* x.24.1 = add */
+  vit_linear_f32(V_h_35, 100, 256, P_blocks_11_mlp_fc2_weight, P_blocks_11_mlp_fc2_bias, 64, VIT_EPI_NONE, NULL, V_x_24_1); /* x.24.1 */
+  for (int i = 0; i < 100; i++) for (int j = 0; j < 64; j++) /* LayerScale, then the residual */ {
+    const float scaled = V_x_24_1[i * 64 + j] * P_blocks_11_ls2_gamma[j];
+    V_x_24_1[i * 64 + j] = V_x_24[i * 64 + j] + scaled;
+  }
 }
 
 /*
