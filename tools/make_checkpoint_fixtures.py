@@ -4,7 +4,18 @@
 Every file is written by torch.save itself, except evil.pth, whose data.pkl is a pickle that
 calls os.system (what a hostile checkpoint does), packed the way torch.save packs one.
 
-    pip install torch safetensors numpy
+Then three small timm variants that `vitc graph` must recognise (section 6), each with every
+parameter perturbed away from timm's init and saved as safetensors and as a torch.save .pth
+(F16, so that both stay small; timm's logits are computed from the same F16 values):
+  deit-distilled  VisionTransformerDistilled: cls + dist token, head_dist, eval output the mean
+                  of both heads; with DynamicViT predictors (score_predictor.*)
+  deit3-ls        DeiT-III layout: LayerScale (ls1.gamma, ls2.gamma), pos_embed without the
+                  class slot (no_embed_class); with AS-ViT thresholds
+  vit-avg         no class token, global_pool='avg' with fc_norm; with DynamicViT predictors
+Each gets <name>.safetensors, <name>.pth, <name>.config.json (timm's config as the hub ships
+it: model_args.num_heads), and <name>.logits.f32 (timm's logits for the input input-32.f32).
+
+    pip install torch timm safetensors numpy
     python3 tools/make_checkpoint_fixtures.py
 """
 import io
@@ -62,6 +73,92 @@ with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
     archive.writestr("evil/version", "3\n")
 with open(out("evil.pth"), "wb") as f:
     f.write(buffer.getvalue())
+
+
+# 6. timm variants (see the docstring). Tiny: image 32, patch 8 (16 patches), width 32, depth 3,
+#    2 heads, MLP ratio 2, 10 classes.
+import json
+
+import timm
+from safetensors.torch import save_file
+from timm.models.deit import VisionTransformerDistilled
+from timm.models.vision_transformer import VisionTransformer
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2, mlp_ratio=2.0, num_classes=10)
+
+
+def perturb(model, seed):
+    """Every parameter away from its init: weights and biases random, LayerNorm weights around
+    1 but not 1, LayerScale gammas in [0.5, 1.5] (timm's init leaves those paths untested)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if name.endswith("gamma"):
+                value = 0.5 + torch.rand(parameter.shape, generator=generator)
+            elif "norm" in name and name.endswith("weight"):
+                value = 1.0 + 0.2 * noise
+            elif name.endswith("bias"):
+                value = 0.1 * noise
+            elif name in ("cls_token", "dist_token", "pos_embed"):
+                value = 0.5 * noise
+            else:
+                fan_in = parameter[0].numel() if parameter.dim() > 1 else 1
+                value = noise / fan_in**0.5
+            # Stored as F16: round here so that timm computes with the values the files hold.
+            parameter.copy_(value.half().float())
+
+
+def predictors(width, stages, seed):
+    """DynamicViT's predictor tensors (SEMANTICS §2.2) for `stages` stages, seeded."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for s in range(stages):
+        shapes = {
+            "in_conv.0.weight": [width], "in_conv.0.bias": [width],
+            "in_conv.1.weight": [width, width], "in_conv.1.bias": [width],
+            "out_conv.0.weight": [width // 2, width], "out_conv.0.bias": [width // 2],
+            "out_conv.2.weight": [width // 4, width // 2], "out_conv.2.bias": [width // 4],
+            "out_conv.4.weight": [2, width // 4], "out_conv.4.bias": [2],
+        }
+        for name, shape in shapes.items():
+            t = torch.randn(shape, generator=generator)
+            if name == "in_conv.0.weight":
+                t = 1.0 + 0.2 * t
+            elif name.endswith("weight"):
+                t = t / shape[-1] ** 0.5
+            else:
+                t = 0.1 * t
+            out[f"score_predictor.{s}.{name}"] = t.half()
+    return out
+
+
+variants = {
+    "deit-distilled": (VisionTransformerDistilled(**TINY), 11, lambda: predictors(32, 2, 21)),
+    "deit3-ls": (
+        VisionTransformer(**TINY, init_values=1e-5, no_embed_class=True), 12,
+        lambda: {f"score_predictor.{s}.keep_threshold": torch.tensor(0.04 * (s + 1)).half() for s in range(2)}),
+    "vit-avg": (VisionTransformer(**TINY, class_token=False, global_pool="avg", fc_norm=True), 13,
+                lambda: predictors(32, 2, 23)),
+}
+image = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+image.numpy().astype("<f4").tofile(out("input-32.f32"))
+for name, (model, seed, extra) in variants.items():
+    model.eval()
+    perturb(model, seed)
+    with torch.no_grad():
+        logits = model(image)[0]
+    logits.numpy().astype("<f4").tofile(out(f"{name}.logits.f32"))
+    state = {k: v.half().contiguous() for k, v in model.state_dict().items()}
+    state.update(extra())
+    save_file(state, out(f"{name}.safetensors"))
+    torch.save({"model": state}, out(f"{name}.pth"))  # as the official releases: under "model"
+    config = {"architecture": name.replace("-", "_"), "model_args": {"num_heads": TINY["num_heads"]},
+              "pretrained_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "crop_pct": 1.0}}
+    with open(out(f"{name}.config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+        f.write("\n")
+    print(name, "timm", timm.__version__, "max |logit|", float(logits.abs().max()))
 
 for name in sorted(os.listdir(OUT)):
     print(name, os.path.getsize(out(name)))

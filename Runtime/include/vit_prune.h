@@ -6,6 +6,12 @@
  * Conventions.
  * - n is the current token count including the cls token (row 0); c the width; rows are
  *   row-major [n][c]. "Patch tokens" are rows 1 .. n-1; scores s[j] belong to row 1+j.
+ * - Prefix tokens (docs/graph-format.md, "Token layout"): a model may lead its sequence with
+ *   another number of tokens than the one cls token (none; cls and distillation: 2). Each
+ *   kernel that reads rows as tokens has an _np form taking `prefix`, the rows before the patch
+ *   tokens: rows 0 .. prefix-1 are never scored, dropped, merged or moved, patch tokens are rows
+ *   prefix .. n-1, s[j] belongs to row prefix+j, and every count in the descriptions below
+ *   that says n-1 is n-prefix. The plain form is the _np form with prefix = 1.
  * - owner [patches]: for each original patch p (0 .. patches-1, row-major over the patch grid)
  *   the row of the current sequence that stands for it (1 .. n-1), or -1 once it is dropped.
  *   Every token-rewriting kernel reads owner_in and writes owner_out; they may be the same
@@ -41,6 +47,9 @@ extern "C" {
 #define VIT_CLS_ATTENTION_SCRATCH_FLOATS(n) ((size_t)4 * (size_t)(n) + 2)
 void vit_cls_attention_f32(const float *qkv, int n, int heads, int head_dim, float scale,
                            float *scratch, float *s);
+/* prefix >= 1 (row 0 is the cls token whose query is read); s [n-prefix]. */
+void vit_cls_attention_np_f32(const float *qkv, int n, int prefix, int heads, int head_dim,
+                              float scale, float *scratch, float *s);
 
 /* AS-ViT score (SEMANTICS §4.2): with A_h the post-softmax cls-query row of head h as above and
    context [n][C] the merged per-head context (column h*d+j = (A_h·v_h)[t][j]):
@@ -51,6 +60,8 @@ void vit_cls_attention_f32(const float *qkv, int n, int heads, int head_dim, flo
 #define VIT_ASVIT_SCORES_SCRATCH_FLOATS(n, heads) ((size_t)6 * (size_t)(n) + 2)
 void vit_asvit_scores_f32(const float *qkv, const float *context, int n, int heads, int head_dim,
                           float scale, float *scratch, float *s);
+void vit_asvit_scores_np_f32(const float *qkv, const float *context, int n, int prefix,
+                             int heads, int head_dim, float scale, float *scratch, float *s);
 
 /* DynamicViT predictor, the part between in_conv and out_conv (SEMANTICS §2.3): u [m][c] ->
    y [m][c] with y[i][j] = u[i][j] for j < c/2 and y[i][j] = (1/m) * sum_r u[r][j] for j >= c/2
@@ -83,6 +94,9 @@ int vit_threshold_keep_f32(const float *s, int m, float theta, int *idx);
 void vit_gather_tokens_f32(const float *x, int n, int c, const int *keep, int k,
                            const int *owner_in, int patches, int *owner_out, int *iscratch,
                            float *y);
+void vit_gather_tokens_np_f32(const float *x, int n, int prefix, int c, const int *keep, int k,
+                              const int *owner_in, int patches, int *owner_out, int *iscratch,
+                              float *y);
 
 /* EViT with fusion: as vit_gather_tokens_f32, plus row k+1 = sum over the dropped j (the
    complement of keep in 0 .. n-2, in ascending j) of s[j] * x[1+j] (not normalised; 0 when
@@ -91,6 +105,9 @@ void vit_gather_tokens_f32(const float *x, int n, int c, const int *keep, int k,
 void vit_gather_fuse_tokens_f32(const float *x, int n, int c, const int *keep, int k,
                                 const float *s, const int *owner_in, int patches, int *owner_out,
                                 int *iscratch, float *y);
+void vit_gather_fuse_tokens_np_f32(const float *x, int n, int prefix, int c, const int *keep,
+                                   int k, const float *s, const int *owner_in, int patches,
+                                   int *owner_out, int *iscratch, float *y);
 
 /* BAT (docs/methods.md, SEMANTICS §5.3) with k attentive tokens (the top-k of s, descending,
    ties lower index), M = n-1-k inattentive ones (ascending index), `clusters` = n_c
@@ -116,6 +133,9 @@ void vit_gather_fuse_tokens_f32(const float *x, int n, int c, const int *keep, i
 int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int clusters,
                       int pairs, const int *owner_in, int patches, int *owner_out,
                       float *scratch, int *iscratch, float *y);
+int vit_bat_merge_np_f32(const float *x, int n, int prefix, int c, const float *s, int k,
+                         int clusters, int pairs, const int *owner_in, int patches,
+                         int *owner_out, float *scratch, int *iscratch, float *y);
 
 /* ToMe bipartite soft matching with the cls token protected (SEMANTICS §6.3), merging r
    tokens (the caller passes r_eff = min(r, (n-1)/2) >= 1; a larger r is clamped to (n-1)/2,
@@ -133,6 +153,14 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
                              int c, int d, int r, const int *owner_in, int patches,
                              int *owner_out, float *scratch, int *iscratch, float *y,
                              float *size_out);
+/* With `prefix` rows protected: the split stays by row parity (a = even rows, b = odd rows, as
+   ToMe splits the whole sequence); a-rows before `prefix` are never sources, b-rows before it
+   never destinations; y = [x[0 .. prefix); unmerged patch a-rows ascending; patch b-rows];
+   r is clamped to (n-prefix)/2. With prefix = 1 this is the function above. */
+void vit_bipartite_merge_np_f32(const float *x, const float *metric, const float *size, int n,
+                                int prefix, int c, int d, int r, const int *owner_in,
+                                int patches, int *owner_out, float *scratch, int *iscratch,
+                                float *y, float *size_out);
 
 /* ---- trace ------------------------------------------------------------------------------ */
 
@@ -142,6 +170,9 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
    members [patches]; tokens >= 1. */
 void vit_trace_stage(const int *owner, int patches, int tokens, int16_t *first,
                      int16_t *members);
+/* The same for rows t = prefix .. tokens-1, group t-prefix: first [tokens-prefix+1]. */
+void vit_trace_stage_np(const int *owner, int patches, int tokens, int prefix, int16_t *first,
+                        int16_t *members);
 
 #ifdef __cplusplus
 }

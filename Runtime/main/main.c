@@ -33,6 +33,9 @@
 #include "vit_weights.h"
 #endif
 #endif
+#ifndef VIT_MODEL_PREFIX_TOKENS /* rows before the patch tokens: the trace groups start after them */
+#define VIT_MODEL_PREFIX_TOKENS 1
+#endif
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <signal.h>
@@ -698,7 +701,7 @@ static void write_kept_map(const char *path, const float *input, const VIT_MODEL
   for (int y = 0; y < size; y++) memcpy(out + (size_t)y * total * 3, base + (size_t)y * size * 3, (size_t)size * 3);
 
   for (int s = 0; s < stages; s++) {
-    const int tokens = trace->tokens[s] - 1;
+    const int tokens = trace->tokens[s] - VIT_MODEL_PREFIX_TOKENS;
     for (int q = 0; q < side * side; q++) owner[q] = -1;
     for (int t = 0; t < tokens; t++)
       for (int m = trace->first[s][t]; m < trace->first[s][t + 1]; m++) owner[trace->members[s][m]] = t;
@@ -878,7 +881,7 @@ static void write_trace(const char *path, const VIT_MODEL_TRACE *trace, const fl
   fprintf(f, "{\"method\": \"%s\", \"stages\": [", VIT_MODEL_METHOD);
   for (int s = 0; s < trace->n_stages; s++) {
     fprintf(f, "%s\n  {\"block\": %d, \"tokens\": %d, \"patches\": [", s ? "," : "", trace->block[s], trace->tokens[s]);
-    for (int t = 0; t + 1 < trace->tokens[s]; t++) {
+    for (int t = 0; t + VIT_MODEL_PREFIX_TOKENS < trace->tokens[s]; t++) {
       fprintf(f, "%s[", t ? "," : "");
       for (int m = trace->first[s][t]; m < trace->first[s][t + 1]; m++)
         fprintf(f, "%s%d", m > trace->first[s][t] ? "," : "", trace->members[s][m]);

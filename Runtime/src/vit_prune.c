@@ -191,23 +191,28 @@ static double head_norm(const float *context, int heads, int d, int t, int h) {
 /* ---- scores ----------------------------------------------------------------------------- */
 
 /* EViT/BAT: cls-query attention averaged over heads. */
-void vit_cls_attention_f32(const float *qkv, int n, int heads, int head_dim, float scale,
-                           float *scratch, float *s) {
+void vit_cls_attention_np_f32(const float *qkv, int n, int prefix, int heads, int head_dim,
+                              float scale, float *scratch, float *s) {
   double *p = as_doubles(scratch), *acc = p + n;
   for (int t = 0; t < n; t++) acc[t] = 0;
   for (int h = 0; h < heads; h++) {
     cls_softmax_row(qkv, n, heads, head_dim, h, scale, p);
-    for (int t = 1; t < n; t++) acc[t] += p[t];
+    for (int t = prefix; t < n; t++) acc[t] += p[t];
   }
-  for (int j = 0; j < n - 1; j++) s[j] = (float)(acc[1 + j] / heads);
+  for (int j = 0; j < n - prefix; j++) s[j] = (float)(acc[prefix + j] / heads);
+}
+
+void vit_cls_attention_f32(const float *qkv, int n, int heads, int head_dim, float scale,
+                           float *scratch, float *s) {
+  vit_cls_attention_np_f32(qkv, n, 1, heads, head_dim, scale, scratch, s);
 }
 
 /* AS-ViT eq. 5-7: cls attention of each head weighted by that head's share of the context
    norm of the key token. */
-void vit_asvit_scores_f32(const float *qkv, const float *context, int n, int heads, int head_dim,
-                          float scale, float *scratch, float *s) {
+void vit_asvit_scores_np_f32(const float *qkv, const float *context, int n, int prefix,
+                             int heads, int head_dim, float scale, float *scratch, float *s) {
   double *p = as_doubles(scratch), *den = p + n, *acc = den + n;
-  for (int t = 1; t < n; t++) { /* den[t] = sum_h' imp_h'[t] + 1e-8 */
+  for (int t = prefix; t < n; t++) { /* den[t] = sum_h' imp_h'[t] + 1e-8 */
     double sum = 0;
     for (int h = 0; h < heads; h++) sum += head_norm(context, heads, head_dim, t, h);
     den[t] = sum + 1e-8;
@@ -215,10 +220,15 @@ void vit_asvit_scores_f32(const float *qkv, const float *context, int n, int hea
   }
   for (int h = 0; h < heads; h++) {
     cls_softmax_row(qkv, n, heads, head_dim, h, scale, p);
-    for (int t = 1; t < n; t++)
+    for (int t = prefix; t < n; t++)
       acc[t] += p[t] * (head_norm(context, heads, head_dim, t, h) / den[t]); /* A_h * R_h */
   }
-  for (int j = 0; j < n - 1; j++) s[j] = (float)acc[1 + j];
+  for (int j = 0; j < n - prefix; j++) s[j] = (float)acc[prefix + j];
+}
+
+void vit_asvit_scores_f32(const float *qkv, const float *context, int n, int heads, int head_dim,
+                          float scale, float *scratch, float *s) {
+  vit_asvit_scores_np_f32(qkv, context, n, 1, heads, head_dim, scale, scratch, s);
 }
 
 /* DynamicViT predictor: local half as is, global half replaced by its mean over the rows. */
@@ -282,53 +292,69 @@ int vit_threshold_keep_f32(const float *s, int m, float theta, int *idx) {
 
 /* ---- token rewriting -------------------------------------------------------------------- */
 
-/* y = [x[0]; x[1 + keep[i]] ...]; row_new gets 0 -> 0, 1 + keep[i] -> 1 + i, others -1. */
-static void gather_kept(const float *x, int n, int c, const int *keep, int k, int *row_new,
-                        float *y) {
+/* y = [x[0 .. prefix); x[prefix + keep[i]] ...]; row_new gets t -> t for the prefix rows,
+   prefix + keep[i] -> prefix + i, others -1. */
+static void gather_kept(const float *x, int n, int prefix, int c, const int *keep, int k,
+                        int *row_new, float *y) {
   for (int t = 0; t < n; t++) row_new[t] = -1;
-  row_new[0] = 0;
-  copy_row(x, 0, c, y, 0);
+  for (int t = 0; t < prefix; t++) {
+    row_new[t] = t;
+    copy_row(x, t, c, y, t);
+  }
   for (int i = 0; i < k; i++) {
-    copy_row(x, 1 + keep[i], c, y, 1 + i);
-    row_new[1 + keep[i]] = 1 + i;
+    copy_row(x, prefix + keep[i], c, y, prefix + i);
+    row_new[prefix + keep[i]] = prefix + i;
   }
 }
 
 /* DynamicViT / AS-ViT / EViT without fusion: keep the selected rows, drop the rest. */
-void vit_gather_tokens_f32(const float *x, int n, int c, const int *keep, int k,
-                           const int *owner_in, int patches, int *owner_out, int *iscratch,
-                           float *y) {
-  gather_kept(x, n, c, keep, k, iscratch, y);
+void vit_gather_tokens_np_f32(const float *x, int n, int prefix, int c, const int *keep, int k,
+                              const int *owner_in, int patches, int *owner_out, int *iscratch,
+                              float *y) {
+  gather_kept(x, n, prefix, c, keep, k, iscratch, y);
   remap_owner(owner_in, patches, iscratch, n, owner_out);
 }
 
-/* EViT with fusion: the dropped rows become one extra token, sum_j s[j] x[1+j]. */
+void vit_gather_tokens_f32(const float *x, int n, int c, const int *keep, int k,
+                           const int *owner_in, int patches, int *owner_out, int *iscratch,
+                           float *y) {
+  vit_gather_tokens_np_f32(x, n, 1, c, keep, k, owner_in, patches, owner_out, iscratch, y);
+}
+
+/* EViT with fusion: the dropped rows become one extra token, sum_j s[j] x[prefix+j]. */
+void vit_gather_fuse_tokens_np_f32(const float *x, int n, int prefix, int c, const int *keep,
+                                   int k, const float *s, const int *owner_in, int patches,
+                                   int *owner_out, int *iscratch, float *y) {
+  int *row_new = iscratch;
+  const int fused = prefix + k;
+  gather_kept(x, n, prefix, c, keep, k, row_new, y);
+  for (int t = prefix; t < n; t++) /* complement_idx: the dropped rows go to the fused row */
+    if (row_new[t] < 0) row_new[t] = fused;
+  for (int ch = 0; ch < c; ch++) {
+    double acc = 0;
+    for (int j = 0; j < n - prefix; j++)
+      if (row_new[prefix + j] == fused) acc += (double)s[j] * x[(size_t)(prefix + j) * c + ch];
+    y[(size_t)fused * c + ch] = (float)acc;
+  }
+  remap_owner(owner_in, patches, row_new, n, owner_out);
+}
+
 void vit_gather_fuse_tokens_f32(const float *x, int n, int c, const int *keep, int k,
                                 const float *s, const int *owner_in, int patches, int *owner_out,
                                 int *iscratch, float *y) {
-  int *row_new = iscratch;
-  gather_kept(x, n, c, keep, k, row_new, y);
-  for (int t = 1; t < n; t++) /* complement_idx: the dropped rows go to row k+1 */
-    if (row_new[t] < 0) row_new[t] = k + 1;
-  for (int ch = 0; ch < c; ch++) {
-    double acc = 0;
-    for (int j = 0; j < n - 1; j++)
-      if (row_new[1 + j] == k + 1) acc += (double)s[j] * x[(size_t)(1 + j) * c + ch];
-    y[(size_t)(k + 1) * c + ch] = (float)acc;
-  }
-  remap_owner(owner_in, patches, row_new, n, owner_out);
+  vit_gather_fuse_tokens_np_f32(x, n, 1, c, keep, k, s, owner_in, patches, owner_out, iscratch, y);
 }
 
 /* BAT: attentive tokens matched in pairs, inattentive ones clustered with DPC-kNN.
    Out-of-contract counts are clamped so that no more rows are written than promised: k to
    [0, n-1], pairs to [0, k/2], clusters to [0, M]; with clusters = 0 and M > 0 the
    inattentive rows are dropped (owner -1). */
-int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int clusters,
-                      int pairs, const int *owner_in, int patches, int *owner_out,
-                      float *scratch, int *iscratch, float *y) {
+int vit_bat_merge_np_f32(const float *x, int n, int prefix, int c, const float *s, int k,
+                         int clusters, int pairs, const int *owner_in, int patches,
+                         int *owner_out, float *scratch, int *iscratch, float *y) {
   if (k < 0) k = 0;
-  if (k > n - 1) k = n - 1;
-  const int m = n - 1 - k; /* inattentive tokens */
+  if (k > n - prefix) k = n - prefix;
+  const int m = n - prefix - k; /* inattentive tokens */
   const int np = pairs < 0 ? 0 : pairs > k / 2 ? k / 2 : pairs;
   const int nc = clusters < 0 ? 0 : clusters > m ? m : clusters;
   const double sqrt_c = sqrt((double)c);
@@ -344,28 +370,28 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
   float *tr = (float *)(score + m);
 
   /* decoupler: top-k of the cls attention attentive, the rest inattentive (ascending) */
-  vit_topk_keep_f32(s, n - 1, k, att);
+  vit_topk_keep_f32(s, n - prefix, k, att);
   for (int t = 0; t < n; t++) row_new[t] = -1;
-  for (int i = 0; i < k; i++) row_new[1 + att[i]] = 0;
-  for (int j = 0, q = 0; j < n - 1; j++)
-    if (row_new[1 + j] < 0) ina[q++] = j;
+  for (int i = 0; i < k; i++) row_new[prefix + att[i]] = 0;
+  for (int j = 0, q = 0; j < n - prefix; j++)
+    if (row_new[prefix + j] < 0) ina[q++] = j;
 
   /* attentive pairs: cosine similarity, greedy disjoint matching, largest first */
   for (int a = 0; a < k; a++) {
-    const float *xa = x + (size_t)(1 + att[a]) * c;
+    const float *xa = x + (size_t)(prefix + att[a]) * c;
     sq[a] = dot_d(xa, xa, c);
     pair_of[a] = -1;
   }
-  transpose_rows(x, c, att, 1, k, tr); /* the attentive rows, column-major, for dot4_d */
+  transpose_rows(x, c, att, prefix, k, tr); /* the attentive rows, column-major, for dot4_d */
   for (int a = 0; a < k; a++) {
-    const float *xa = x + (size_t)(1 + att[a]) * c;
+    const float *xa = x + (size_t)(prefix + att[a]) * c;
     double d4[4];
     int b = a + 1;
     for (; b + 4 <= k; b += 4) {
       dot4_d(xa, tr, k, b, c, d4);
       for (int l = 0; l < 4; l++) sim[(size_t)a * k + b + l] = cosine(d4[l], sq[a], sq[b + l]);
     }
-    for (; b < k; b++) sim[(size_t)a * k + b] = cosine(dot_d(xa, x + (size_t)(1 + att[b]) * c, c), sq[a], sq[b]);
+    for (; b < k; b++) sim[(size_t)a * k + b] = cosine(dot_d(xa, x + (size_t)(prefix + att[b]) * c, c), sq[a], sq[b]);
   }
   for (int p = 0; p < np; p++) {
     int best_a = -1, best_b = -1;
@@ -384,9 +410,9 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
   }
 
   /* DPC-kNN on the inattentive rows: distance, density, delta, centres, assignment */
-  transpose_rows(x, c, ina, 1, m, tr); /* the inattentive rows, for sqdist4_d */
+  transpose_rows(x, c, ina, prefix, m, tr); /* the inattentive rows, for sqdist4_d */
   for (int i = 0; i < m; i++) {
-    const float *xi = x + (size_t)(1 + ina[i]) * c;
+    const float *xi = x + (size_t)(prefix + ina[i]) * c;
     dist[(size_t)i * m + i] = 0;
     double d4[4];
     int j = i + 1;
@@ -395,7 +421,7 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
       for (int l = 0; l < 4; l++) dist[(size_t)i * m + j + l] = dist[(size_t)(j + l) * m + i] = sqrt(d4[l]) / sqrt_c;
     }
     for (; j < m; j++) {
-      const double d2 = sqdist_d(xi, x + (size_t)(1 + ina[j]) * c, c);
+      const double d2 = sqdist_d(xi, x + (size_t)(prefix + ina[j]) * c, c);
       dist[(size_t)i * m + j] = dist[(size_t)j * m + i] = sqrt(d2) / sqrt_c;
     }
   }
@@ -451,23 +477,25 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
   for (int r = nc; r > 0; r--) start[r] = start[r - 1];
   start[0] = 0;
 
-  /* output: [cls; merged pairs; unpaired attentive (descending s); clusters (rank order)] */
+  /* output: [prefix rows; merged pairs; unpaired attentive (descending s); clusters (rank order)] */
   for (int t = 0; t < n; t++) row_new[t] = -1;
-  row_new[0] = 0;
-  copy_row(x, 0, c, y, 0);
-  for (int p = 0; p < np; p++) { /* (s_i x_i + s_j x_j) / (s_i + s_j + 1e-6) */
-    const int ri = 1 + att[pair_a[p]], rj = 1 + att[pair_b[p]];
-    const double si = s[ri - 1], sj = s[rj - 1], den = si + sj + 1e-6;
-    for (int ch = 0; ch < c; ch++)
-      y[(size_t)(1 + p) * c + ch] =
-          (float)((si * x[(size_t)ri * c + ch] + sj * x[(size_t)rj * c + ch]) / den);
-    row_new[ri] = row_new[rj] = 1 + p;
+  for (int t = 0; t < prefix; t++) {
+    row_new[t] = t;
+    copy_row(x, t, c, y, t);
   }
-  int row = 1 + np;
+  for (int p = 0; p < np; p++) { /* (s_i x_i + s_j x_j) / (s_i + s_j + 1e-6) */
+    const int ri = prefix + att[pair_a[p]], rj = prefix + att[pair_b[p]];
+    const double si = s[ri - prefix], sj = s[rj - prefix], den = si + sj + 1e-6;
+    for (int ch = 0; ch < c; ch++)
+      y[(size_t)(prefix + p) * c + ch] =
+          (float)((si * x[(size_t)ri * c + ch] + sj * x[(size_t)rj * c + ch]) / den);
+    row_new[ri] = row_new[rj] = prefix + p;
+  }
+  int row = prefix + np;
   for (int a = 0; a < k; a++) {
     if (pair_of[a] >= 0) continue;
-    copy_row(x, 1 + att[a], c, y, row);
-    row_new[1 + att[a]] = row++;
+    copy_row(x, prefix + att[a], c, y, row);
+    row_new[prefix + att[a]] = row++;
   }
   for (int r = 0; r < nc; r++, row++) { /* sum s_j x_j / (sum s_j + 1e-6) */
     double wsum = 0;
@@ -477,30 +505,43 @@ int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int c
       double acc = 0;
       for (int q = start[r]; q < start[r + 1]; q++) {
         const int j = ina[member[q]];
-        acc += (double)s[j] * x[(size_t)(1 + j) * c + ch];
+        acc += (double)s[j] * x[(size_t)(prefix + j) * c + ch];
       }
       y[(size_t)row * c + ch] = (float)(acc / den);
     }
-    for (int q = start[r]; q < start[r + 1]; q++) row_new[1 + ina[member[q]]] = row;
+    for (int q = start[r]; q < start[r + 1]; q++) row_new[prefix + ina[member[q]]] = row;
   }
   remap_owner(owner_in, patches, row_new, n, owner_out);
   return row;
 }
 
-/* ToMe bipartite soft matching (cls protected), merge_wavg. r is clamped to (n-1)/2; with
-   r <= 0 nothing is merged and the tokens are copied unchanged (ToMe skips the step). */
-void vit_bipartite_merge_f32(const float *x, const float *metric, const float *size, int n,
-                             int c, int d, int r, const int *owner_in, int patches,
-                             int *owner_out, float *scratch, int *iscratch, float *y,
-                             float *size_out) {
-  if (r > (n - 1) / 2) r = (n - 1) / 2;
+int vit_bat_merge_f32(const float *x, int n, int c, const float *s, int k, int clusters,
+                      int pairs, const int *owner_in, int patches, int *owner_out,
+                      float *scratch, int *iscratch, float *y) {
+  return vit_bat_merge_np_f32(x, n, 1, c, s, k, clusters, pairs, owner_in, patches, owner_out,
+                              scratch, iscratch, y);
+}
+
+/* ToMe bipartite soft matching, merge_wavg, the first `prefix` rows protected. The sequence
+   splits by row parity as ToMe splits it: a = even rows, b = odd rows; a-rows before the prefix
+   end are never sources (their node_max is -inf), b-rows before it never destinations, and
+   every prefix row stays where it is. r is clamped to (n-prefix)/2; with r <= 0 nothing is
+   merged and the tokens are copied unchanged (ToMe skips the step). */
+void vit_bipartite_merge_np_f32(const float *x, const float *metric, const float *size, int n,
+                                int prefix, int c, int d, int r, const int *owner_in,
+                                int patches, int *owner_out, float *scratch, int *iscratch,
+                                float *y, float *size_out) {
+  if (r > (n - prefix) / 2) r = (n - prefix) / 2;
   if (r <= 0) {
     memcpy(y, x, (size_t)n * c * sizeof(float));
     memcpy(size_out, size, (size_t)n * sizeof(float));
     if (owner_out != owner_in) memcpy(owner_out, owner_in, (size_t)patches * sizeof(int));
     return;
   }
-  const int na = (n + 1) / 2, nb = n / 2, nu = na - r, rows = n - r; /* a-, b-, unmerged a-, out rows */
+  /* a-rows 2i (i < na), the first a_first of them prefix rows; b-rows 2j+1 (j < nb), the first
+     b_first prefix rows; nu unmerged patch a-rows; rows out */
+  const int na = (n + 1) / 2, nb = n / 2, a_first = (prefix + 1) / 2, b_first = prefix / 2;
+  const int nbp = nb - b_first, nu = na - a_first - r, rows = n - r;
   /* doubles: sq[n] node_max[na] sq_b[nb], then floats bt[d][nb]; acc[c] (merging) over them;
      ints: node_idx[na] src[r] row_new[n] head[rows] next[n] */
   double *sq = as_doubles(scratch), *node_max = sq + n, *sq_b = node_max + na;
@@ -509,44 +550,50 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
   int *node_idx = iscratch, *src = node_idx + na, *row_new = src + r, *head = row_new + n,
       *next = head + rows;
 
-  /* node_max/node_idx: best b-row (odd) for every a-row (even); the cls row can't be a source */
+  /* node_max/node_idx: best patch b-row (odd) for every patch a-row (even) */
   for (int t = 0; t < n; t++) {
     const float *mt = metric + (size_t)t * d;
     sq[t] = dot_d(mt, mt, d);
   }
-  for (int j = 0; j < nb; j++) {
-    sq_b[j] = sq[2 * j + 1];
-    for (int k = 0; k < d; k++) bt[(size_t)k * nb + j] = metric[(size_t)(2 * j + 1) * d + k];
+  for (int j = 0; j < nbp; j++) {
+    const int row = 2 * (b_first + j) + 1;
+    sq_b[j] = sq[row];
+    for (int k = 0; k < d; k++) bt[(size_t)k * nbp + j] = metric[(size_t)row * d + k];
   }
-  node_max[0] = -HUGE_VAL;
-  node_idx[0] = 0;
-  for (int i = 1; i < na; i++) {
+  for (int i = 0; i < a_first; i++) {
+    node_max[i] = -HUGE_VAL;
+    node_idx[i] = b_first;
+  }
+  for (int i = a_first; i < na; i++) {
     const float *ma = metric + (size_t)(2 * i) * d;
     const double sq_a = sq[2 * i];
     double sc[4];
-    for (int j0 = 0; j0 < nb; j0 += 4) {
-      const int lanes = nb - j0 < 4 ? nb - j0 : 4;
+    for (int j0 = 0; j0 < nbp; j0 += 4) {
+      const int lanes = nbp - j0 < 4 ? nbp - j0 : 4;
       if (lanes == 4) {
-        dot4_d(ma, bt, nb, j0, d, sc);
+        dot4_d(ma, bt, nbp, j0, d, sc);
         for (int l = 0; l < 4; l++) sc[l] = cosine(sc[l], sq_a, sq_b[j0 + l]);
       } else {
         for (int l = 0; l < lanes; l++)
-          sc[l] = cosine(dot_d(ma, metric + (size_t)(2 * (j0 + l) + 1) * d, d), sq_a, sq_b[j0 + l]);
+          sc[l] = cosine(dot_d(ma, metric + (size_t)(2 * (b_first + j0 + l) + 1) * d, d), sq_a,
+                         sq_b[j0 + l]);
       }
       for (int l = 0; l < lanes; l++)
         if (j0 + l == 0 || sc[l] > node_max[i]) {
           node_max[i] = sc[l];
-          node_idx[i] = j0 + l;
+          node_idx[i] = b_first + j0 + l;
         }
     }
   }
-  /* the r a-rows of largest node_max merge; the rest stay, ascending, then every b-row */
+  /* the r a-rows of largest node_max merge; the prefix rows stay first, then the other patch
+     a-rows ascending, then every patch b-row */
   top_desc_d(node_max, na, r, src);
   for (int t = 0; t < n; t++) row_new[t] = 0;
   for (int q = 0; q < r; q++) row_new[2 * src[q]] = -1;
-  for (int i = 0, u = 0; i < na; i++)
-    row_new[2 * i] = row_new[2 * i] < 0 ? nu + node_idx[i] : u++;
-  for (int j = 0; 2 * j + 1 < n; j++) row_new[2 * j + 1] = nu + j;
+  for (int t = 0; t < prefix; t++) row_new[t] = t;
+  for (int i = a_first, u = 0; i < na; i++)
+    row_new[2 * i] = row_new[2 * i] < 0 ? prefix + nu + node_idx[i] - b_first : prefix + u++;
+  for (int j = b_first; 2 * j + 1 < n; j++) row_new[2 * j + 1] = prefix + nu + j - b_first;
 
   /* merge_wavg: every out row = sum size_t x_t / sum size_t over its rows t, ascending t */
   for (int o = 0; o < rows; o++) head[o] = -1;
@@ -572,23 +619,37 @@ void vit_bipartite_merge_f32(const float *x, const float *metric, const float *s
   remap_owner(owner_in, patches, row_new, n, owner_out);
 }
 
+void vit_bipartite_merge_f32(const float *x, const float *metric, const float *size, int n,
+                             int c, int d, int r, const int *owner_in, int patches,
+                             int *owner_out, float *scratch, int *iscratch, float *y,
+                             float *size_out) {
+  vit_bipartite_merge_np_f32(x, metric, size, n, 1, c, d, r, owner_in, patches, owner_out, scratch,
+                             iscratch, y, size_out);
+}
+
 /* ---- trace ------------------------------------------------------------------------------ */
 
-/* Counting sort of the patches by owner row. The write cursor of row t lives in first[t-1]:
-   it starts at the end of row t's range and counts down to its start, which is the end of
-   row t-1, i.e. the final first[t-1]. */
-void vit_trace_stage(const int *owner, int patches, int tokens, int16_t *first,
-                     int16_t *members) {
+/* Counting sort of the patches by owner row. The write cursor of row t lives in
+   first[t-prefix]: it starts at the end of row t's range and counts down to its start, which is
+   the end of row t-1, i.e. the final first[t-prefix]. */
+void vit_trace_stage_np(const int *owner, int patches, int tokens, int prefix, int16_t *first,
+                        int16_t *members) {
   int total = 0;
-  if (tokens <= 0) return;
-  for (int t = 0; t < tokens; t++) first[t] = 0;
+  const int groups = tokens - prefix;
+  if (groups < 0) return;
+  for (int t = 0; t <= groups; t++) first[t] = 0;
   for (int p = 0; p < patches; p++)
-    if (owner[p] >= 1 && owner[p] < tokens) first[owner[p] - 1]++;
-  for (int t = 1; t < tokens; t++) { /* first[t-1] = end of row t */
-    total += first[t - 1];
-    first[t - 1] = (int16_t)total;
+    if (owner[p] >= prefix && owner[p] < tokens) first[owner[p] - prefix]++;
+  for (int g = 0; g < groups; g++) { /* first[g] = end of group g */
+    total += first[g];
+    first[g] = (int16_t)total;
   }
   for (int p = patches - 1; p >= 0; p--)
-    if (owner[p] >= 1 && owner[p] < tokens) members[--first[owner[p] - 1]] = (int16_t)p;
-  first[tokens - 1] = (int16_t)total;
+    if (owner[p] >= prefix && owner[p] < tokens) members[--first[owner[p] - prefix]] = (int16_t)p;
+  first[groups] = (int16_t)total;
+}
+
+void vit_trace_stage(const int *owner, int patches, int tokens, int16_t *first,
+                     int16_t *members) {
+  vit_trace_stage_np(owner, patches, tokens, 1, first, members);
 }

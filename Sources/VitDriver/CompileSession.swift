@@ -67,6 +67,7 @@ public struct CompileSession: Sendable {
       let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
       let inferred = try GraphInference(file: file, settings: inference, stem: stem)
       for assumption in inferred.assumptions { note("\(path): note: assumed \(assumption)") }
+      if let trainedFor = inferred.trainedFor { note("\(path): note: trained for --prune \(trainedFor)") }
       parsed = try GraphLoader.parse(inferred.text, file: path + " (inferred graph)")
       if weights == .none { weights = .file(path) }
     } else {
@@ -83,10 +84,13 @@ public struct CompileSession: Sendable {
   }
 
   /// `spec` resolved for `graph`: AS-ViT's thresholds from the weights when it gives none, and
-  /// whether they are still to come from a weights file (none given, no random weights).
+  /// whether they are still to come from a weights file (none given, no random weights). A
+  /// method the model's token layout refuses is refused before its thresholds are looked up.
   private static func schedule(
     _ spec: String, for graph: Graph, weights: SafetensorsFile?, source: WeightsSource
   ) throws -> (Schedule, thresholdsFromWeights: Bool) {
+    let method = try ScheduleParser.parse(spec, depth: graph.blocks.count, backbone: graph.backbone).kind
+    if method != .none { _ = try InsertPruning.tokenLayout(for: method, spec: spec, of: graph) }
     if source == .none {
       var asked = false
       let placeholders: ScheduleParser.ThresholdSource = { stages in

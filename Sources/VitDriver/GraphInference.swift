@@ -3,12 +3,14 @@ import VitFrontend
 import VitIR
 
 /// Writes the `.graph` of a checkpoint from its tensor names and shapes (`vitc graph`), for
-/// timm's VisionTransformer as DeiT uses it: any width, depth, patch size, image size, MLP
-/// ratio, with or without qkv bias. What shapes cannot tell (heads, LayerNorm eps, the image
-/// transform) comes from timm's `config.json`, the options, or timm's defaults (head dimension
-/// 64, eps 1e-6, DeiT's transform), and `assumptions` says which defaults were taken. Layouts
-/// whose ops vitc does not have yet (a distillation token, LayerScale, average pooling without a
-/// class token, register tokens) are refused with the tensor that shows them.
+/// timm's VisionTransformer: any width, depth, patch size, image size, MLP ratio, with or
+/// without qkv bias; a distillation token (`dist_token`, `head_dist`: the mean of both heads,
+/// as VisionTransformerDistilled in eval), LayerScale (`ls1.gamma`, `ls2.gamma`), pos_embed
+/// with or without the prefix slots (DeiT-III's no_embed_class), average pooling (no class
+/// token, or `fc_norm`). What shapes cannot tell (heads, LayerNorm eps, the image transform,
+/// global_pool when both fit) comes from timm's `config.json`, the options, or timm's defaults
+/// (head dimension 64, eps 1e-6, DeiT's transform), and `assumptions` says which defaults were
+/// taken. Register tokens are refused with the tensor that shows them.
 public struct GraphInference: Sendable {
   /// What the user said, each nil when not said.
   public struct Settings: Sendable {
@@ -18,6 +20,8 @@ public struct GraphInference: Sendable {
     public var std: [Double]?
     public var cropPct: Double?
     public var name: String?
+    /// timm's `global_pool` ("token" or "avg"), from config.json's model_args.
+    public var globalPool: String?
     public init() {}
   }
 
@@ -41,6 +45,9 @@ public struct GraphInference: Sendable {
   /// The graph text, and the defaults it assumed (one line each, for stderr).
   public var text: String
   public var assumptions: [String]
+  /// The `--prune` a checkpoint with pruning tensors was trained for, said on stderr as a note
+  /// (DynamicViT's predictors, AS-ViT's thresholds); nil without them.
+  public var trainedFor: String?
 
   /// Whether a path names a weights file rather than a `.graph` (by its extension).
   public static func isWeightsFile(_ path: String) -> Bool {
@@ -59,6 +66,7 @@ public struct GraphInference: Sendable {
     settings.cropPct = pretrained["crop_pct"] as? Double
     let arguments = json["model_args"] as? [String: Any] ?? [:]
     settings.heads = arguments["num_heads"] as? Int
+    settings.globalPool = arguments["global_pool"] as? String
     if let architecture = json["architecture"] as? String {
       settings.name = architecture.replacingOccurrences(of: ".", with: "_")
     }
@@ -71,39 +79,106 @@ public struct GraphInference: Sendable {
       guard let entry = file.entries[name] else { throw Failure.missing(path: path, tensor: name) }
       return entry.shape
     }
-    for (tensor, what) in [
-      ("dist_token", "a distillation token (DeiT distilled)"), ("reg_token", "register tokens"),
-      ("blocks.0.ls1.gamma", "LayerScale (DeiT-III)"), ("fc_norm.weight", "average pooling with fc_norm"),
-      ("head_dist.weight", "a distillation head"),
-    ] where file.entries[tensor] != nil {
-      throw Failure.unsupported(path: path, tensor: tensor, what: what)
+    func has(_ name: String) -> Bool { file.entries[name] != nil }
+    if has("reg_token") {
+      throw Failure.unsupported(path: path, tensor: "reg_token", what: "register tokens")
     }
     let embed = try shape("patch_embed.proj.weight")
     guard embed.count == 4, embed[1] == 3, embed[2] == embed[3], embed[2] > 0 else {
       throw Failure.shape(path: path, tensor: "patch_embed.proj.weight", reason: "has shape \(embed), not [C,3,p,p]")
     }
     let (width, patch) = (embed[0], embed[2])
-    guard file.entries["cls_token"] != nil else {
-      throw Failure.unsupported(path: path, tensor: "cls_token", what: "missing (a model without a class token)")
+    // The prefix tokens (timm's num_prefix_tokens): the class token, then the distillation
+    // token; none with average pooling. Each one timm stores is [1,1,C].
+    let prefixNames = ["cls_token", "dist_token"].filter(has)
+    for name in prefixNames where try shape(name) != [1, 1, width] {
+      throw Failure.shape(path: path, tensor: name, reason: "has shape \(try shape(name)), not [1,1,\(width)]")
     }
+    if has("dist_token") && !has("cls_token") {
+      throw Failure.shape(path: path, tensor: "dist_token", reason: "is there without 'cls_token' (timm puts it after the class token)")
+    }
+    let distilled = has("dist_token")
+    if distilled != has("head_dist.weight") {
+      throw Failure.shape(
+        path: path, tensor: distilled ? "dist_token" : "head_dist.weight",
+        reason: distilled
+          ? "is there without 'head_dist.weight' (VisionTransformerDistilled has both)"
+          : "is there without 'dist_token' (VisionTransformerDistilled has both)")
+    }
+    let prefix = prefixNames.count
     let position = try shape("pos_embed")
-    guard position.count == 3, position[0] == 1, position[2] == width, position[1] >= 2 else {
+    guard position.count == 3, position[0] == 1, position[2] == width, position[1] >= 1 else {
       throw Failure.shape(path: path, tensor: "pos_embed", reason: "has shape \(position), not [1,N,\(width)]")
     }
-    let tokens = position[1]
-    let grid = Int(Double(tokens - 1).squareRoot().rounded())
-    guard grid * grid == tokens - 1 else {
-      throw Failure.shape(path: path, tensor: "pos_embed", reason: "holds \(tokens - 1) patch positions, not a square grid")
+    // pos_embed covers the prefix tokens too, or (no_embed_class, DeiT-III) the patches only:
+    // whichever leaves a square grid (both never do for a positive number of patches).
+    func isSquare(_ count: Int) -> Bool {
+      let side = Int(Double(count).squareRoot().rounded())
+      return count > 0 && side * side == count
     }
+    let embedsPrefix: Bool
+    if prefix > 0 && isSquare(position[1] - prefix) {
+      embedsPrefix = true
+    } else if isSquare(position[1]) {
+      embedsPrefix = false
+    } else {
+      throw Failure.shape(
+        path: path, tensor: "pos_embed",
+        reason: "holds \(position[1]) positions: neither they nor they less the \(prefix) prefix token\(prefix == 1 ? "" : "s") make a square patch grid")
+    }
+    let patches = embedsPrefix ? position[1] - prefix : position[1]
+    let grid = Int(Double(patches).squareRoot().rounded())
+    let tokens = patches + prefix
     var depth = 0
     while file.entries["blocks.\(depth).attn.qkv.weight"] != nil { depth += 1 }
     guard depth > 0 else { throw Failure.missing(path: path, tensor: "blocks.0.attn.qkv.weight") }
     let hidden = try shape("blocks.0.mlp.fc1.weight")[0]
     let qkvBias = file.entries["blocks.0.attn.qkv.bias"] != nil
+    // LayerScale: both gammas in every block, or none.
+    let layerScale = has("blocks.0.ls1.gamma")
+    for block in 0..<depth {
+      for name in ["ls1", "ls2"] where has("blocks.\(block).\(name).gamma") != layerScale {
+        throw Failure.shape(
+          path: path, tensor: "blocks.\(block).\(name).gamma",
+          reason: (layerScale ? "is missing while 'blocks.0.ls1.gamma' is there" : "is there while 'blocks.0.ls1.gamma' is not")
+            + " (LayerScale is in every block and sub-layer, or in none)")
+      }
+    }
+    // Pooling: the class token's row, or (fc_norm, or no class token) the mean of the patch
+    // tokens; config.json's global_pool says it when given.
+    let averagePool = settings.globalPool.map { $0 == "avg" } ?? (has("fc_norm.weight") || !has("cls_token"))
+    if let pool = settings.globalPool, pool != "avg", pool != "token" {
+      throw Failure.config(path: path, reason: "global_pool '\(pool)' is not supported (token or avg)")
+    }
+    if !averagePool && !has("cls_token") {
+      throw Failure.unsupported(path: path, tensor: "cls_token", what: "missing with global_pool 'token'")
+    }
+    if averagePool && distilled {
+      throw Failure.unsupported(path: path, tensor: "dist_token", what: "a distillation token with average pooling (fc_norm or global_pool 'avg')")
+    }
+    let finalNorm = has("norm.weight")
+    let fcNorm = has("fc_norm.weight")
+    if fcNorm && !averagePool {
+      throw Failure.unsupported(path: path, tensor: "fc_norm.weight", what: "fc_norm without average pooling")
+    }
     let head = try shape("head.weight")
     guard head.count == 2, head[1] == width else {
       throw Failure.shape(path: path, tensor: "head.weight", reason: "has shape \(head), not [classes,\(width)]")
     }
+    if distilled, try shape("head_dist.weight") != head {
+      throw Failure.shape(path: path, tensor: "head_dist.weight", reason: "has shape \(try shape("head_dist.weight")), not \(head) as head.weight")
+    }
+    // What a checkpoint trained for a pruning method carries (SEMANTICS §2.2, §4.4).
+    var trainedFor: String? = nil
+    var stages = 0
+    while has("score_predictor.\(stages).in_conv.1.weight") || has("score_predictor.\(stages).keep_threshold") { stages += 1 }
+    if stages > 0 {
+      let method = has("score_predictor.0.keep_threshold") ? "asvit" : "dyvit:RHO"
+      trainedFor =
+        "\(method) (\(stages) stage\(stages == 1 ? "" : "s") of \(method == "asvit" ? "learned thresholds" : "DynamicViT predictors"), score_predictor.*; "
+        + (method == "asvit" ? "their blocks are AS-ViT's 4, 7, 10 unless @L gives others)" : "the keep ratio RHO is not in the checkpoint; their blocks are 3, 6, 9 unless @L gives others)")
+    }
+    self.trainedFor = trainedFor
     var assumptions: [String] = []
     let heads = settings.heads ?? {
       assumptions.append("heads: \(max(1, width / 64)) (timm's head dimension 64; give --heads or --config)")
@@ -135,17 +210,63 @@ public struct GraphInference: Sendable {
     let bias = qkvBias ? ", @blocks.{i}.attn.qkv.bias" : ""
     let biasParam = qkvBias ? "    param @blocks.{i}.attn.qkv.bias: f32[\(3 * width)]\n" : ""
     let epsText = formatReal(eps)
+    var features: [String] = []
+    if !qkvBias { features.append("no qkv bias") }
+    if distilled { features.append("class and distillation tokens, the mean of head and head_dist") }
+    if !has("cls_token") { features.append("no class token") }
+    if layerScale { features.append("LayerScale") }
+    if !embedsPrefix && prefix > 0 { features.append("pos_embed without the prefix tokens") }
+    if averagePool { features.append("average pooling" + (fcNorm ? " with fc_norm" : "")) }
+
+    // The stem: patches, position embedding, prefix tokens in front (TokenLayout reads their
+    // number off the concats).
+    var stem = ["  patches: f32[\(patches),\(width)] = patch_embed(image, @patch_embed.proj.weight, @patch_embed.proj.bias, patch=\(patch))"]
+    let positions = "reshape(@pos_embed, shape=[\(position[1]),\(width)])"
+    if !embedsPrefix { stem.append("  patches = patches + \(positions)") }
+    switch prefixNames.count {
+    case 0: stem.append("  x: f32[\(tokens),\(width)] = patches")
+    case 1: stem.append("  x: f32[\(tokens),\(width)] = concat(reshape(@cls_token, shape=[1,\(width)]), patches)")
+    default:
+      stem.append("  prefix: f32[2,\(width)] = concat(reshape(@cls_token, shape=[1,\(width)]), reshape(@dist_token, shape=[1,\(width)]))")
+      stem.append("  x: f32[\(tokens),\(width)] = concat(prefix, patches)")
+    }
+    if embedsPrefix {
+      stem[stem.count - 1] = stem[stem.count - 1].replacingOccurrences(of: " = patches", with: " = patches + \(positions)")
+      if prefix > 0 { stem.append("  x = x + \(positions)") }
+    }
+    let prefixParams = prefixNames.map { "  param @\($0): f32[1,1,\(width)]\n" }.joined()
+    let lsParams = layerScale ? "    param @blocks.{i}.ls1.gamma, @blocks.{i}.ls2.gamma: f32[\(width)]\n" : ""
+    func scaled(_ expression: String, _ gamma: String) -> String {
+      layerScale ? "channel_scale(\(expression), @blocks.{i}.\(gamma).gamma)" : expression
+    }
+    var headLines: [String] = []
+    var headParams = ""
+    if finalNorm { headParams += "  param @norm.weight, @norm.bias: f32[\(width)]\n" }
+    if fcNorm { headParams += "  param @fc_norm.weight, @fc_norm.bias: f32[\(width)]\n" }
+    headParams += "  param @head.weight: f32[\(head[0]),\(width)]\n  param @head.bias: f32[\(head[0])]\n"
+    if distilled { headParams += "  param @head_dist.weight: f32[\(head[0]),\(width)]\n  param @head_dist.bias: f32[\(head[0])]\n" }
+    if finalNorm && (averagePool || distilled) {
+      headLines.append("  x = layernorm(x, @norm.weight, @norm.bias, eps=\(epsText))")
+    }
+    if averagePool {
+      headLines.append("  pooled: f32[\(width)] = mean_tokens(x, prefix=\(prefix))")
+      if fcNorm { headLines.append("  pooled = layernorm(pooled, @fc_norm.weight, @fc_norm.bias, eps=\(epsText))") }
+      headLines.append("  logits = linear(pooled, @head.weight, @head.bias)")
+    } else if distilled {
+      headLines.append("  logits = (linear(row(x, index=0), @head.weight, @head.bias) + linear(row(x, index=1), @head_dist.weight, @head_dist.bias)) * 0.5")
+    } else {
+      let normed = finalNorm ? "layernorm(x, @norm.weight, @norm.bias, eps=\(epsText))" : "x"
+      headLines.append("  cls: f32[\(width)] = row(\(normed), index=0)")
+      headLines.append("  logits = linear(cls, @head.weight, @head.bias)")
+    }
     text = """
       # \(name): written by `vitc graph` from the tensors of \(URL(fileURLWithPath: path).lastPathComponent)
-      # (timm VisionTransformer: width \(width), depth \(depth), \(heads) heads, patch \(patch), image \(side), MLP \(hidden)\(qkvBias ? "" : ", no qkv bias")).
+      # (timm VisionTransformer: width \(width), depth \(depth), \(heads) heads, patch \(patch), image \(side), MLP \(hidden)\(features.isEmpty ? "" : "; " + features.joined(separator: ", "))).
       graph \(name)(image: f32[3,\(side),\(side)]) -> f32[\(head[0])] {\(preprocess)
-        param @cls_token: f32[1,1,\(width)]
-        param @pos_embed: f32[1,\(tokens),\(width)]
+      \(prefixParams)  param @pos_embed: f32[1,\(position[1]),\(width)]
         param @patch_embed.proj.weight: f32[\(width),3,\(patch),\(patch)]
         param @patch_embed.proj.bias: f32[\(width)]
-        patches: f32[\(tokens - 1),\(width)] = patch_embed(image, @patch_embed.proj.weight, @patch_embed.proj.bias, patch=\(patch))
-        x: f32[\(tokens),\(width)] = concat(reshape(@cls_token, shape=[1,\(width)]), patches)
-        x = x + reshape(@pos_embed, shape=[\(tokens),\(width)])
+      \(stem.joined(separator: "\n"))
 
         block i in 0..<\(depth) {
           param @blocks.{i}.norm1.weight, @blocks.{i}.norm1.bias: f32[\(width)]
@@ -157,22 +278,18 @@ public struct GraphInference: Sendable {
           param @blocks.{i}.mlp.fc1.bias: f32[\(hidden)]
           param @blocks.{i}.mlp.fc2.weight: f32[\(width),\(hidden)]
           param @blocks.{i}.mlp.fc2.bias: f32[\(width)]
-          h = layernorm(x, @blocks.{i}.norm1.weight, @blocks.{i}.norm1.bias, eps=\(epsText))
+      \(lsParams)    h = layernorm(x, @blocks.{i}.norm1.weight, @blocks.{i}.norm1.bias, eps=\(epsText))
           qkv: f32[\(tokens),\(3 * width)] = linear(h, @blocks.{i}.attn.qkv.weight\(bias))
           q: f32[\(heads),\(tokens),\(d)], k: f32[\(heads),\(tokens),\(d)], v: f32[\(heads),\(tokens),\(d)] = split_heads(qkv, heads=\(heads))
           attn: f32[\(heads),\(tokens),\(tokens)] = softmax(matmul(q, transpose(k)) * \(scale))
           context: f32[\(tokens),\(width)] = merge_heads(matmul(attn, v))
-          x = x + linear(context, @blocks.{i}.attn.proj.weight, @blocks.{i}.attn.proj.bias)
+          x = x + \(scaled("linear(context, @blocks.{i}.attn.proj.weight, @blocks.{i}.attn.proj.bias)", "ls1"))
           h = layernorm(x, @blocks.{i}.norm2.weight, @blocks.{i}.norm2.bias, eps=\(epsText))
           h: f32[\(tokens),\(hidden)] = gelu(linear(h, @blocks.{i}.mlp.fc1.weight, @blocks.{i}.mlp.fc1.bias))
-          x = x + linear(h, @blocks.{i}.mlp.fc2.weight, @blocks.{i}.mlp.fc2.bias)
+          x = x + \(scaled("linear(h, @blocks.{i}.mlp.fc2.weight, @blocks.{i}.mlp.fc2.bias)", "ls2"))
         }
 
-        param @norm.weight, @norm.bias: f32[\(width)]
-        param @head.weight: f32[\(head[0]),\(width)]
-        param @head.bias: f32[\(head[0])]
-        cls: f32[\(width)] = row(layernorm(x, @norm.weight, @norm.bias, eps=\(epsText)), index=0)
-        logits = linear(cls, @head.weight, @head.bias)
+      \(headParams)\(headLines.joined(separator: "\n"))
         return logits
       }
 

@@ -27,6 +27,9 @@ extension ModelEmitter {
     w.line("#define VIT_MODEL_N_LABELS \(labels?.count ?? 0)")
     w.line("#define VIT_MODEL_MACS vit_\(model)_macs")
     w.line("#define VIT_MODEL_MAX_STAGES VIT_\(upper)_MAX_STAGES")
+    if prefixTokens != 1 {  // the trace's groups start after the prefix tokens (TokenLayout)
+      w.line("#define VIT_MODEL_PREFIX_TOKENS \(prefixTokens)")
+    }
     // The graph's image transform (ImageTransform): float32 as torch converts the Python floats.
     func floats(_ values: [Double]) -> String { "{" + values.map { "\(Float($0))f" }.joined(separator: ", ") + "}" }
     w.line("#define VIT_MODEL_MEAN \(floats(graph.imageTransform.mean))")

@@ -6,6 +6,12 @@ extension ModelEmitter {
     let result = op.results[0]
     let y = pointer(result)
     func operand(_ index: Int) -> String { pointer(op.operands[index]) }
+    // Ops that read token rows with other than one prefix token call the runtime's _np form,
+    // with the prefix count after n; one prefix token keeps the plain call (the C of existing
+    // models does not change).
+    let prefix = op.attributes.prefix
+    func np(_ plain: String, _ prefixed: String) -> String { prefix == 1 ? plain : prefixed }
+    func npCount(_ n: String) -> String { prefix == 1 ? n : "\(n), \(prefix)" }
     switch op.kind {
     case .reshape, .row, .patchTokens:
       return  // views
@@ -78,16 +84,16 @@ extension ModelEmitter {
       w.line("vit_keep_score_f32(\(operand(0)), \(rows(op.operands[0])), \(y)); /* \(graph[result].name) */")
     case .clsAttention:
       let n = rows(op.operands[0])
-      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
+      guard case .attention(let heads, let scale) = op.attributes.base else { op.attributesMismatch() }
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       scratchNeeds.append(ScratchNeed(what: "cls attention n=\(bound)", fixed: 4 * bound + 2, macro: "VIT_CLS_ATTENTION_SCRATCH_FLOATS(\(bound))"))
-      w.line("vit_cls_attention_f32(\(operand(0)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
+      w.line("\(np("vit_cls_attention_f32", "vit_cls_attention_np_f32"))(\(operand(0)), \(npCount(n)), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .asvitScores:
       let n = rows(op.operands[0])
-      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
+      guard case .attention(let heads, let scale) = op.attributes.base else { op.attributesMismatch() }
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       scratchNeeds.append(ScratchNeed(what: "AS-ViT scores n=\(bound)", fixed: 6 * bound + 2, macro: "VIT_ASVIT_SCORES_SCRATCH_FLOATS(\(bound), \(heads))"))
-      w.line("vit_asvit_scores_f32(\(operand(0)), \(operand(1)), \(n), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
+      w.line("\(np("vit_asvit_scores_f32", "vit_asvit_scores_np_f32"))(\(operand(0)), \(operand(1)), \(npCount(n)), \(heads), \(width(op.operands[0]) / 3 / heads), \(real(scale)), vit_scratch, \(y)); /* \(graph[result].name) */")
     case .tomeMetric:
       guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
       w.line("vit_tome_metric_f32(\(operand(0)), \(rows(op.operands[0])), \(heads), \(width(op.operands[0]) / 3 / heads), \(y)); /* \(graph[result].name) */")
@@ -101,8 +107,8 @@ extension ModelEmitter {
       if case .dynamic(let field, _) = graph.type(of: result).dims[0] { dynamicCounts.append(field) }
       w.line("\(symbol) = vit_threshold_keep_f32(\(operand(0)), \(count(op.operands[0])), \(value), \(y)); /* \(graph[result].name): a run-time count */")
     case .patchOwner:
-      guard case .patchOwner(let patches) = op.attributes else { op.attributesMismatch() }
-      w.line("for (int p = 0; p < \(patches); p++) \(y)[p] = 1 + p; /* \(graph[result].name): patch p in row 1 + p */")
+      guard case .patchOwner(let patches) = op.attributes.base else { op.attributesMismatch() }
+      w.line("for (int p = 0; p < \(patches); p++) \(y)[p] = \(prefix) + p; /* \(graph[result].name): patch p in row \(prefix) + p */")
     case .unitSizes:
       w.line("for (int i = 0; i < \(count(result)); i++) \(y)[i] = 1.0f; /* \(graph[result].name) */")
     case .gatherTokens, .gatherFuseTokens:
@@ -113,33 +119,57 @@ extension ModelEmitter {
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       intScratchNeeds.append(ScratchNeed(what: "gather n=\(bound)", fixed: bound))
       if op.kind == .gatherTokens {
-        w.line("vit_gather_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+        w.line("\(np("vit_gather_tokens_f32", "vit_gather_tokens_np_f32"))(\(operand(0)), \(npCount(n)), \(c), \(operand(1)), \(k), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
       } else {
-        w.line("vit_gather_fuse_tokens_f32(\(operand(0)), \(n), \(c), \(operand(1)), \(k), \(operand(2)), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
+        w.line("\(np("vit_gather_fuse_tokens_f32", "vit_gather_fuse_tokens_np_f32"))(\(operand(0)), \(npCount(n)), \(c), \(operand(1)), \(k), \(operand(2)), \(owner), \(patchCount), \(pointer(op.results[1])), vit_iscratch, \(y)); /* \(graph[result].name) */")
       }
     case .batMerge:
-      guard case .batMerge(let k, let clusters, let pairs) = op.attributes else { op.attributesMismatch() }
+      guard case .batMerge(let k, let clusters, let pairs) = op.attributes.base else { op.attributesMismatch() }
       let n = rows(op.operands[0])
       let (rows, c) = (rowCount(op.operands[0]), width(op.operands[0]))
       scratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 4 * rows * rows + 16 * rows + rows * c + 16, macro: "VIT_BAT_SCRATCH_FLOATS(\(rows), \(c))"))
       intScratchNeeds.append(ScratchNeed(what: "BAT n=\(rows)", fixed: 8 * rows + 16, macro: "VIT_BAT_SCRATCH_INTS(\(rows))"))
-      w.line("vit_bat_merge_f32(\(operand(0)), \(n), \(width(op.operands[0])), \(operand(1)), \(k), \(clusters), \(pairs), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
+      w.line("\(np("vit_bat_merge_f32", "vit_bat_merge_np_f32"))(\(operand(0)), \(npCount(n)), \(width(op.operands[0])), \(operand(1)), \(k), \(clusters), \(pairs), \(operand(2)), \(patchCount), \(pointer(op.results[1])), vit_scratch, vit_iscratch, \(y)); /* \(graph[result].name) */")
     case .bipartiteMerge:
-      guard case .bipartiteMerge(let r) = op.attributes else { op.attributesMismatch() }
+      guard case .bipartiteMerge(let r) = op.attributes.base else { op.attributesMismatch() }
       let n = rows(op.operands[0])
       let (rows, c, d) = (rowCount(op.operands[0]), width(op.operands[0]), width(op.operands[1]))
       scratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 6 * rows + rows * d + 2 * c + 16, macro: "VIT_TOME_SCRATCH_FLOATS(\(rows), \(c), \(d))"))
       intScratchNeeds.append(ScratchNeed(what: "ToMe n=\(rows)", fixed: 4 * rows + 16, macro: "VIT_TOME_SCRATCH_INTS(\(rows))"))
-      w.line("vit_bipartite_merge_f32(\(operand(0)), \(operand(1)), \(operand(2)), \(n), \(width(op.operands[0])), \(width(op.operands[1])), \(r), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
+      w.line("\(np("vit_bipartite_merge_f32", "vit_bipartite_merge_np_f32"))(\(operand(0)), \(operand(1)), \(operand(2)), \(npCount(n)), \(width(op.operands[0])), \(width(op.operands[1])), \(r), \(operand(3)), \(patchCount), \(pointer(op.results[2])), vit_scratch, vit_iscratch, \(y), \(pointer(op.results[1]))); /* \(graph[result].name) */")
     case .traceStage:
-      guard case .traceStage(let block) = op.attributes else { op.attributesMismatch() }
+      guard case .traceStage(let block) = op.attributes.base else { op.attributesMismatch() }
       let stage = traceStages
       traceStages += 1
       let tokens = rows(op.operands[0])
       w.block("if (run->trace) /* trace stage \(stage): block \(block), \(tokens) tokens */") { w in
         w.line("run->trace->block[\(stage)] = \(block);")
         w.line("run->trace->tokens[\(stage)] = \(tokens);")
-        w.line("vit_trace_stage(\(operand(1)), \(patchCount), \(tokens), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
+        w.line("\(np("vit_trace_stage", "vit_trace_stage_np"))(\(operand(1)), \(patchCount), \(npCount(tokens)), run->trace->first[\(stage)], run->trace->members[\(stage)]);")
+      }
+    case .linearScaleAdd:
+      guard graph[op.operands[1]].origin == .parameter else {
+        throw .unsupported(op.kind, reason: "the weight must be a parameter", at: op.location)
+      }
+      // The GEMM with its bias, then LayerScale and the residual in one pass over the result
+      // (two statements, so that no compiler contracts them into one rounding).
+      let c = width(result)
+      w.line("vit_linear_f32(\(operand(0)), \(rows(op.operands[0])), \(width(op.operands[0])), \(operand(1)), \(operand(2)), \(c), VIT_EPI_NONE, NULL, \(y)); /* \(graph[result].name) */")
+      w.block("for (int i = 0; i < \(rows(result)); i++) for (int j = 0; j < \(c); j++) /* LayerScale, then the residual */") { w in
+        w.line("const float scaled = \(y)[i * \(c) + j] * \(operand(3))[j];")
+        w.line("\(y)[i * \(c) + j] = \(operand(4))[i * \(c) + j] + scaled;")
+      }
+    case .channelScale:
+      let c = width(result)
+      w.line("for (int i = 0; i < \(rows(result)); i++) for (int j = 0; j < \(c); j++) /* \(graph[result].name) = LayerScale */")
+      w.line("  \(y)[i * \(c) + j] = \(operand(0))[i * \(c) + j] * \(operand(1))[j];")
+    case .meanTokens:
+      let c = width(result)
+      let n = rows(op.operands[0])
+      w.block("for (int j = 0; j < \(c); j++) /* \(graph[result].name) = mean of rows \(prefix) .. n-1 */") { w in
+        w.line("double sum = 0.0;")
+        w.line("for (int t = \(prefix); t < \(n); t++) sum += \(operand(0))[t * \(c) + j];")
+        w.line("\(y)[j] = (float)(sum / (\(n) - \(prefix)));")
       }
     case .conv2d, .batchnorm, .relu, .auxHeadMax:
       try emitLVViTOp(op, into: &w)

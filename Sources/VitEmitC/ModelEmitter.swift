@@ -76,7 +76,7 @@ struct ModelEmitter {
 
   /// Patches of the owner maps (the pruning ops' `patches`).
   var patchCount: Int {
-    for op in graph.ops { if case .patchOwner(let patches) = op.attributes { return patches } }
+    for op in graph.ops { if case .patchOwner(let patches) = op.attributes.base { return patches } }
     return 0
   }
 
@@ -95,6 +95,11 @@ struct ModelEmitter {
   /// The floats the model writes: the classes of a classifier, every element of another output
   /// (main.c's buffers are this size; sizing them by the last axis overflowed them).
   var classes: Int { graph.outputType.boundCount }
+  /// Rows before the patch tokens in the pruning ops' sequences (1: the cls token; the
+  /// emitted C for one is the runtime's plain kernels, for others their _np forms).
+  var prefixTokens: Int {
+    graph.ops.first { $0.kind == .patchOwner }?.attributes.prefix ?? 1
+  }
   var patches: Int {
     graph.ops.first { $0.kind == .patchEmbed }.map { graph.type(of: $0.results[0]).dims[0].bound } ?? 0
   }

@@ -71,7 +71,7 @@ public struct WeightBlob: Sendable {
     var shapes: [ValueID: (n: Int, k: Int)] = [:]
     for op in graph.ops {
       switch op.kind {
-      case .linear, .linearGelu, .linearAdd, .patchEmbed, .auxHeadMax:
+      case .linear, .linearGelu, .linearAdd, .linearScaleAdd, .patchEmbed, .auxHeadMax:
         let weight = op.operands[1]
         if graph[weight].origin == .parameter {
           let shape = graph.type(of: weight).fixedShape!

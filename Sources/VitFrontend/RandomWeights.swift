@@ -43,12 +43,12 @@ public enum RandomWeights {
         if roles[name] != nil { continue }
         let shape = graph.type(of: operand).fixedShape!
         switch (op.kind, position) {
-        case (.linear, 1), (.linearGelu, 1), (.linearAdd, 1):
+        case (.linear, 1), (.linearGelu, 1), (.linearAdd, 1), (.linearScaleAdd, 1):
           let gain = feedsSplit.contains(op.results[0]) ? qkvGain : 1
           roles[name] = .projection(fanIn: shape[1], gain: gain)
         case (.patchEmbed, 1):
           roles[name] = .projection(fanIn: shape.dropFirst().reduce(1, *), gain: 1)
-        case (.linear, 2), (.linearGelu, 2), (.linearAdd, 2), (.patchEmbed, 2): roles[name] = .bias
+        case (.linear, 2), (.linearGelu, 2), (.linearAdd, 2), (.linearScaleAdd, 2), (.patchEmbed, 2): roles[name] = .bias
         case (.layernorm, 1): roles[name] = .normWeight
         case (.layernorm, 2): roles[name] = .normBias
         // LV-ViT: the stem's convolutions, BatchNorm (affine like a norm; the running mean

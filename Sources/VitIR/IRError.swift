@@ -34,6 +34,14 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
   case tensorTooLarge(String, at: SourceLocation?)
   /// A real attribute that is not a finite float32 number.
   case nonFiniteAttribute(OpKind, String, Double, at: SourceLocation?)
+  /// A pruning method that scores with the class token's attention (EViT, AS-ViT, BAT) asked of
+  /// a model without one; `at` is where the stem makes the token sequence.
+  case needsClassToken(MethodKind, spec: String, at: SourceLocation?)
+  /// A method asked of a model with a prefix it does not support yet (AS-ViT's run-time count
+  /// is one class token plus the kept patches).
+  case unsupportedPrefix(MethodKind, spec: String, prefix: Int, at: SourceLocation?)
+  /// Pruning asked of a graph whose token layout (TokenLayout) cannot be read off its stem.
+  case noTokenLayout(spec: String, at: SourceLocation?)
 
   public var description: String {
     switch self {
@@ -80,6 +88,15 @@ public enum IRError: Error, Equatable, CustomStringConvertible {
     case .nonFiniteAttribute(let kind, let name, let value, let at):
       return
         "\(prefix(at))attribute '\(name)' of '\(kind.rawValue)' is \(value), which is not a finite float32 number"
+    case .needsClassToken(let method, let spec, let at):
+      return
+        "\(prefix(at))--prune '\(MessageText.clean(spec))': \(method.displayName) scores patches by the class token's attention, and this model has no class token (0 prefix tokens before its patches); dyvit and tome need none"
+    case .unsupportedPrefix(let method, let spec, let count, let at):
+      return
+        "\(prefix(at))--prune '\(MessageText.clean(spec))': \(method.displayName) supports one prefix token (the class token) only, and this model has \(count)"
+    case .noTokenLayout(let spec, let at):
+      return
+        "\(prefix(at))--prune '\(MessageText.clean(spec))': cannot tell which rows are patch tokens: the stem must make them with one patch_embed and put any class or distillation token before them with concat"
     }
   }
 
@@ -108,6 +125,9 @@ public enum Limits {
   /// The longer side of an input image over its shorter side: the resize of the shorter side to
   /// the model's resize size then stays bounded.
   public static let maxImageAspect = 16
+  /// Prefix tokens before the patches (`prefix=` on pruning ops): timm's models have at most a
+  /// class, a distillation and a few register tokens.
+  public static let maxPrefixTokens = 64
   /// Characters of a name or other user text quoted in a message.
   public static let maxQuotedCharacters = 200
 }

@@ -39,6 +39,31 @@ public enum OpAttributes: Hashable, Sendable {
   /// `batchnorm`: the epsilon added to the running variance.
   case batchnorm(eps: Double)
 
+  // Token layout (TokenLayout): prefix tokens other than one class token.
+
+  /// The attributes of an op that reads rows as tokens (`OpKind.readsTokenRows`) in a sequence
+  /// whose first `prefix` rows are prefix tokens, when that is not 1 (one class token, the
+  /// default, is the plain attributes). Written `prefix=N` after the kind's own attributes.
+  indirect case prefixed(OpAttributes, prefix: Int)
+
+  /// The number of prefix tokens the op sees (1 unless `prefixed`).
+  public var prefix: Int {
+    if case .prefixed(_, let prefix) = self { return prefix }
+    return 1
+  }
+
+  /// The kind's own attributes, without the prefix count.
+  public var base: OpAttributes {
+    if case .prefixed(let base, _) = self { return base }
+    return self
+  }
+
+  /// `base` with `prefix` prefix tokens: the plain attributes for 1, `prefixed` otherwise, so
+  /// that each op has one spelling.
+  public func withPrefix(_ prefix: Int) -> OpAttributes {
+    prefix == 1 ? base : .prefixed(base, prefix: prefix)
+  }
+
   /// The attributes as `name=value` pairs, in the order of the kind's signature (the text form).
   public var named: [(name: String, value: Attribute)] {
     switch self {
@@ -59,12 +84,18 @@ public enum OpAttributes: Hashable, Sendable {
     case .traceStage(let block): [("block", .int(block))]
     case .conv2d(let stride, let pad): [("stride", .int(stride)), ("pad", .int(pad))]
     case .batchnorm(let eps): [("eps", .real(eps))]
+    case .prefixed(let base, let prefix): base.named + [("prefix", .int(prefix))]
     }
   }
 
-  /// Whether these are attributes `kind` takes (the same names as its signature).
+  /// Whether these are attributes `kind` takes (the same names as its signature; a prefix count
+  /// other than 1 on kinds that read token rows).
   public func fit(_ kind: OpKind) -> Bool {
-    named.map(\.name) == kind.signature.attributes.map(\.name)
+    if case .prefixed(let base, let prefix) = self {
+      if case .prefixed = base { return false }
+      return kind.readsTokenRows && prefix != 1 && base.fit(kind)
+    }
+    return named.map(\.name) == kind.signature.attributes.map(\.name)
   }
 
   /// Reads the text form: checks `values` against the kind's signature (no unknown or missing
@@ -73,6 +104,18 @@ public enum OpAttributes: Hashable, Sendable {
     kind: OpKind, named values: [String: Attribute], at location: SourceLocation?
   ) throws(IRError) {
     let signature = kind.signature
+    var values = values
+    var prefix = 1
+    if kind.readsTokenRows, let written = values.removeValue(forKey: "prefix") {
+      guard case .int(let count) = written else {
+        throw .attributeKind(kind, "prefix", expected: "an integer", found: written, at: location)
+      }
+      guard count >= 0, count <= Limits.maxPrefixTokens else {
+        throw .attributeValue(
+          kind, "prefix", found: written, expected: "0 … \(Limits.maxPrefixTokens) prefix tokens", at: location)
+      }
+      prefix = count
+    }
     for name in values.keys.sorted() where !signature.attributes.contains(where: { $0.name == name }) {
       throw .unknownAttribute(kind, name, at: location)
     }
@@ -112,10 +155,12 @@ public enum OpAttributes: Hashable, Sendable {
     case .batchnorm: self = .batchnorm(eps: real("eps"))
     case .relu, .auxHeadMax: self = .none
     case .concat, .add, .linear, .gelu, .softmax, .transpose, .matmul, .mergeHeads, .linearGelu, .linearAdd,
-      .patchTokens, .dyvitMix, .keepScore, .unitSizes, .gatherTokens, .gatherFuseTokens:
+      .patchTokens, .dyvitMix, .keepScore, .unitSizes, .gatherTokens, .gatherFuseTokens, .channelScale,
+      .meanTokens, .linearScaleAdd:
       self = .none
     }
     precondition(fit(kind), "OpAttributes and the signature of '\(kind.rawValue)' disagree")
+    self = withPrefix(prefix)
   }
 }
 

@@ -53,7 +53,8 @@ public enum OpKind: String, Sendable, CaseIterable {
 
   // Token pruning (VitPasses/InsertPruning.swift, docs/methods.md). Rows of a token sequence
   // are tokens, row 0 the cls token; "patch tokens" are rows 1 … n−1, and score j belongs to
-  // row 1 + j. An `owner` value i32[P] says, for each original patch p (row-major over the
+  // row 1 + j. That is one prefix token; with p others (`OpAttributes.prefixed`, TokenLayout)
+  // read p for the 1 in each rule below (`readsTokenRows` lists the kinds it applies to). An `owner` value i32[P] says, for each original patch p (row-major over the
   // patch grid), which row of the current sequence stands for it, or −1 once it is dropped:
   // it is how every backend reports which patches survived.
 
@@ -119,6 +120,22 @@ public enum OpKind: String, Sendable, CaseIterable {
   /// (rows 1 … n−1, those still present) of `x·Wᵀ + b`:
   /// `(x f32[n, C], weight f32[K, C], bias f32[K]) -> f32[K]`.
   case auxHeadMax = "aux_head_max"
+
+  // timm variants: LayerScale (DeiT-III) and average pooling (models without a class token).
+
+  /// A per-channel scale, timm's LayerScale `x * gamma`, gamma broadcast over the rows:
+  /// `(x f32[..., C], gamma f32[C]) -> f32[..., C]`, each product rounded to float32 once.
+  case channelScale = "channel_scale"
+  /// The mean of the patch tokens, timm's `global_pool='avg'` (`x[:, prefix:].mean(1)`):
+  /// `(x f32[n, C]; prefix) -> f32[C]`, over rows prefix … n−1 (`prefix=N` as on the pruning
+  /// ops, 1 when not written: write `prefix=0` for a model without a class token), summed in
+  /// double in row order and divided by their count.
+  case meanTokens = "mean_tokens"
+  /// `residual + gamma · (x · Wᵀ + b)`: a linear with LayerScale and the residual add after it,
+  /// what FuseEpilogues makes of `r + channel_scale(linear(x, W, b), gamma)`; each step rounded
+  /// to float32 as the unfused ops round it:
+  /// `(x, weight, bias, gamma f32[out], residual) -> f32[..., out]`.
+  case linearScaleAdd = "linear_scale_add"
 }
 
 extension OpKind {
@@ -133,7 +150,23 @@ extension OpKind {
     case .conv2d, .batchnorm, .relu, .auxHeadMax:
       false
     case .patchEmbed, .reshape, .concat, .add, .scale, .layernorm, .linear, .gelu, .softmax,
-      .splitHeads, .transpose, .matmul, .mergeHeads, .row, .attention, .linearGelu, .linearAdd:
+      .splitHeads, .transpose, .matmul, .mergeHeads, .row, .attention, .linearGelu, .linearAdd,
+      .channelScale, .meanTokens, .linearScaleAdd:
+      false
+    }
+  }
+}
+
+extension OpKind {
+  /// Whether ops of this kind read rows of a token sequence as tokens, so depend on how many
+  /// prefix tokens lead it (`OpAttributes.prefix`, TokenLayout): they never drop, merge or move
+  /// those rows, and count, score and rewrite only the patch tokens after them.
+  public var readsTokenRows: Bool {
+    switch self {
+    case .patchTokens, .clsAttention, .asvitScores, .patchOwner, .gatherTokens, .gatherFuseTokens,
+      .batMerge, .bipartiteMerge, .traceStage, .meanTokens:
+      true
+    default:
       false
     }
   }
@@ -267,6 +300,13 @@ extension OpKind {
       OpSignature(operands: ["x"], optionalOperands: 0, attributes: [], results: 1)
     case .auxHeadMax:
       OpSignature(operands: ["x", "weight", "bias"], optionalOperands: 0, attributes: [], results: 1)
+    case .channelScale:
+      OpSignature(operands: ["x", "gamma"], optionalOperands: 0, attributes: [], results: 1)
+    case .meanTokens:
+      OpSignature(operands: ["x"], optionalOperands: 0, attributes: [], results: 1)
+    case .linearScaleAdd:
+      OpSignature(
+        operands: ["x", "weight", "bias", "gamma", "residual"], optionalOperands: 0, attributes: [], results: 1)
     }
   }
 }

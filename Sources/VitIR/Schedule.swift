@@ -78,6 +78,27 @@ public enum MethodKind: String, Sendable, CaseIterable {
     }
   }
 
+  /// The method's name as its paper writes it, for messages.
+  public var displayName: String {
+    switch self {
+    case .none: "no pruning"
+    case .dyvit: "DynamicViT"
+    case .evit: "EViT"
+    case .asvit: "AS-ViT"
+    case .bat: "BAT"
+    case .tome: "ToMe"
+    }
+  }
+
+  /// Whether the method scores patches by the class token's attention (EViT, AS-ViT, BAT), so
+  /// needs a model with a class token (TokenLayout.hasClassToken).
+  public var needsClassToken: Bool {
+    switch self {
+    case .evit, .asvit, .bat: true
+    case .none, .dyvit, .tome: false
+    }
+  }
+
   /// AS-ViT's official initial thresholds, 0.001·(s+1) for stage s (SEMANTICS.md §4.4): what
   /// `asvit` without thresholds uses when no weights give learned ones.
   public static func asvitInitialThresholds(stages: Int) -> [Double] {

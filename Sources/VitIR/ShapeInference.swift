@@ -14,7 +14,8 @@ public enum ShapeInference {
         throw .nonFiniteAttribute(kind, name, real, at: location)
       }
     }
-    let rule = Rule(kind: kind, operands: operands, attributes: attributes, location: location)
+    let rule = Rule(
+      kind: kind, operands: operands, attributes: attributes.base, prefix: attributes.prefix, location: location)
     let results = try rule.infer(resultCount: resultCount)
     for result in results { try checkSize(result, what: "the result \(result) of '\(kind.rawValue)'", at: location) }
     return results
@@ -60,6 +61,8 @@ private struct Rule {
   let kind: OpKind
   let operands: [TensorType]
   let attributes: OpAttributes
+  /// Prefix tokens before the patch tokens, for kinds that read token rows (1 otherwise).
+  let prefix: Int
   let location: SourceLocation?
 
   func operandName(_ index: Int) -> String { kind.signature.operands[index] }
@@ -109,6 +112,7 @@ private struct Rule {
   /// `dim − by`. Run-time token counts come in pairs (`TokenCount`): `tokens(s)` rows of a
   /// sequence and `kept(s)` = tokens(s) − 1 of its patch tokens (what `threshold_keep` of stage s selects).
   func fewer(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
+    if amount == 0 { return dim }
     switch dim {
     case .fixed(let value):
       guard value > amount else { throw mismatch(operand, "more than \(amount) row\(amount == 1 ? "" : "s")") }
@@ -122,6 +126,7 @@ private struct Rule {
 
   /// `dim + by`, the inverse of `fewer` for run-time counts (kept(s) + 1 = tokens(s)).
   func more(_ dim: Dim, by amount: Int, operand: Int) throws(IRError) -> Dim {
+    if amount == 0 { return dim }
     switch dim {
     case .fixed(let value):
       return .fixed(value + amount)
@@ -207,7 +212,7 @@ private struct Rule {
       }
       return [operands[0]]
 
-    case .linear, .linearGelu, .linearAdd:
+    case .linear, .linearGelu, .linearAdd, .linearScaleAdd:
       guard let inWidth = operands[0].dims.last, !inWidth.isDynamic else {
         throw mismatch(0, "a tensor whose last dimension is static")
       }
@@ -220,6 +225,10 @@ private struct Rule {
       }
       let result = TensorType(operands[0].dims.dropLast() + [.fixed(outWidth)])
       if kind == .linearAdd, operands[3] != result { throw mismatch(3, "\(result), the linear's result") }
+      if kind == .linearScaleAdd {
+        if operands[3].dims != [.fixed(outWidth)] { throw mismatch(3, "f32[\(outWidth)], a scale per output channel") }
+        if operands[4] != result { throw mismatch(4, "\(result), the linear's result") }
+      }
       return [result]
 
     case .splitHeads:
@@ -273,7 +282,7 @@ private struct Rule {
 
     case .patchTokens:
       let x = try tokens(0)
-      return [TensorType([try fewer(x[0], by: 1, operand: 0), x[1]])]
+      return [TensorType([try fewer(x[0], by: prefix, operand: 0), x[1]])]
 
     case .dyvitMix:
       let x = try tokens(0)
@@ -300,7 +309,10 @@ private struct Rule {
         throw mismatch(1, "f32[\(x[0]),\(width / 3)], the attention's context")
       }
       if kind == .tomeMetric { return [TensorType([x[0], .fixed(width / 3 / heads)])] }
-      return [TensorType([try fewer(x[0], by: 1, operand: 0)])]
+      guard prefix >= 1 else {
+        throw .attributeValue(kind, "prefix", found: .int(prefix), expected: "at least 1: row 0 is the class token whose attention it reads", at: location)
+      }
+      return [TensorType([try fewer(x[0], by: prefix, operand: 0)])]
 
     case .topkKeep:
       let scores = try vector(0, .f32)
@@ -329,11 +341,11 @@ private struct Rule {
       let keep = try vector(1, .i32)
       let owner = try ownerMap(kind == .gatherTokens ? 2 : 3)
       if kind == .gatherFuseTokens {
-        let scores = TensorType([try fewer(x[0], by: 1, operand: 0)])
+        let scores = TensorType([try fewer(x[0], by: prefix, operand: 0)])
         if operands[2] != scores { throw mismatch(2, "\(scores), a score per patch token of 'x'") }
       }
-      guard keep.bound <= x[0].bound - 1 else { throw mismatch(1, "at most \(x[0].bound - 1) indices") }
-      let rows = try more(keep, by: kind == .gatherTokens ? 1 : 2, operand: 1)
+      guard keep.bound <= x[0].bound - prefix else { throw mismatch(1, "at most \(x[0].bound - prefix) indices") }
+      let rows = try more(keep, by: kind == .gatherTokens ? prefix : prefix + 1, operand: 1)
       return [TensorType([rows, x[1]]), owner]
 
     case .batMerge:
@@ -341,14 +353,14 @@ private struct Rule {
       guard let n = x[0].fixedValue else {
         throw .dynamicUnsupported(kind, operand: "x", found: operands[0], at: location)
       }
-      let scores = TensorType([.fixed(n - 1)])
+      let scores = TensorType([.fixed(n - prefix)])
       if operands[1] != scores { throw mismatch(1, "\(scores), a score per patch token of 'x'") }
       let owner = try ownerMap(2)
       guard case .batMerge(let k, let clusters, let pairs) = attributes else { mismatchedAttributes() }
-      guard k >= 1, k <= n - 1 else {
-        throw .attributeValue(kind, "k", found: .int(k), expected: "1 … \(n - 1) attentive tokens", at: location)
+      guard k >= 1, k <= n - prefix else {
+        throw .attributeValue(kind, "k", found: .int(k), expected: "1 … \(n - prefix) attentive tokens", at: location)
       }
-      let inattentive = n - 1 - k
+      let inattentive = n - prefix - k
       guard clusters >= (inattentive > 0 ? 1 : 0), clusters <= inattentive else {
         throw .attributeValue(
           kind, "clusters", found: .int(clusters), expected: "1 … \(inattentive) clusters of the inattentive tokens",
@@ -357,7 +369,7 @@ private struct Rule {
       guard pairs >= 0, pairs <= k / 2 else {
         throw .attributeValue(kind, "pairs", found: .int(pairs), expected: "0 … \(k / 2) disjoint pairs", at: location)
       }
-      return [TensorType([.fixed(1 + k - pairs + clusters), x[1]]), owner]
+      return [TensorType([.fixed(prefix + k - pairs + clusters), x[1]]), owner]
 
     case .bipartiteMerge:
       let x = try tokens(0)
@@ -368,8 +380,8 @@ private struct Rule {
       if operands[2] != TensorType([x[0]]) { throw mismatch(2, "f32[\(n)], a size per token") }
       let owner = try ownerMap(3)
       guard case .bipartiteMerge(let r) = attributes else { mismatchedAttributes() }
-      guard r >= 1, r <= (n - 1) / 2 else {
-        throw .attributeValue(kind, "r", found: .int(r), expected: "1 … \((n - 1) / 2) merges", at: location)
+      guard r >= 1, r <= (n - prefix) / 2 else {
+        throw .attributeValue(kind, "r", found: .int(r), expected: "1 … \((n - prefix) / 2) merges", at: location)
       }
       return [TensorType([.fixed(n - r), x[1]]), TensorType([.fixed(n - r)]), owner]
 
@@ -422,6 +434,18 @@ private struct Rule {
       if operands[2].dims != [.fixed(classes)] { throw mismatch(2, "f32[\(classes)], the output width of 'weight'") }
       _ = try fewer(x[0], by: 1, operand: 0)  // at least one patch token
       return [TensorType(fixed: [classes])]
+
+    case .channelScale:
+      guard let width = operands[0].dims.last?.fixedValue, operands[0].dtype == .f32 else {
+        throw mismatch(0, "f32[...,C] with a static C")
+      }
+      if operands[1] != TensorType([.fixed(width)]) { throw mismatch(1, "f32[\(width)], a scale per channel") }
+      return [operands[0]]
+
+    case .meanTokens:
+      let x = try tokens(0)
+      guard x[0].bound > prefix else { throw mismatch(0, "more than \(prefix) row\(prefix == 1 ? "" : "s"), the prefix tokens") }
+      return [TensorType([x[1]])]
 
     case .row:
       let x = try rank(0, 2)

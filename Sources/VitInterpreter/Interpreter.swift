@@ -113,8 +113,10 @@ public struct Interpreter: Sendable {
       observe(op)
       let operands = op.operands.map { id in parameters[id] ?? values[id.index]! }
       let results = Self.execute(op, operands, resultCount: op.results.count)
-      if case .traceStage(let block) = op.attributes {
-        stages.append(PruningKernels.traceStage(block: block, rows: operands[0].shape[0], owner: operands[1]))
+      if case .traceStage(let block) = op.attributes.base {
+        stages.append(
+          PruningKernels.traceStage(
+            block: block, rows: operands[0].shape[0], prefix: op.attributes.prefix, owner: operands[1]))
       }
       for (id, result) in zip(op.results, results) {
         inspect(id, result)
@@ -127,6 +129,7 @@ public struct Interpreter: Sendable {
 
   /// One op on concrete tensors.
   static func execute(_ op: Op, _ x: [Tensor], resultCount: Int) -> [Tensor] {
+    let prefix = op.attributes.prefix  // rows before the patch tokens (ops that read token rows)
     switch op.kind {
     case .patchEmbed:
       guard case .patchEmbed(let patch) = op.attributes else { op.attributesMismatch() }
@@ -155,15 +158,15 @@ public struct Interpreter: Sendable {
     case .attention:
       guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
       return [Kernels.attention(x[0], heads: heads, scale: scale, size: x.count > 1 ? x[1] : nil)]
-    case .patchTokens: return [PruningKernels.patchTokens(x[0])]
+    case .patchTokens: return [PruningKernels.patchTokens(x[0], prefix: prefix)]
     case .dyvitMix: return [PruningKernels.dyvitMix(x[0])]
     case .keepScore: return [PruningKernels.keepScore(x[0])]
     case .clsAttention:
-      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
-      return [PruningKernels.clsAttention(x[0], heads: heads, scale: scale)]
+      guard case .attention(let heads, let scale) = op.attributes.base else { op.attributesMismatch() }
+      return [PruningKernels.clsAttention(x[0], heads: heads, scale: scale, prefix: prefix)]
     case .asvitScores:
-      guard case .attention(let heads, let scale) = op.attributes else { op.attributesMismatch() }
-      return [PruningKernels.asvitScores(x[0], context: x[1], heads: heads, scale: scale)]
+      guard case .attention(let heads, let scale) = op.attributes.base else { op.attributesMismatch() }
+      return [PruningKernels.asvitScores(x[0], context: x[1], heads: heads, scale: scale, prefix: prefix)]
     case .tomeMetric:
       guard case .heads(let heads) = op.attributes else { op.attributesMismatch() }
       return [PruningKernels.tomeMetric(x[0], heads: heads)]
@@ -174,17 +177,19 @@ public struct Interpreter: Sendable {
       guard case .thresholdKeep(let threshold, _) = op.attributes else { op.attributesMismatch() }
       return [PruningKernels.thresholdKeep(x[0], threshold: threshold)]
     case .patchOwner:
-      guard case .patchOwner(let patches) = op.attributes else { op.attributesMismatch() }
-      return [Tensor(shape: [patches], scalars: (0..<patches).map { Float(1 + $0) })]
+      guard case .patchOwner(let patches) = op.attributes.base else { op.attributesMismatch() }
+      return [Tensor(shape: [patches], scalars: (0..<patches).map { Float(prefix + $0) })]
     case .unitSizes: return [Tensor(shape: [x[0].shape[0]], scalars: [Float](repeating: 1, count: x[0].shape[0]))]
-    case .gatherTokens: return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[2], fuseScores: nil)
-    case .gatherFuseTokens: return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[3], fuseScores: x[2])
+    case .gatherTokens: return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[2], fuseScores: nil, prefix: prefix)
+    case .gatherFuseTokens:
+      return PruningKernels.gatherTokens(x[0], keep: x[1], owner: x[3], fuseScores: x[2], prefix: prefix)
     case .batMerge:
-      guard case .batMerge(let k, let clusters, let pairs) = op.attributes else { op.attributesMismatch() }
-      return PruningKernels.batMerge(x[0], scores: x[1], owner: x[2], k: k, clusters: clusters, pairs: pairs)
+      guard case .batMerge(let k, let clusters, let pairs) = op.attributes.base else { op.attributesMismatch() }
+      return PruningKernels.batMerge(
+        x[0], scores: x[1], owner: x[2], k: k, clusters: clusters, pairs: pairs, prefix: prefix)
     case .bipartiteMerge:
-      guard case .bipartiteMerge(let r) = op.attributes else { op.attributesMismatch() }
-      return PruningKernels.bipartiteMerge(x[0], metric: x[1], size: x[2], owner: x[3], r: r)
+      guard case .bipartiteMerge(let r) = op.attributes.base else { op.attributesMismatch() }
+      return PruningKernels.bipartiteMerge(x[0], metric: x[1], size: x[2], owner: x[3], r: r, prefix: prefix)
     case .traceStage: return [x[1]]
     case .linearGelu:
       let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
@@ -200,6 +205,19 @@ public struct Interpreter: Sendable {
       return [LVViTKernels.batchnorm(x[0], weight: x[1], bias: x[2], mean: x[3], variance: x[4], eps: eps)]
     case .relu: return [LVViTKernels.relu(x[0])]
     case .auxHeadMax: return [LVViTKernels.auxHeadMax(x[0], weight: x[1], bias: x[2])]
+    case .linearScaleAdd:
+      let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
+      let (gamma, width) = (x[3].scalars, x[3].shape[0])
+      return [Tensor(shape: y.shape, scalars: y.scalars.enumerated().map { x[4].scalars[$0] + $1 * gamma[$0 % width] })]
+    case .channelScale:
+      let width = x[1].shape[0]
+      let gamma = x[1].scalars
+      return [Tensor(shape: x[0].shape, scalars: x[0].scalars.enumerated().map { $1 * gamma[$0 % width] })]
+    case .meanTokens:
+      let (n, width) = (x[0].shape[0], x[0].shape[1])
+      var sum = [Double](repeating: 0, count: width)
+      for t in prefix..<n { for j in 0..<width { sum[j] += Double(x[0].scalars[t * width + j]) } }
+      return [Tensor(shape: [width], scalars: sum.map { Float($0 / Double(n - prefix)) })]
     case .row:
       let width = x[0].shape[1]
       guard case .row(let index) = op.attributes else { op.attributesMismatch() }

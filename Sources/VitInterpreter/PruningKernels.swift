@@ -2,7 +2,9 @@ import Foundation
 import VitIR
 
 /// The interpreter's loops for the token-pruning ops (OpKind, docs/methods.md). Rows are
-/// tokens, row 0 the cls token; index and owner tensors hold integers as floats (exact below
+/// tokens; the first `prefix` rows are prefix tokens (TokenLayout: the cls token is row 0, a
+/// distillation token row 1), which no kernel drops, merges or moves; "patch tokens" are the
+/// rows after them and score j belongs to row prefix + j. Index and owner tensors hold integers as floats (exact below
 /// 2^24). Scores, distances and merges accumulate in double and are stored as float32, like
 /// every other interpreter kernel.
 enum PruningKernels {
@@ -59,10 +61,10 @@ enum PruningKernels {
 
   // MARK: - scores
 
-  /// `patch_tokens`: rows 1 … n−1.
-  static func patchTokens(_ x: Tensor) -> Tensor {
+  /// `patch_tokens`: rows prefix … n−1.
+  static func patchTokens(_ x: Tensor, prefix: Int) -> Tensor {
     let (n, c) = rowsOf(x)
-    return Tensor(shape: [n - 1, c], scalars: Array(x.scalars[c...]))
+    return Tensor(shape: [n - prefix, c], scalars: Array(x.scalars[(prefix * c)...]))
   }
 
   /// `dyvit_mix`: the local half as it is, the global half replaced by its mean over rows.
@@ -87,25 +89,26 @@ enum PruningKernels {
     return Tensor(shape: [m], scalars: s)
   }
 
-  /// `cls_attention`: the cls query's attention averaged over heads, for keys 1 … n−1.
-  static func clsAttention(_ qkv: Tensor, heads: Int, scale: Double) -> Tensor {
+  /// `cls_attention`: the cls query's attention averaged over heads, for the patch-token keys
+  /// prefix … n−1 (the softmax runs over every key, prefix tokens included).
+  static func clsAttention(_ qkv: Tensor, heads: Int, scale: Double, prefix: Int) -> Tensor {
     let n = qkv.shape[0]
     var sum = [Double](repeating: 0, count: n)
     for h in 0..<heads {
       let a = clsRow(qkv, head: h, heads: heads, scale: scale)
       for t in 0..<n { sum[t] += Double(a[t]) }
     }
-    return Tensor(shape: [n - 1], scalars: (1..<n).map { Float(sum[$0] / Double(heads)) })
+    return Tensor(shape: [n - prefix], scalars: (prefix..<n).map { Float(sum[$0] / Double(heads)) })
   }
 
   /// `asvit_scores`: Σ_h A_h[0][1+j] · R_h[1+j], R_h the head's share of the context norms.
-  static func asvitScores(_ qkv: Tensor, context: Tensor, heads: Int, scale: Double) -> Tensor {
+  static func asvitScores(_ qkv: Tensor, context: Tensor, heads: Int, scale: Double, prefix: Int) -> Tensor {
     let n = qkv.shape[0]
     let c = context.shape[1]
     let d = c / heads
     let attention = (0..<heads).map { clsRow(qkv, head: $0, heads: heads, scale: scale) }
-    var s = [Float](repeating: 0, count: n - 1)
-    for t in 1..<n {
+    var s = [Float](repeating: 0, count: n - prefix)
+    for t in prefix..<n {
       var norms = [Double](repeating: 0, count: heads)
       for h in 0..<heads {
         var squares = 0.0
@@ -115,9 +118,9 @@ enum PruningKernels {
       let total = norms.reduce(0, +)
       var score = 0.0
       for h in 0..<heads { score += Double(attention[h][t]) * (norms[h] / (total + 1e-8)) }
-      s[t - 1] = Float(score)
+      s[t - prefix] = Float(score)
     }
-    return Tensor(shape: [n - 1], scalars: s)
+    return Tensor(shape: [n - prefix], scalars: s)
   }
 
   /// `tome_metric`: the keys averaged over heads, [n, d].
@@ -160,24 +163,24 @@ enum PruningKernels {
       })
   }
 
-  static func gatherTokens(_ x: Tensor, keep: Tensor, owner: Tensor, fuseScores: Tensor?) -> [Tensor] {
+  static func gatherTokens(_ x: Tensor, keep: Tensor, owner: Tensor, fuseScores: Tensor?, prefix: Int) -> [Tensor] {
     let (n, c) = rowsOf(x)
     let kept = keep.scalars.map { Int($0) }
-    var y = Array(row(x, 0))
+    var y = Array(x.scalars[0..<(prefix * c)])
     var newRow = [Int](repeating: -1, count: n)
-    newRow[0] = 0
+    for t in 0..<prefix { newRow[t] = t }
     for (i, j) in kept.enumerated() {
-      y += row(x, 1 + j)
-      newRow[1 + j] = 1 + i
+      y += row(x, prefix + j)
+      newRow[prefix + j] = prefix + i
     }
-    var rows = kept.count + 1
+    var rows = kept.count + prefix
     if let scores = fuseScores {
       let keptSet = Set(kept)
       var extra = [Double](repeating: 0, count: c)
-      for j in 0..<(n - 1) where !keptSet.contains(j) {
+      for j in 0..<(n - prefix) where !keptSet.contains(j) {
         let weight = Double(scores.scalars[j])
-        for i in 0..<c { extra[i] += weight * Double(x.scalars[(1 + j) * c + i]) }
-        newRow[1 + j] = kept.count + 1
+        for i in 0..<c { extra[i] += weight * Double(x.scalars[(prefix + j) * c + i]) }
+        newRow[prefix + j] = kept.count + prefix
       }
       y += extra.map { Float($0) }
       rows += 1
@@ -186,13 +189,15 @@ enum PruningKernels {
   }
 
   /// BAT, exactly docs/methods.md (SEMANTICS §5.3).
-  static func batMerge(_ x: Tensor, scores: Tensor, owner: Tensor, k: Int, clusters: Int, pairs: Int) -> [Tensor] {
+  static func batMerge(
+    _ x: Tensor, scores: Tensor, owner: Tensor, k: Int, clusters: Int, pairs: Int, prefix: Int
+  ) -> [Tensor] {
     let (n, c) = rowsOf(x)
     let s = scores.scalars
-    let attentive = Array(descendingOrder(s).prefix(k))  // patch-token indices j (row 1 + j)
+    let attentive = Array(descendingOrder(s).prefix(k))  // patch-token indices j (row prefix + j)
     let attentiveSet = Set(attentive)
-    let inattentive = (0..<(n - 1)).filter { !attentiveSet.contains($0) }
-    func feature(_ j: Int) -> [Double] { row(x, 1 + j).map(Double.init) }
+    let inattentive = (0..<(n - prefix)).filter { !attentiveSet.contains($0) }
+    func feature(_ j: Int) -> [Double] { row(x, prefix + j).map(Double.init) }
     func merge(_ members: [Int]) -> [Float] {
       var sum = [Double](repeating: 0, count: c)
       var weight = 0.0
@@ -265,44 +270,43 @@ enum PruningKernels {
       if !centres.isEmpty { members[assigned].append(inattentive[i]) }
     }
 
-    // Output: cls; pairs; unpaired attentive (descending s); clusters (centre rank).
-    var y = Array(row(x, 0))
+    // Output: prefix; pairs; unpaired attentive (descending s); clusters (centre rank).
+    var y = Array(x.scalars[0..<(prefix * c)])
     var newRow = [Int](repeating: -1, count: n)
-    newRow[0] = 0
-    var next = 1
+    for t in 0..<prefix { newRow[t] = t }
+    var next = prefix
     for (a, b) in chosen {
       y += merge([attentive[a], attentive[b]])
-      newRow[1 + attentive[a]] = next
-      newRow[1 + attentive[b]] = next
+      newRow[prefix + attentive[a]] = next
+      newRow[prefix + attentive[b]] = next
       next += 1
     }
     for a in 0..<k where !used.contains(a) {
-      y += row(x, 1 + attentive[a])
-      newRow[1 + attentive[a]] = next
+      y += row(x, prefix + attentive[a])
+      newRow[prefix + attentive[a]] = next
       next += 1
     }
     for group in members {
       y += merge(group)
-      for j in group { newRow[1 + j] = next }
+      for j in group { newRow[prefix + j] = next }
       next += 1
     }
     return [Tensor(shape: [next, c], scalars: y), remapOwner(owner, newRow)]
   }
 
-  /// ToMe's bipartite soft matching (SEMANTICS §6.3), cls protected, size-weighted merges.
-  static func bipartiteMerge(_ x: Tensor, metric: Tensor, size: Tensor, owner: Tensor, r: Int) -> [Tensor] {
+  /// ToMe's bipartite soft matching (SEMANTICS §6.3), size-weighted merges, prefix tokens
+  /// protected: the patch rows split by the parity of their row (a: even, b: odd, as ToMe
+  /// splits the whole sequence, whose a-side cls token can never be a source), the prefix rows
+  /// stay first and in place.
+  static func bipartiteMerge(_ x: Tensor, metric: Tensor, size: Tensor, owner: Tensor, r: Int, prefix: Int) -> [Tensor] {
     let (n, c) = rowsOf(x)
     let d = metric.shape[1]
     let metricRows: [[Double]] = (0..<n).map { t in (0..<d).map { Double(metric.scalars[t * d + $0]) } }
-    let evens = Array(stride(from: 0, to: n, by: 2))
-    let odds = Array(stride(from: 1, to: n, by: 2))
+    let evens = (prefix..<n).filter { $0 % 2 == 0 }
+    let odds = (prefix..<n).filter { $0 % 2 == 1 }
     var nodeMax = [Float](repeating: 0, count: evens.count)
     var nodeIndex = [Int](repeating: 0, count: evens.count)
     for (i, a) in evens.enumerated() {
-      if i == 0 {
-        nodeMax[0] = -.infinity
-        continue
-      }
       var best = -Float.infinity
       for (j, b) in odds.enumerated() {
         let score = Float(cosine(metricRows[a], metricRows[b]))
@@ -320,18 +324,20 @@ enum PruningKernels {
     var sums = odds.map { b in row(x, b).map { Double($0) * Double(size.scalars[b]) } }
     var sizes = odds.map { Double(size.scalars[$0]) }
     var newRow = [Int](repeating: -1, count: n)
-    for (position, i) in unmerged.enumerated() { newRow[evens[i]] = position }
-    for (j, b) in odds.enumerated() { newRow[b] = unmerged.count + j }
+    for t in 0..<prefix { newRow[t] = t }
+    let bStart = prefix + unmerged.count
+    for (position, i) in unmerged.enumerated() { newRow[evens[i]] = prefix + position }
+    for (j, b) in odds.enumerated() { newRow[b] = bStart + j }
     for i in sources {
       let a = evens[i]
       let j = nodeIndex[i]
       let weight = Double(size.scalars[a])
       for t in 0..<c { sums[j][t] += Double(x.scalars[a * c + t]) * weight }
       sizes[j] += weight
-      newRow[a] = unmerged.count + j
+      newRow[a] = bStart + j
     }
-    var y: [Float] = []
-    var outSizes: [Float] = []
+    var y = Array(x.scalars[0..<(prefix * c)])
+    var outSizes = Array(size.scalars[0..<prefix])
     for i in unmerged {
       y += row(x, evens[i])
       outSizes.append(size.scalars[evens[i]])
@@ -340,15 +346,16 @@ enum PruningKernels {
       y += sums[j].map { Float($0 / sizes[j]) }
       outSizes.append(Float(sizes[j]))
     }
-    let rows = unmerged.count + odds.count
+    let rows = prefix + unmerged.count + odds.count
     return [Tensor(shape: [rows, c], scalars: y), Tensor(shape: [rows], scalars: outSizes), remapOwner(owner, newRow)]
   }
 
-  /// The trace stage an owner map describes: for each non-cls row, its sorted patches.
-  static func traceStage(block: Int, rows: Int, owner: Tensor) -> Trace.Stage {
-    var patches = [[Int]](repeating: [], count: max(rows - 1, 0))
-    for (p, value) in owner.scalars.enumerated() where value >= 1 {
-      patches[Int(value) - 1].append(p)
+  /// The trace stage an owner map describes: for each row after the prefix tokens, its sorted
+  /// patches.
+  static func traceStage(block: Int, rows: Int, prefix: Int, owner: Tensor) -> Trace.Stage {
+    var patches = [[Int]](repeating: [], count: max(rows - prefix, 0))
+    for (p, value) in owner.scalars.enumerated() where Int(value) >= prefix {
+      patches[Int(value) - prefix].append(p)
     }
     return Trace.Stage(block: block, tokens: rows, patches: patches)
   }

@@ -56,6 +56,10 @@ public enum FlopCounter {
     case .linear, .linearGelu, .linearAdd:
       // fvcore and torchprofile: prod(input shape) × out_features (epilogues are not counted).
       return elements(op.operands[0]) * bounds(op.operands[1])[0]
+    case .linearScaleAdd:
+      // The linear, and LayerScale's `mul` as channel_scale counts it.
+      return elements(op.operands[0]) * bounds(op.operands[1])[0]
+        + (convention == .torchprofile ? elements(op.results[0]) : 0)
     case .attention:
       // What its primitive ops count: q·kᵀ and attn·v, H·n·n·d each (= n²·C), plus the
       // scaling, H·n² (torchprofile only).
@@ -96,6 +100,12 @@ public enum FlopCounter {
       return (x[0] - 1) * x[1] * bounds(op.operands[1])[0]
     case .relu:
       return 0
+    case .channelScale:
+      // LayerScale's product (torchprofile `mul`, 1 per output element; fvcore skips it).
+      return convention == .torchprofile ? elements(op.results[0]) : 0
+    case .meanTokens:
+      // Average pooling (torchprofile `mean`, 1 per output element; fvcore skips it).
+      return convention == .torchprofile ? elements(op.results[0]) : 0
     case .reshape, .concat, .add, .gelu, .softmax, .splitHeads, .transpose, .mergeHeads, .row,
       .patchTokens, .dyvitMix, .keepScore, .asvitScores, .tomeMetric, .topkKeep, .thresholdKeep,
       .patchOwner, .unitSizes, .gatherTokens, .batMerge, .bipartiteMerge, .traceStage:
@@ -148,7 +158,7 @@ public enum FlopCounter {
         rows.append(FlopReport.Row(name: name, block: op.block, tokens: 0, macs: 0))
       }
       rows[rows.count - 1].macs += macs(of: op, in: graph, convention: convention, counts: counts)
-      if [.linear, .linearGelu, .linearAdd, .layernorm].contains(op.kind),
+      if [.linear, .linearGelu, .linearAdd, .linearScaleAdd, .layernorm].contains(op.kind),
         let first = graph.type(of: op.operands[0]).dims.first, graph.type(of: op.operands[0]).rank == 2
       {
         var tokens = first.bound

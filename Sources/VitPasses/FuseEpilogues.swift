@@ -5,6 +5,7 @@ import VitIR
 ///
 ///     y = gelu(linear(x, W, b))        ->  y = linear_gelu(x, W, b)
 ///     y = r + linear(x, W, b)          ->  y = linear_add(x, W, b, r)    (either operand order)
+///     y = r + channel_scale(linear(x, W, b), g)  ->  y = linear_scale_add(x, W, b, g, r)  (LayerScale)
 ///
 /// Only when the linear has a bias and no other use. (LayerNorm feeding a linear is left
 /// alone: the row statistics would be computed once per output panel, which does not pay at
@@ -21,8 +22,16 @@ public enum FuseEpilogues {
       else { return nil }
       return index
     }
-    var absorbed = Set<Int>()  // linears folded into a later op
+    /// The single-use LayerScale of a fusable linear that defines `id`: (its op, the linear).
+    func scaledLinear(_ id: ValueID) -> (scale: Int, linear: Int)? {
+      guard uses[id] == 1, case .result(let index, _) = graph[id].origin, graph.ops[index].kind == .channelScale,
+        let linear = fusableLinear(graph.ops[index].operands[0])
+      else { return nil }
+      return (index, linear)
+    }
+    var absorbed = Set<Int>()  // linears (and LayerScales) folded into a later op
     var fused: [Int: (kind: OpKind, linear: Int, residual: ValueID?)] = [:]
+    var gammas: [Int: ValueID] = [:]  // the LayerScale of a fused linear_scale_add
     for (index, op) in graph.ops.enumerated() {
       switch op.kind {
       case .gelu:
@@ -38,6 +47,12 @@ public enum FuseEpilogues {
         } else if let linear = fusableLinear(op.operands[0]) {
           fused[index] = (.linearAdd, linear, op.operands[1])
           absorbed.insert(linear)
+        } else if let scaled = scaledLinear(op.operands[1]) ?? scaledLinear(op.operands[0]) {
+          let (scale, linear) = scaled
+          let residual = op.operands[1] == graph.ops[scale].results[0] ? op.operands[0] : op.operands[1]
+          fused[index] = (.linearScaleAdd, linear, residual)
+          gammas[index] = graph.ops[scale].operands[1]
+          absorbed.formUnion([scale, linear])
         }
       default:
         break
@@ -50,7 +65,7 @@ public enum FuseEpilogues {
         let linear = graph.ops[linearIndex]
         // A fused op serves selection when both its parts did (DynamicViT's predictor MLP).
         try rewriter.append(
-          kind, linear.operands + (residual.map { [$0] } ?? []), replacing: op.results[0],
+          kind, linear.operands + (gammas[index].map { [$0] } ?? []) + (residual.map { [$0] } ?? []), replacing: op.results[0],
           block: op.block, location: linear.location, role: linear.role == op.role ? op.role : nil)
       } else {
         try rewriter.copy(op)

@@ -56,19 +56,45 @@ public enum InsertPruning {
     for (block, first) in firstOp {
       guard let attentionIndex = attention[block] else { continue }
       let context = graph.ops[attentionIndex].results[0]
-      // context -> linear (proj) -> add (residual); LV-ViT scales the branch by 1/skip_lam
-      // before the add: context -> linear -> scale -> add.
+      // context -> linear (proj) -> [channel_scale (LayerScale) | scale (LV-ViT's 1/skip_lam)]
+      // -> add (residual)
       guard
         let projection = graph.ops.firstIndex(where: { $0.kind == .linear && $0.operands.first == context })
       else { continue }
       var branch = graph.ops[projection].results[0]
-      if let scaled = graph.ops.first(where: { $0.kind == .scale && $0.operands == [branch] }) { branch = scaled.results[0] }
-      guard let residual = graph.ops.firstIndex(where: { $0.kind == .add && $0.operands.contains(branch) }) else { continue }
+      if let scaled = graph.ops.first(where: {
+        ($0.kind == .channelScale && $0.operands.first == branch) || ($0.kind == .scale && $0.operands == [branch])
+      }) {
+        branch = scaled.results[0]
+      }
+      guard let residual = graph.ops.firstIndex(where: { $0.kind == .add && $0.operands.contains(branch) })
+      else { continue }
       shapes[block] = BlockShape(
         input: graph.ops[first].operands[0], attention: attentionIndex,
         afterAttention: graph.ops[residual].results[0])
     }
     return shapes
+  }
+
+  /// The token layout `method` prunes in `graph`, or the reason it cannot: prefix tokens
+  /// (class, distillation) are never scored, dropped, merged or moved, and a method that scores
+  /// with the class token's attention needs one (EViT, AS-ViT, BAT); AS-ViT's run-time count
+  /// supports exactly one. The session asks this before it resolves a schedule's thresholds,
+  /// so the layout is what a refused spec hears about first.
+  public static func tokenLayout(for method: MethodKind, spec: String, of graph: Graph) throws(IRError) -> TokenLayout {
+    guard let patchOp = graph.ops.first(where: { $0.kind == .patchEmbed }) else {
+      throw .scheduleMismatch("--prune '\(spec)': the graph has no patch_embed, so its patches are unknown")
+    }
+    guard let layout = TokenLayout(of: graph) else {
+      throw .noTokenLayout(spec: spec, at: patchOp.location)
+    }
+    if method.needsClassToken, !layout.hasClassToken {
+      throw .needsClassToken(method, spec: spec, at: patchOp.location)
+    }
+    if method == .asvit, layout.prefix != 1 {
+      throw .unsupportedPrefix(method, spec: spec, prefix: layout.prefix, at: patchOp.location)
+    }
+    return layout
   }
 
   static func run(_ graph: Graph, _ schedule: Schedule) throws(IRError) -> Graph {
@@ -83,11 +109,8 @@ public enum InsertPruning {
         throw .scheduleMismatch("--prune '\(schedule.spec)': AS-ViT scores block \(block) from the attention of block \(block - 1), which the graph does not have")
       }
     }
-    guard let patchOp = graph.ops.first(where: { $0.kind == .patchEmbed }) else {
-      throw .scheduleMismatch("--prune '\(schedule.spec)': the graph has no patch_embed, so its patches are unknown")
-    }
-    let patches = graph.type(of: patchOp.results[0]).dims[0].bound
-    var state = State(schedule: schedule, patches: patches, rewriter: GraphRewriter(graph))
+    let layout = try tokenLayout(for: schedule.kind, spec: schedule.spec, of: graph)
+    var state = State(schedule: schedule, layout: layout, rewriter: GraphRewriter(graph))
 
     let before: Bool
     switch schedule.method {
@@ -131,17 +154,23 @@ public enum InsertPruning {
   struct State {
     let schedule: Schedule
     let patches: Int
+    /// Rows before the patch tokens, which no stage touches.
+    let prefix: Int
     var rewriter: GraphRewriter
     /// The patch-owner map, once the first stage has made it.
     var owner: ValueID? = nil
     /// ToMe's token sizes, once the first block has merged.
     var size: ValueID? = nil
 
-    init(schedule: Schedule, patches: Int, rewriter: GraphRewriter) {
+    init(schedule: Schedule, layout: TokenLayout, rewriter: GraphRewriter) {
       self.schedule = schedule
-      self.patches = patches
+      self.patches = layout.patches
+      self.prefix = layout.prefix
       self.rewriter = rewriter
     }
+
+    /// `attributes` of an op that reads token rows, with this sequence's prefix count.
+    func prefixed(_ attributes: OpAttributes) -> OpAttributes { attributes.withPrefix(prefix) }
 
     var graph: Graph { rewriter.result }
 
@@ -159,13 +188,13 @@ public enum InsertPruning {
 
     mutating func ownerMap(block: Int, location: SourceLocation?) throws(IRError) -> ValueID {
       if let owner { return owner }
-      let made = try op(.patchOwner, [], .patchOwner(patches: patches), names: ["owner"], block: block, location: location)[0]
+      let made = try op(.patchOwner, [], prefixed(.patchOwner(patches: patches)), names: ["owner"], block: block, location: location)[0]
       owner = made
       return made
     }
 
     mutating func record(_ x: ValueID, owner newOwner: ValueID, block: Int, location: SourceLocation?) throws(IRError) {
-      owner = try op(.traceStage, [x, newOwner], .traceStage(block: block), names: ["owner"], block: block, location: location)[0]
+      owner = try op(.traceStage, [x, newOwner], prefixed(.traceStage(block: block)), names: ["owner"], block: block, location: location)[0]
     }
 
     /// DynamicViT and AS-ViT, before `block`.
@@ -178,7 +207,7 @@ public enum InsertPruning {
         let c = width(x)
         guard c % 4 == 0 else { throw .scheduleMismatch("DynamicViT's predictor needs a width divisible by 4, found \(c)") }
         let keepCount = Int(Double(patches) * pow(rho, Double(stage + 1)))
-        let current = rows(x).bound - 1
+        let current = rows(x).bound - prefix
         guard keepCount >= 1 else {
           throw .scheduleMismatch("--prune '\(schedule.spec)': stage \(stage) keeps int(\(patches)·\(rho)^\(stage + 1)) = 0 patches")
         }
@@ -190,22 +219,22 @@ public enum InsertPruning {
           parameters[name] = try rewriter.addParameter(name: name, type: TensorType(fixed: shape))
         }
         func p(_ suffix: String) -> ValueID { parameters["score_predictor.\(stage).\(suffix)"]! }
-        let prefix = "dyvit\(stage)"
-        let tokens = try op(.patchTokens, [x], names: ["\(prefix).patches"], block: block, location: location)[0]
+        let tag = "dyvit\(stage)"
+        let tokens = try op(.patchTokens, [x], prefixed(.none), names: ["\(tag).patches"], block: block, location: location)[0]
         let normed = try op(
           .layernorm, [tokens, p("in_conv.0.weight"), p("in_conv.0.bias")], .layernorm(eps: 1e-5),
-          names: ["\(prefix).ln"], block: block, location: location)[0]
-        var h = try op(.linear, [normed, p("in_conv.1.weight"), p("in_conv.1.bias")], names: ["\(prefix).in"], block: block, location: location)[0]
-        h = try op(.gelu, [h], names: ["\(prefix).in"], block: block, location: location)[0]
-        h = try op(.dyvitMix, [h], names: ["\(prefix).mix"], block: block, location: location)[0]
+          names: ["\(tag).ln"], block: block, location: location)[0]
+        var h = try op(.linear, [normed, p("in_conv.1.weight"), p("in_conv.1.bias")], names: ["\(tag).in"], block: block, location: location)[0]
+        h = try op(.gelu, [h], names: ["\(tag).in"], block: block, location: location)[0]
+        h = try op(.dyvitMix, [h], names: ["\(tag).mix"], block: block, location: location)[0]
         for layer in [0, 2] {
-          h = try op(.linear, [h, p("out_conv.\(layer).weight"), p("out_conv.\(layer).bias")], names: ["\(prefix).out\(layer)"], block: block, location: location)[0]
-          h = try op(.gelu, [h], names: ["\(prefix).out\(layer)"], block: block, location: location)[0]
+          h = try op(.linear, [h, p("out_conv.\(layer).weight"), p("out_conv.\(layer).bias")], names: ["\(tag).out\(layer)"], block: block, location: location)[0]
+          h = try op(.gelu, [h], names: ["\(tag).out\(layer)"], block: block, location: location)[0]
         }
-        let logits = try op(.linear, [h, p("out_conv.4.weight"), p("out_conv.4.bias")], names: ["\(prefix).logits"], block: block, location: location)[0]
-        let scores = try op(.keepScore, [logits], names: ["\(prefix).score"], block: block, location: location)[0]
-        let keep = try op(.topkKeep, [scores], .topkKeep(k: keepCount), names: ["\(prefix).keep"], block: block, location: location)[0]
-        let gathered = try op(.gatherTokens, [x, keep, owner], names: ["x", "owner"], block: block, location: location)
+        let logits = try op(.linear, [h, p("out_conv.4.weight"), p("out_conv.4.bias")], names: ["\(tag).logits"], block: block, location: location)[0]
+        let scores = try op(.keepScore, [logits], names: ["\(tag).score"], block: block, location: location)[0]
+        let keep = try op(.topkKeep, [scores], .topkKeep(k: keepCount), names: ["\(tag).keep"], block: block, location: location)[0]
+        let gathered = try op(.gatherTokens, [x, keep, owner], prefixed(.none), names: ["x", "owner"], block: block, location: location)
         try record(gathered[0], owner: gathered[1], block: block, location: location)
         return gathered[0]
 
@@ -214,14 +243,14 @@ public enum InsertPruning {
         let attention = source.ops[shapes[block - 1]!.attention]  // checked in run()
         let qkv = rewriter.mapped(attention.operands[0])
         let context = rewriter.mapped(attention.results[0])
-        let prefix = "asvit\(stage)"
+        let tag = "asvit\(stage)"
         let scores = try op(
-          .asvitScores, [qkv, context], attention.attributes,
-          names: ["\(prefix).score"], block: block, location: location)[0]
+          .asvitScores, [qkv, context], prefixed(attention.attributes),
+          names: ["\(tag).score"], block: block, location: location)[0]
         let keep = try op(
           .thresholdKeep, [scores], .thresholdKeep(threshold: thresholds[stage], stage: stage),
-          names: ["\(prefix).keep"], block: block, location: location)[0]
-        let gathered = try op(.gatherTokens, [x, keep, owner], names: ["x", "owner"], block: block, location: location)
+          names: ["\(tag).keep"], block: block, location: location)[0]
+        let gathered = try op(.gatherTokens, [x, keep, owner], prefixed(.none), names: ["x", "owner"], block: block, location: location)
         try record(gathered[0], owner: gathered[1], block: block, location: location)
         return gathered[0]
 
@@ -238,39 +267,39 @@ public enum InsertPruning {
       guard let n = rows(x).fixedValue else {
         throw .scheduleMismatch("--prune '\(schedule.spec)' cannot follow a run-time token count")
       }
-      let prefix = "\(schedule.kind.rawValue)\(stage)"
+      let tag = "\(schedule.kind.rawValue)\(stage)"
       var result = x
       var newOwner = owner
       switch schedule.method {
       case .evit(let rho, let fuse):
-        let left = Int((rho * Double(n - 1)).rounded(.up))
-        if left < n - 1 {
+        let left = Int((rho * Double(n - prefix)).rounded(.up))
+        if left < n - prefix {
           let scores = try op(
-            .clsAttention, [qkv], .attention(heads: heads, scale: scale), names: ["\(prefix).score"], block: block,
+            .clsAttention, [qkv], prefixed(.attention(heads: heads, scale: scale)), names: ["\(tag).score"], block: block,
             location: location)[0]
-          let keep = try op(.topkKeep, [scores], .topkKeep(k: left), names: ["\(prefix).keep"], block: block, location: location)[0]
+          let keep = try op(.topkKeep, [scores], .topkKeep(k: left), names: ["\(tag).keep"], block: block, location: location)[0]
           let gathered =
             fuse
-            ? try op(.gatherFuseTokens, [x, keep, scores, owner], names: ["x", "owner"], block: block, location: location)
-            : try op(.gatherTokens, [x, keep, owner], names: ["x", "owner"], block: block, location: location)
+            ? try op(.gatherFuseTokens, [x, keep, scores, owner], prefixed(.none), names: ["x", "owner"], block: block, location: location)
+            : try op(.gatherTokens, [x, keep, owner], prefixed(.none), names: ["x", "owner"], block: block, location: location)
           (result, newOwner) = (gathered[0], gathered[1])
         }
       case .bat(let rho, let fraction):
-        let k = Int((rho * Double(n - 1)).rounded(.up))
-        let inattentive = n - 1 - k
+        let k = Int((rho * Double(n - prefix)).rounded(.up))
+        let inattentive = n - prefix - k
         if inattentive > 0 {
           let clusters = min(Int((fraction * Double(inattentive)).rounded(.up)), inattentive)
           let pairs = min(max(clusters - 1, 0), k / 2)
           let scores = try op(
-            .clsAttention, [qkv], .attention(heads: heads, scale: scale), names: ["\(prefix).score"], block: block,
+            .clsAttention, [qkv], prefixed(.attention(heads: heads, scale: scale)), names: ["\(tag).score"], block: block,
             location: location)[0]
           let merged = try op(
-            .batMerge, [x, scores, owner], .batMerge(k: k, clusters: clusters, pairs: pairs),
+            .batMerge, [x, scores, owner], prefixed(.batMerge(k: k, clusters: clusters, pairs: pairs)),
             names: ["x", "owner"], block: block, location: location)
           (result, newOwner) = (merged[0], merged[1])
         }
       case .tome(let merges):
-        let r = min(merges[stage], (n - 1) / 2)
+        let r = min(merges[stage], (n - prefix) / 2)
         if r > 0 {
           var size: ValueID
           if let existing = self.size {
@@ -278,9 +307,9 @@ public enum InsertPruning {
           } else {
             size = try op(.unitSizes, [x], names: ["size"], block: block, location: location)[0]
           }
-          let metric = try op(.tomeMetric, [qkv], .heads(heads), names: ["\(prefix).metric"], block: block, location: location)[0]
+          let metric = try op(.tomeMetric, [qkv], .heads(heads), names: ["\(tag).metric"], block: block, location: location)[0]
           let merged = try op(
-            .bipartiteMerge, [x, metric, size, owner], .bipartiteMerge(r: r), names: ["x", "size", "owner"], block: block,
+            .bipartiteMerge, [x, metric, size, owner], prefixed(.bipartiteMerge(r: r)), names: ["x", "size", "owner"], block: block,
             location: location)
           (result, newOwner) = (merged[0], merged[2])
           self.size = merged[1]

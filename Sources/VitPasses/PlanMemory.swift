@@ -59,7 +59,8 @@ public enum PlanMemory {
         let width = graph.type(of: op.operands[0]).dims[1].bound
         placements[op.results[0]] = .view(of: op.operands[0], offset: index * width)
       case .patchTokens:
-        placements[op.results[0]] = .view(of: op.operands[0], offset: graph.type(of: op.operands[0]).dims[1].bound)
+        let width = graph.type(of: op.operands[0]).dims[1].bound
+        placements[op.results[0]] = .view(of: op.operands[0], offset: op.attributes.prefix * width)
       case .traceStage:
         placements[op.results[0]] = .view(of: op.operands[1], offset: 0)
       default:

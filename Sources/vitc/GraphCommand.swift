@@ -10,12 +10,15 @@ struct GraphCommand: ParsableCommand {
     discussion: """
       Reads a checkpoint (safetensors, or a PyTorch file as torch.save writes it) of timm's \
       VisionTransformer as DeiT uses it, and writes its graph: width, depth, patch and image \
-      size, MLP size, qkv bias and classes come from the shapes; heads, LayerNorm eps and the \
+      size, MLP size, qkv bias and classes come from the shapes, and so do a distillation token \
+      (dist_token, head_dist: the mean of both heads), LayerScale (ls1.gamma, ls2.gamma), \
+      average pooling (no class token, or fc_norm) and pos_embed without the class slot \
+      (DeiT-III); heads, LayerNorm eps and the \
       image transform from --config (timm's config.json, as the hub ships it beside the \
       weights) or the options, else timm's defaults (head dimension 64, eps 1e-6, DeiT's \
-      transform), each named on stderr. Layouts whose ops vitc does not have yet (a \
-      distillation token, LayerScale, average pooling without a class token) are refused \
-      with the tensor that shows them. build, compile, run, eval and flops take a checkpoint \
+      transform), each named on stderr. A checkpoint with DynamicViT predictors or AS-ViT \
+      thresholds (score_predictor.*) gets a note saying which --prune it was trained for. \
+      Register tokens are refused with the tensor that shows them. build, compile, run, eval and flops take a checkpoint \
       in place of a .graph and do the same inside.
       """)
 
@@ -43,6 +46,7 @@ struct GraphCommand: ParsableCommand {
       let stem = URL(fileURLWithPath: output ?? weights).deletingPathExtension().lastPathComponent
       let inferred = try GraphInference(file: file, settings: settings, stem: stem)
       for assumption in inferred.assumptions { printError("\(weights): note: assumed \(assumption)") }
+      if let trainedFor = inferred.trainedFor { printError("\(weights): note: trained for --prune \(trainedFor)") }
       if let output {
         try Output.check(output, against: [(weights, "checkpoint")] + (config.map { [($0, "config")] } ?? []))
         try Output.write(inferred.text, to: output)

@@ -41,11 +41,13 @@ import VitIR
     #expect(graph.parameters.count == full.names.count - 12)
   }
 
-  /// Layouts vitc cannot express yet are refused with the tensor that shows them.
+  /// Layouts vitc cannot express, or tensors that contradict each other, are refused with the
+  /// tensor that shows them.
   @Test(arguments: [
-    ("dist_token", [1, 1, 64], "'dist_token' is a distillation token (DeiT distilled), which vitc does not support yet"),
-    ("blocks.0.ls1.gamma", [64], "'blocks.0.ls1.gamma' is LayerScale (DeiT-III), which vitc does not support yet"),
-    ("fc_norm.weight", [64], "'fc_norm.weight' is average pooling with fc_norm, which vitc does not support yet"),
+    ("reg_token", [1, 4, 64], "'reg_token' is register tokens, which vitc does not support yet"),
+    ("dist_token", [1, 1, 64], "'dist_token' is there without 'head_dist.weight' (VisionTransformerDistilled has both)"),
+    ("head_dist.weight", [1000, 64], "'head_dist.weight' is there without 'dist_token' (VisionTransformerDistilled has both)"),
+    ("blocks.0.ls1.gamma", [64], "'blocks.0.ls2.gamma' is missing while 'blocks.0.ls1.gamma' is there (LayerScale is in every block and sub-layer, or in none)"),
   ])
   func unsupportedLayoutsAreNamed(tensor: String, shape: [Int], message: String) throws {
     let full = try WeightsReader.open(path: repositoryPath("Tests/Fixtures/timm-tiny/weights.safetensors"))

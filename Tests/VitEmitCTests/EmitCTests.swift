@@ -217,3 +217,59 @@ let methods = [("none", "none"), ("dyvit:0.7", "dyvit"), ("evit:0.7", "evit"), (
     }
   }
 }
+
+/// samples/tiny.graph in another token layout (docs/graph-format.md, "Token layout"):
+/// `noclass`: no class token, LayerScale on both residual branches, the head on the mean of the
+/// patch tokens; `distilled`: class and distillation tokens, the mean of two heads.
+func tinyVariantSource(_ layout: String) throws -> String {
+  var text = try String(contentsOf: repositoryRoot.appendingPathComponent("samples/tiny.graph"), encoding: .utf8)
+  func replace(_ old: String, _ new: String) throws {
+    try #require(text.contains(old), "tiny.graph no longer has \(old)")
+    text = text.replacingOccurrences(of: old, with: new)
+  }
+  switch layout {
+  case "noclass":
+    try replace("  param @cls_token: f32[1,1,64]\n", "")
+    try replace("x: f32[197,64] = concat(reshape(@cls_token, shape=[1,64]), patches)", "x: f32[196,64] = patches")
+    try replace("197", "196")
+    try replace("    param @blocks.{i}.norm2.weight", "    param @blocks.{i}.ls1.gamma, @blocks.{i}.ls2.gamma: f32[64]\n    param @blocks.{i}.norm2.weight")
+    try replace("x = x + linear(context, @blocks.{i}.attn.proj.weight, @blocks.{i}.attn.proj.bias)",
+                "x = x + channel_scale(linear(context, @blocks.{i}.attn.proj.weight, @blocks.{i}.attn.proj.bias), @blocks.{i}.ls1.gamma)")
+    try replace("x = x + linear(h, @blocks.{i}.mlp.fc2.weight, @blocks.{i}.mlp.fc2.bias)",
+                "x = x + channel_scale(linear(h, @blocks.{i}.mlp.fc2.weight, @blocks.{i}.mlp.fc2.bias), @blocks.{i}.ls2.gamma)")
+    try replace("cls: f32[64] = row(layernorm(x, @norm.weight, @norm.bias, eps=1e-6), index=0)",
+                "cls: f32[64] = mean_tokens(layernorm(x, @norm.weight, @norm.bias, eps=1e-6), prefix=0)")
+  default:
+    try replace("  param @cls_token: f32[1,1,64]\n", "  param @cls_token, @dist_token: f32[1,1,64]\n  param @head_dist.weight: f32[1000,64]\n  param @head_dist.bias: f32[1000]\n")
+    try replace("x: f32[197,64] = concat(reshape(@cls_token, shape=[1,64]), patches)",
+                "x: f32[198,64] = concat(concat(reshape(@cls_token, shape=[1,64]), reshape(@dist_token, shape=[1,64])), patches)")
+    try replace("197", "198")
+    try replace("cls: f32[64] = row(layernorm(x, @norm.weight, @norm.bias, eps=1e-6), index=0)\n  logits = linear(cls, @head.weight, @head.bias)",
+                "x = layernorm(x, @norm.weight, @norm.bias, eps=1e-6)\n  logits = (linear(row(x, index=0), @head.weight, @head.bias) + linear(row(x, index=1), @head_dist.weight, @head_dist.bias)) * 0.5")
+  }
+  return text
+}
+
+@Suite struct TokenLayoutEmitTests {
+  /// The C of the other layouts, held as snapshots: the runtime's _np kernels with the prefix
+  /// count, LayerScale and the mean of the patch tokens, and the driver's prefix macro.
+  @Test(arguments: [("noclass", "tome:8"), ("noclass", "dyvit:0.7"), ("distilled", "evit:0.7"), ("distilled", "tome:8")])
+  func variantSnapshot(layout: String, prune: String) throws {
+    let name = "tiny_vit_\(layout)"
+    let parsed = try GraphLoader.parse(try tinyVariantSource(layout), file: "samples/\(name).graph")
+    #expect(TokenLayout(of: parsed)?.prefix == (layout == "noclass" ? 0 : 2))
+    let graph = try Pipeline.run(parsed, through: .planned, schedule: try ScheduleParser.parse(prune, depth: 12))
+    let emitted = try EmitC.emit(
+      graph, weights: RandomWeights.generate(for: graph, seed: 1),
+      provenance: .init(version: "test", graphFile: "samples/\(name).graph", weights: "--random-weights 1", schedule: prune),
+      stem: name)
+    let source = String(decoding: emitted.files["\(name).c"]!, as: UTF8.self)
+    let label = String(prune.prefix { $0 != ":" })
+    try assertSnapshot(source, named: "\(name)-\(label).c")
+    // One prefix token's plain kernels never appear; the driver knows where trace groups start.
+    #expect(!source.contains("vit_trace_stage(") && source.contains("vit_trace_stage_np("))
+    let driver = String(decoding: emitted.files["\(name)_main.c"]!, as: UTF8.self)
+    #expect(driver.contains("#define VIT_MODEL_PREFIX_TOKENS \(layout == "noclass" ? 0 : 2)"))
+    if layout == "noclass" { #expect(source.contains("LayerScale") && source.contains("mean of rows 0 .. n-1")) }
+  }
+}

@@ -262,3 +262,105 @@ import Testing
     #expect(patches[0].description == "f32[k1<=196,8]")
   }
 }
+
+/// The prefix tokens a graph's stem puts before its patches (TokenLayout), and how pruning ops
+/// state them (`prefix=N`).
+@Suite struct TokenLayoutTests {
+  /// A stem of 16 patches of width 8, then `build` puts tokens around them; one block reads x.
+  static func stem(_ build: (inout Graph, ValueID) throws -> ValueID) throws -> Graph {
+    var graph = Graph(name: "t", outputType: TensorType(fixed: [8]))
+    let image = graph.addInput(name: "image", type: TensorType(fixed: [3, 32, 32]))
+    let weight = try graph.addParameter(name: "w", type: TensorType(fixed: [8, 3, 8, 8]))
+    let bias = try graph.addParameter(name: "b", type: TensorType(fixed: [8]))
+    let patches = try graph.append(.patchEmbed, [image, weight, bias], attributes: .patchEmbed(patch: 8))[0]
+    let x = try build(&graph, patches)
+    let y = try graph.append(.gelu, [x], block: 0)[0]
+    graph.output = try graph.append(.row, [y], attributes: .row(index: 0))[0]
+    return graph
+  }
+
+  static func token(_ graph: inout Graph, _ name: String, rows: Int = 1) throws -> ValueID {
+    try graph.addParameter(name: name, type: TensorType(fixed: [rows, 8]))
+  }
+
+  @Test func prefixIsReadOffTheStem() throws {
+    let none = try Self.stem { g, p in try g.append(.add, [p, try Self.token(&g, "pos", rows: 16)])[0] }
+    #expect(TokenLayout(of: none) == TokenLayout(prefix: 0, patches: 16))
+    let cls = try Self.stem { g, p in
+      let x = try g.append(.concat, [try Self.token(&g, "cls"), p])[0]
+      return try g.append(.add, [x, try Self.token(&g, "pos", rows: 17)])[0]
+    }
+    #expect(TokenLayout(of: cls) == TokenLayout(prefix: 1, patches: 16))
+    // DeiT-III: the position embedding before the class token.
+    let deit3 = try Self.stem { g, p in
+      let x = try g.append(.add, [p, try Self.token(&g, "pos", rows: 16)])[0]
+      return try g.append(.concat, [try Self.token(&g, "cls"), x])[0]
+    }
+    #expect(TokenLayout(of: deit3)?.prefix == 1)
+    let distilled = try Self.stem { g, p in
+      let prefix = try g.append(.concat, [try Self.token(&g, "cls"), try Self.token(&g, "dist")])[0]
+      return try g.append(.concat, [prefix, p])[0]
+    }
+    #expect(TokenLayout(of: distilled) == TokenLayout(prefix: 2, patches: 16))
+    let nested = try Self.stem { g, p in
+      try g.append(.concat, [try Self.token(&g, "cls"), try g.append(.concat, [try Self.token(&g, "dist"), p])[0]])[0]
+    }
+    #expect(TokenLayout(of: nested)?.prefix == 2)
+    // Rows after the patches are no layout vitc prunes.
+    let after = try Self.stem { g, p in try g.append(.concat, [p, try Self.token(&g, "extra")])[0] }
+    #expect(TokenLayout(of: after) == nil)
+  }
+
+  @Test func prefixAttributeReadsBackAndDefaultsToOne() throws {
+    #expect(try OpAttributes(kind: .gatherTokens, named: ["prefix": .int(2)], at: nil) == .prefixed(.none, prefix: 2))
+    #expect(try OpAttributes(kind: .gatherTokens, named: ["prefix": .int(1)], at: nil) == OpAttributes.none)
+    #expect(try OpAttributes(kind: .bipartiteMerge, named: ["r": .int(3), "prefix": .int(0)], at: nil) == .prefixed(.bipartiteMerge(r: 3), prefix: 0))
+    #expect(OpAttributes.prefixed(.bipartiteMerge(r: 3), prefix: 0).named.map(\.name) == ["r", "prefix"])
+    #expect(OpAttributes.bipartiteMerge(r: 3).withPrefix(0).prefix == 0)
+    // One spelling for each op: prefix 1 is the plain attributes; kinds that do not read token
+    // rows take no prefix.
+    #expect(!OpAttributes.prefixed(.none, prefix: 1).fit(.gatherTokens))
+    #expect(!OpAttributes.prefixed(.heads(2), prefix: 2).fit(.tomeMetric))
+    #expect(throws: IRError.unknownAttribute(.tomeMetric, "prefix", at: nil)) {
+      try OpAttributes(kind: .tomeMetric, named: ["heads": .int(2), "prefix": .int(2)], at: nil)
+    }
+    #expect(throws: IRError.attributeValue(.gatherTokens, "prefix", found: .int(-1), expected: "0 … 64 prefix tokens", at: nil)) {
+      try OpAttributes(kind: .gatherTokens, named: ["prefix": .int(-1)], at: nil)
+    }
+  }
+
+  func infer(_ kind: OpKind, _ operands: [TensorType], _ attributes: OpAttributes, results: Int = 1) throws -> [TensorType] {
+    try ShapeInference.resultTypes(kind, operands: operands, attributes: attributes, resultCount: results, at: nil)
+  }
+
+  @Test func countsAreOverThePatchTokens() throws {
+    let x = TensorType(fixed: [18, 8])
+    let owner = TensorType([.fixed(16)], dtype: .i32)
+    #expect(try infer(.patchTokens, [x], .prefixed(.none, prefix: 2)) == [TensorType(fixed: [16, 8])])
+    #expect(try infer(.patchTokens, [TensorType(fixed: [16, 8])], .prefixed(.none, prefix: 0)) == [TensorType(fixed: [16, 8])])
+    #expect(
+      try infer(.gatherTokens, [x, TensorType([.fixed(5)], dtype: .i32), owner], .prefixed(.none, prefix: 2), results: 2)
+        == [TensorType(fixed: [7, 8]), owner])
+    #expect(try infer(.clsAttention, [TensorType(fixed: [18, 24])], .prefixed(.attention(heads: 2, scale: 0.5), prefix: 2)) == [TensorType(fixed: [16])])
+    // Class attention needs a class token.
+    #expect(throws: IRError.self) {
+      try infer(.clsAttention, [TensorType(fixed: [16, 24])], .prefixed(.attention(heads: 2, scale: 0.5), prefix: 0))
+    }
+    // ToMe merges at most half the patch tokens.
+    let size = TensorType(fixed: [18])
+    #expect(
+      try infer(.bipartiteMerge, [x, TensorType(fixed: [18, 4]), size, owner], .prefixed(.bipartiteMerge(r: 8), prefix: 2), results: 3)[0]
+        == TensorType(fixed: [10, 8]))
+    #expect(throws: IRError.self) {
+      try infer(.bipartiteMerge, [x, TensorType(fixed: [18, 4]), size, owner], .prefixed(.bipartiteMerge(r: 9), prefix: 2), results: 3)
+    }
+  }
+
+  @Test func layerScaleAndAveragePoolShapes() throws {
+    #expect(try infer(.channelScale, [TensorType(fixed: [17, 8]), TensorType(fixed: [8])], .none) == [TensorType(fixed: [17, 8])])
+    #expect(throws: IRError.self) { try infer(.channelScale, [TensorType(fixed: [17, 8]), TensorType(fixed: [17])], .none) }
+    #expect(try infer(.meanTokens, [TensorType(fixed: [16, 8])], .prefixed(.none, prefix: 0)) == [TensorType(fixed: [8])])
+    #expect(try infer(.meanTokens, [TensorType(fixed: [17, 8])], .none) == [TensorType(fixed: [8])])
+    #expect(throws: IRError.self) { try infer(.meanTokens, [TensorType(fixed: [2, 8])], .prefixed(.none, prefix: 2)) }
+  }
+}

@@ -36,6 +36,23 @@ import VitPasses
     #expect(report.parameters == 22_050_664)
   }
 
+  /// LayerScale and the mean over tokens: torchprofile counts their `mul` and `mean`, one per
+  /// output element; fvcore counts neither. A graph without a class token counts 196 tokens.
+  @Test func layerScaleAndMeanTokens() throws {
+    var text = try String(contentsOfFile: repositoryRoot.appendingPathComponent("samples/deit-s.graph").path, encoding: .utf8)
+    let before = FlopCounter.report(try GraphLoader.parse(text, file: "deit-s.graph"), convention: .torchprofile).totalMACs
+    text = text.replacingOccurrences(
+      of: "x = x + linear(h, @blocks.{i}.mlp.fc2.weight, @blocks.{i}.mlp.fc2.bias)",
+      with: "x = x + channel_scale(linear(h, @blocks.{i}.mlp.fc2.weight, @blocks.{i}.mlp.fc2.bias), @blocks.{i}.norm2.weight)")
+    let scaled = try GraphLoader.parse(text, file: "deit-s.graph")
+    #expect(FlopCounter.report(scaled, convention: .torchprofile).totalMACs == before + 12 * 197 * 384)
+    #expect(FlopCounter.report(scaled, convention: .fvcore).totalMACs == 4_608_338_304)
+    let pooled = text.replacingOccurrences(of: "index=0)", with: "index=0) + mean_tokens(x)")
+    try #require(pooled != text)
+    let graph = try GraphLoader.parse(pooled, file: "deit-s.graph")
+    #expect(FlopCounter.report(graph, convention: .torchprofile).totalMACs == before + 12 * 197 * 384 + 384)
+  }
+
   /// A dynamic token count is counted at its bound.
   @Test func dynamicDimsCountAtTheirBound() throws {
     let source = """

@@ -75,4 +75,25 @@ import VitInterpreter
       #expect(after == before, "stage \(stage)")
     }
   }
+
+  /// LayerScale between a linear and its residual add folds with both into linear_scale_add,
+  /// with the same float steps (bitwise equal logits) and the same FLOP count.
+  @Test func layerScaleFoldsIntoTheResidualEpilogue() throws {
+    let source = block
+      .replacingOccurrences(of: "param @proj.bias: f32[8]", with: "param @proj.bias, @ls.gamma: f32[8]")
+      .replacingOccurrences(of: "x = x + linear(h, @proj.weight, @proj.bias)", with: "x = channel_scale(linear(h, @proj.weight, @proj.bias), @ls.gamma) + x")
+    let graph = try GraphLoader.parse(source, file: "blk.graph")
+    let fused = try FuseEpilogues.pass.apply(try FuseAttention.pass.apply(graph))
+    let body = Printer.print(fused).split(separator: "\n").filter { $0.contains(" = ") }
+    #expect(body.last == "    x.2: f32[n<=197,8] = linear_scale_add(h, @proj.weight, @proj.bias, @ls.gamma, x.1)")
+    #expect(!fused.ops.contains { $0.kind == .channelScale })
+    _ = try GraphLoader.parse(Printer.print(fused), file: "fused.graph")
+    for convention in FlopConvention.allCases {
+      #expect(FlopCounter.report(fused, convention: convention).totalMACs == FlopCounter.report(graph, convention: convention).totalMACs)
+    }
+    let weights = RandomWeights.generate(for: graph, seed: 4)
+    var generator = SplitMix64(seed: 9, name: "input")
+    let input = Tensor(shape: [5, 8], scalars: (0..<40).map { _ in Float(generator.nextNormal()) })
+    #expect(try Interpreter(graph: fused, weights: weights).run([input]) == (try Interpreter(graph: graph, weights: weights).run([input])))
+  }
 }
