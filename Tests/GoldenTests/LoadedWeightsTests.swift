@@ -12,10 +12,11 @@ import VitIR
 /// the host and under qemu; and every wrong file gets its one line.
 @Suite struct LoadedWeightsTests {
   /// tiny with each method (AS-ViT both with its thresholds in the spec and read from the
-  /// file), and the trained fashion sample (F16 weights with real predictors).
+  /// file), the trained fashion sample (F16 weights with real predictors; it has no AS-ViT
+  /// thresholds, so the spec gives them) and the tiny LV-ViT.
   static let cases: [(graph: String, spec: String)] =
     ["none", "dyvit:0.7", "evit:0.7", "evit:0.7,nofuse", "asvit", "asvit:0.004,0.005,0.006", "bat:0.7", "tome:8"].map { ("tiny", $0) }
-    + ["dyvit:0.7", "evit:0.7", "bat:0.7", "tome:8"].map { ("fashion", $0) }
+    + ["none", "dyvit:0.7", "evit:0.7,nofuse", "asvit:0.004,0.005,0.006", "bat:0.7", "tome:8"].map { ("fashion", $0) }
     + ["none", "dyvit:0.7", "asvit"].map { ("lvvit-tiny", $0) }
 
   /// The graph file of a case: a sample, or the tiny LV-ViT of the LV-ViT fixtures.
