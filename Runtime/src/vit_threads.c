@@ -13,8 +13,9 @@
  * - The caller then waits only for chunks another thread has claimed and not finished. A
  *   worker that wakes after the last chunk was claimed finds nothing, takes nothing, and
  *   nobody waits for it: a worker the OS has not scheduled costs the caller nothing.
- * - Waiting is bounded spinning with a pause instruction (VIT_SPIN_NS), then a few
- *   sched_yield calls (VIT_YIELDS), then sleep on a condition variable. Workers wait for a
+ * - Waiting is bounded spinning with a pause instruction (VIT_SPIN_NS; the caller, waiting
+ *   for claimed chunks, up to twice its own mean chunk time, VIT_SPIN_MAX_NS at most), then a
+ *   few sched_yield calls (VIT_YIELDS), then sleep on a condition variable. Workers wait for a
  *   new job the same way, so they do not take a busy machine's CPU for long.
  * Which thread runs a task never changes what the task computes (the kernels' contract), so
  * results are the same bits for any thread count and any timing.
@@ -51,9 +52,13 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
 #else
 
 /* How long a thread spins (pause instruction, then a clock check every 64 polls) before it
-   starts yielding, in nanoseconds, and how many sched_yield calls come before it sleeps. */
+   starts yielding, in nanoseconds (the caller waiting for claimed chunks: twice its own mean
+   chunk time, within these bounds), and how many sched_yield calls come before it sleeps. */
 #ifndef VIT_SPIN_NS
 #define VIT_SPIN_NS 30000
+#endif
+#ifndef VIT_SPIN_MAX_NS
+#define VIT_SPIN_MAX_NS 1000000
 #endif
 #ifndef VIT_YIELDS
 #define VIT_YIELDS 4
@@ -112,9 +117,9 @@ static int64_t vit_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spins (bounded), then yields (bounded), while ready(arg) is false; returns 1 when it became
-   true, 0 when the caller should go to sleep. */
-static int vit_wait_briefly(int (*ready)(const void *), const void *arg) {
+/* Spins for up to spin_ns, then yields (bounded), while ready(arg) is false; returns 1 when
+   it became true, 0 when the caller should go to sleep. */
+static int vit_wait_briefly(int (*ready)(const void *), const void *arg, int64_t spin_ns) {
   int64_t start = 0;
   for (int s = 1;; s++) {
     if (ready(arg)) return 1;
@@ -122,7 +127,7 @@ static int vit_wait_briefly(int (*ready)(const void *), const void *arg) {
     if (s % 64 == 0) {
       const int64_t now = vit_now_ns();
       if (start == 0) start = now;
-      else if (now - start > VIT_SPIN_NS) break;
+      else if (now - start > spin_ns) break;
     }
   }
   for (int y = 0; y < VIT_YIELDS; y++) {
@@ -133,8 +138,9 @@ static int vit_wait_briefly(int (*ready)(const void *), const void *arg) {
 }
 
 /* Claims and runs chunks of the job whose word is w until none are left. Returns when the
-   word shows the job used up or replaced by another. */
-static void vit_run_chunks(uint64_t w, int thread) {
+   word shows the job used up or replaced by another, with the number of chunks it ran. */
+static int vit_run_chunks(uint64_t w, int thread) {
+  int ran = 0;
   const uint32_t gen = VIT_WORD_GEN(w);
   const vit_task_fn fn = atomic_load_explicit(&vit_job_fn, memory_order_relaxed);
   void *const ctx = atomic_load_explicit(&vit_job_ctx, memory_order_relaxed);
@@ -151,6 +157,7 @@ static void vit_run_chunks(uint64_t w, int thread) {
     const int c = VIT_WORD_NEXT(w);
     const int t1 = (c + 1) * per < ntasks ? (c + 1) * per : ntasks;
     for (int t = c * per; t < t1; t++) fn(ctx, t, thread);
+    ran++;
     if (atomic_fetch_add_explicit(&vit_job_done, 1, memory_order_seq_cst) + 1 == chunks &&
         atomic_load_explicit(&vit_caller_asleep, memory_order_seq_cst)) {
       pthread_mutex_lock(&vit_pool.mu);
@@ -160,6 +167,7 @@ static void vit_run_chunks(uint64_t w, int thread) {
     w = atomic_load_explicit(&vit_job_word, memory_order_acquire);
   }
   vit_in_task = 0;
+  return ran;
 }
 
 static int vit_gen_changed(const void *arg) {
@@ -171,7 +179,7 @@ static void *vit_worker(void *arg) {
   const int id = (int)(intptr_t)arg;
   uint32_t seen = vit_worker_gen0[id]; /* so that it takes part in the job that started it */
   for (;;) {
-    if (!vit_wait_briefly(vit_gen_changed, &seen)) {
+    if (!vit_wait_briefly(vit_gen_changed, &seen, VIT_SPIN_NS)) {
       pthread_mutex_lock(&vit_pool.mu);
       atomic_fetch_add_explicit(&vit_sleepers, 1, memory_order_seq_cst);
       while (!vit_gen_changed(&seen)) pthread_cond_wait(&vit_pool.wake, &vit_pool.mu);
@@ -263,10 +271,17 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
   atomic_store_explicit(&vit_job_done, 0, memory_order_relaxed);
   vit_publish(chunks);
 
-  vit_run_chunks(atomic_load_explicit(&vit_job_word, memory_order_acquire), 0);
+  const int64_t t0 = vit_now_ns();
+  const int ran = vit_run_chunks(atomic_load_explicit(&vit_job_word, memory_order_acquire), 0);
 
-  /* Every chunk is claimed now; wait for those others are still running. */
-  if (vit_wait_briefly(vit_all_done, &chunks)) return;
+  /* Every chunk is claimed now; wait for those others are still running. A thread that is
+     running finishes its chunk within about one chunk's time, so spin for up to twice the
+     caller's own mean chunk time (at least VIT_SPIN_NS, at most VIT_SPIN_MAX_NS) before
+     giving way: longer means the thread holding it is not running. */
+  if (vit_all_done(&chunks)) return;
+  int64_t spin = ran > 0 ? 2 * (vit_now_ns() - t0) / ran : 0;
+  spin = spin < VIT_SPIN_NS ? VIT_SPIN_NS : spin > VIT_SPIN_MAX_NS ? VIT_SPIN_MAX_NS : spin;
+  if (vit_wait_briefly(vit_all_done, &chunks, spin)) return;
   pthread_mutex_lock(&vit_pool.mu);
   atomic_store_explicit(&vit_caller_asleep, 1, memory_order_seq_cst);
   while (atomic_load_explicit(&vit_job_done, memory_order_seq_cst) != chunks)
