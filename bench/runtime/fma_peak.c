@@ -2,9 +2,9 @@
  * fma_peak.c: the FMA peak of one core, measured: a loop of nothing but vector multiply-adds
  * (VF_FMA of Runtime/src/vit_simd.h, so the same instruction set and width as the GEMM built
  * with the same flags) on 12 independent accumulators, enough to cover the FMA latency times
- * the number of FMA pipes of the cores we target (4 cycles x 2 pipes on Zen 2-5, Cortex-A76;
- * fewer elsewhere) while leaving registers for the two constants (16 vector registers on
- * AVX2 and armv7). It prints GFLOP/s (a multiply-add is 2 FLOPs) for one thread, and per core
+ * the number of FMA pipes of the cores we target (4-5 cycles x 2 pipes on Zen 2-5, 4 x 2
+ * on Cortex-A76; fewer elsewhere) while leaving registers for the two constants (16 vector
+ * registers on AVX2 and armv7). It prints GFLOP/s (a multiply-add is 2 FLOPs) for one thread, and per core
  * with one thread on each of N cores at once.
  *
  *   cc -std=c11 -O2 [ISA flags] -IRuntime/include bench/runtime/fma_peak.c -lpthread
