@@ -6,7 +6,8 @@
 # Not a test: run it by hand and copy the table into bench/README.md.
 #
 #   bash bench/contention.sh [--rounds 7] [--fashion-bench 200] [--deit-bench 10]
-#                            [--before REV] [--vitc PATH] [--work DIR] [--out FILE]
+#                            [--models fashion,deit-s] [--before REV] [--vitc PATH]
+#                            [--work DIR] [--out FILE]
 #
 # - The models' C comes from `vitc compile` (vitc built here with swift build -c release
 #   unless --vitc names one). The runtime files in the output folder are then replaced by
@@ -27,6 +28,7 @@ root=$(pwd)
 rounds=7
 fashion_bench=200
 deit_bench=10
+only="fashion,deit-s"
 before=""
 vitc=""
 work=""
@@ -36,11 +38,12 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --fashion-bench) fashion_bench=$2; shift 2 ;;
     --deit-bench) deit_bench=$2; shift 2 ;;
+    --models) only=$2; shift 2 ;;
     --before) before=$2; shift 2 ;;
     --vitc) vitc=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench/contention.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
@@ -88,9 +91,12 @@ if [ -n "$before" ]; then
   git archive "$before" Runtime | tar -x -C "$work/runtime-before"
 fi
 
+# the runtime that is measured as "after": this worktree's, as it is now
+after_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Runtime || echo " + uncommitted Runtime changes")"
 binaries=() # "model|variant|path|image|bench"
 for entry in "${models[@]}"; do
   IFS='|' read -r name graph weights prune image count <<<"$entry"
+  case ",$only," in *",$name,"*) ;; *) continue ;; esac
   for variant in "${variants[@]}"; do
     dir="$work/$name-$variant"
     rm -rf "$dir"
@@ -170,7 +176,7 @@ $table
 
 - CPU: $cpu, $cores logical cores online; default thread count = $cores
 - rounds: $rounds (a cell is the median over rounds of each process's --bench median; fashion --bench $fashion_bench, DeiT-S --bench $deit_bench)
-- started $start; runtime "after" = $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Runtime || echo " + uncommitted Runtime changes")${before:+, "before" = $before}
+- started $start; runtime "after" = $after_rev${before:+, "before" = $before}
 - load before: $load_before
 - load after:  $load_after
 EOF
