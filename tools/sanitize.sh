@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the tiny model's binary for every pruning method with AddressSanitizer (and its leak
 # checker) and UndefinedBehaviorSanitizer, runs each on a good image and on bad inputs, and
-# fails on any sanitizer report (docs/reliability.md).
+# fails on any sanitizer report (docs/reliability.md). Then builds it (two methods) with gcc's
+# ThreadSanitizer and runs it at 2 and 3 threads.
 #
 #   tools/sanitize.sh            VITC=path/to/vitc to use a built vitc (default: swift build)
 #
@@ -136,5 +137,38 @@ for method in dyvit:0.7 asvit; do
     "$dir/model" --weights samples/images/chelsea.ppm samples/images/chelsea.ppm
   check "$method without weights: no --weights" "compiled without weights" "$dir/model" samples/images/chelsea.ppm
 done
+# ThreadSanitizer on the thread pool as the model uses it: the tiny model built with gcc
+# -fsanitize=thread (the Swift toolchain's clang cannot link a TSan program here), run at 2 and
+# 3 threads, once and with --bench; any "WARNING: ThreadSanitizer" report fails.
+if printf 'int main(void) { return 0; }\n' | gcc -x c - -fsanitize=thread -o "$work/tsan_probe" >/dev/null 2>&1; then
+  for method in none tome:8; do
+    dir="$work/tsan_$(echo "$method" | tr ':,.' '___')"
+    mkdir -p "$dir"
+    if ! "$VITC" compile samples/tiny.graph --random-weights 1 --prune "$method" -o "$dir/model.c" >"$work/stdout" 2>"$work/stderr"; then
+      failure "tsan $method: vitc compile"
+      continue
+    fi
+    command=$(sed -n 's/^build for host with: //p' "$work/stdout" |
+      sed -E "s/^(cc|clang|gcc) /gcc -fsanitize=thread -g -O1 /; s/ -O[0-3s]( |$)/ /g")
+    if ! sh -c "$command" >"$work/stdout" 2>"$work/stderr"; then
+      failure "tsan $method: build ($command)"
+      continue
+    fi
+    for threads in 2 3; do
+      name="tsan $method: chelsea.ppm --bench 5, $threads threads"
+      TSAN_OPTIONS=halt_on_error=1:exitcode=97 "$dir/model" samples/images/chelsea.ppm --bench 5 --threads "$threads" \
+        >"$work/stdout" 2>"$work/stderr"
+      status=$?
+      if grep -q 'WARNING: ThreadSanitizer' "$work/stderr" || [ "$status" -ne 0 ]; then
+        failure "$name: exit status $status"
+      else
+        pass "$name"
+      fi
+    done
+  done
+else
+  echo "skip  tsan: gcc cannot link a ThreadSanitizer program here"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -24,8 +24,9 @@ int vit_get_threads(void);
 
 /* Runs fn(ctx, task, thread) for task = 0 .. ntasks-1 on up to `threads` pool threads
    (0 <= thread < threads; the caller is thread 0), and returns when all are done. Tasks are
-   handed out dynamically, so a task's work must not depend on which thread runs it. A call
-   from inside a task runs serially. */
+   handed out dynamically, so a task's work must not depend on which thread runs it. The
+   caller runs tasks too and waits only for tasks another thread has taken: a worker that is
+   not running when the call starts may take none. A call from inside a task runs serially. */
 typedef void (*vit_task_fn)(void *ctx, int task, int thread);
 void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads);
 

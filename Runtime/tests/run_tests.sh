@@ -116,6 +116,22 @@ for cc in gcc clang; do
   fi
 done
 
+# the thread pool on its own: a stress run (every task once, on an allowed thread; joined and
+# restarted), more tasks than a claim word counts, nesting, and a worker held in a signal
+# handler, which the caller must not wait for; plainly, serially, and under ThreadSanitizer
+sources=("$here/test_threads.c" "$rt/src/vit_threads.c")
+for cc in gcc clang; do
+  command -v "$cc" >/dev/null || continue
+  run "$cc threads pool" "" "$cc"
+  run "$cc threads pool -DVIT_NO_THREADS" "" "$cc" -DVIT_NO_THREADS
+  if printf 'int main(void) { return 0; }\n' | "$cc" -x c - -fsanitize=thread -o "$work/tsan_probe" >/dev/null 2>&1; then
+    run "$cc threads pool -fsanitize=thread" "" "$cc" -O1 -g -fsanitize=thread
+  else
+    echo "skip $cc threads pool -fsanitize=thread: $cc cannot link a ThreadSanitizer program here"
+    skip=$((skip + 1))
+  fi
+done
+
 # token-pruning kernels (vit_prune.c does not depend on the ISA or on threads)
 sources=("$here/test_prune.c" "$rt/src/vit_prune.c")
 for cc in gcc clang; do

@@ -6,6 +6,10 @@
 # its own process), once
 # with the environment as it is (OPENBLAS_CORETYPE=Haswell here) and once with
 # OPENBLAS_CORETYPE unset for that command only (OpenBLAS then picks its AVX-512 kernels).
+# It also builds bench/runtime/fma_peak.c with each instruction set's flags and measures that
+# ISA's FMA peak per core (1 thread, and 2 threads at once), then prints a second table: each
+# cell as a percentage of the peak of its ISA at that thread count (OpenBLAS against the widest
+# ISA's peak), with the CPU model.
 # Usage: bench/runtime/run_bench.sh [repeats per shape, default 51] [raw output file]
 set -eu
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,10 +47,25 @@ if has_flag avx2 && has_flag fma; then
 fi
 configs+=("generic:gcc:-DVIT_GENERIC" "generic-vm:gcc:-DVIT_GENERIC -DVIT_VECTOR_MATH")
 
+peaks="$work/peaks.txt" # lines "ISA THREADS GFLOP/s"
+: >"$peaks"
+widest=""
 first=1
 for c in "${configs[@]}"; do
   IFS=: read -r name cc flags <<<"$c"
   read -r -a fl <<<"$flags"
+  # the ISA as the kernels name it (avx512, avx2, neon, scalar): fma_peak.c prints it
+  "$cc" -std=c11 -O2 -Wall -Wextra "${fl[@]}" -I"$root/Runtime/include" "$here/fma_peak.c" \
+    -o "$work/peak-$name" -lpthread
+  isa=$("$work/peak-$name" --isa)
+  [ -n "$widest" ] || widest="$isa"
+  if ! grep -q "^$isa " "$peaks"; then
+    for t in 1 2; do
+      line=$("$work/peak-$name" "$t")
+      echo "# $line" >>"$out"
+      echo "$isa $t $(echo "$line" | sed 's/.* best \([0-9.]*\) GFLOP.*/\1/')" >>"$peaks"
+    done
+  fi
   if [ "$first" = 1 ] && [ "$have_openblas" = 1 ]; then
     fl+=(-DBENCH_OPENBLAS)
   fi
@@ -68,25 +87,42 @@ for c in "${configs[@]}"; do
 done
 
 [ -n "$raw" ] && cp "$out" "$raw"
-echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores;" \
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "$cpu, $(nproc) cores;" \
   "gcc $(gcc -dumpfullversion); median of $repeats calls; GFLOP/s = 2mnk/time"
-awk '
-  /^#/ { next }
-  {
-    impl = $1; t = substr($2, 3); layer = $3; g = $7
-    shape = layer " " $4 " " $5 " " $6
-    key = shape " | " t
-    if (!(key in seen)) { seen[key] = 1; rows[++nr] = key }
-    if (!(impl in cseen)) { cseen[impl] = 1; cols[++nc] = impl }
-    v[key, impl] = g
-  }
-  END {
-    line = "| layer (m k n) | threads |"; sep = "|---|---|"
-    for (c = 1; c <= nc; c++) { line = line " " cols[c] " |"; sep = sep "---:|" }
-    print line; print sep
-    for (r = 1; r <= nr; r++) {
-      line = "| " rows[r] " |"
-      for (c = 1; c <= nc; c++) line = line " " ((rows[r], cols[c]) in v ? v[rows[r], cols[c]] : "") " |"
-      print line
+table() { # $1 = "gflops" or "percent"
+  awk -v mode="$1" -v widest="$widest" '
+    FNR == NR { peak[$1, $2] = $3; next }
+    /^#/ { next }
+    {
+      impl = $1; t = substr($2, 3); layer = $3; g = $7
+      shape = layer " " $4 " " $5 " " $6
+      key = shape " | " t
+      if (!(key in seen)) { seen[key] = 1; rows[++nr] = key; thr[key] = t }
+      if (!(impl in cseen)) { cseen[impl] = 1; cols[++nc] = impl }
+      isa = impl; sub(/[+(].*/, "", isa)
+      if (impl ~ /^openblas/) isa = widest
+      # no percentage for the portable C build: the compiler vectorises its GEMM (SSE2 on
+      # x86-64), so the scalar FMA loop is no bound for it
+      if (mode == "percent") g = (isa != "scalar" && (isa, t) in peak && peak[isa, t] > 0) ? sprintf("%.0f %%", 100 * g / (t * peak[isa, t])) : "–"
+      v[key, impl] = g
     }
-  }' "$out"
+    END {
+      line = "| layer (m k n) | threads |"; sep = "|---|---|"
+      for (c = 1; c <= nc; c++) { line = line " " cols[c] " |"; sep = sep "---:|" }
+      print line; print sep
+      for (r = 1; r <= nr; r++) {
+        line = "| " rows[r] " |"
+        for (c = 1; c <= nc; c++) line = line " " ((rows[r], cols[c]) in v ? v[rows[r], cols[c]] : "") " |"
+        print line
+      }
+    }' "$peaks" "$out"
+}
+table gflops
+echo
+echo "FMA peak per core (bench/runtime/fma_peak.c, best of 15; 2 threads = each of 2 cores at once), $cpu:" \
+  "$(awk '{ printf "%s%s %s thread(s) %s GFLOP/s", (NR > 1 ? "; " : ""), $1, $2, $3 }' "$peaks")"
+echo
+echo "The same cells as a percentage of the FMA peak per core of their ISA at that thread count" \
+  "(for 2 threads: of 2 x the per-core peak; OpenBLAS against the $widest peak):"
+table percent
