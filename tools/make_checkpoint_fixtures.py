@@ -14,6 +14,9 @@ parameter perturbed away from timm's init and saved as safetensors and as a torc
   vit-avg         no class token, global_pool='avg' with fc_norm; with DynamicViT predictors
 Each gets <name>.safetensors, <name>.pth, <name>.config.json (timm's config as the hub ships
 it: model_args.num_heads), and <name>.logits.f32 (timm's logits for the input input-32.f32).
+Section 7 adds six more, dense only (safetensors, config.json, logits): no qkv bias, MLP ratio 3,
+a non-square image, patch 4 on 16x16, a class token with average pooling, width 48 with 3 heads
+and eps 1e-5.
 
     pip install torch timm safetensors numpy
     python3 tools/make_checkpoint_fixtures.py
@@ -155,6 +158,52 @@ for name, (model, seed, extra) in variants.items():
     torch.save({"model": state}, out(f"{name}.pth"))  # as the official releases: under "model"
     config = {"architecture": name.replace("-", "_"), "model_args": {"num_heads": TINY["num_heads"]},
               "pretrained_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "crop_pct": 1.0}}
+    with open(out(f"{name}.config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+        f.write("\n")
+    print(name, "timm", timm.__version__, "max |logit|", float(logits.abs().max()))
+
+
+# 7. Six more variants (dense only: safetensors, config.json, logits; no .pth, to keep the
+#    repository small), each a case that `vitc graph` reads off the shapes or the config:
+#      vit-noqkvbias  qkv_bias=False
+#      vit-mlp3       MLP ratio 3 (hidden 96; section 6 uses 2, timm-tiny 4)
+#      vit-rect       a non-square image, img_size=(32, 48): a 4x6 grid (config model_args.img_size)
+#      vit-p4         patch 4 on a 16x16 image (input-16.f32)
+#      vit-cls-avg    class token with global_pool='avg' and fc_norm (config global_pool)
+#      vit-w48h3      width 48, depth 2, MLP ratio 1, with 3 heads (head dimension 16) and LayerNorm eps 1e-5, both
+#                     only in config.json (model_args.num_heads, model_args.layer_norm_eps)
+#    The inputs: input-32.f32 as above, input-16.f32 [3,16,16], input-32x48.f32 [3,32,48].
+from functools import partial
+
+BASE = dict(TINY)
+more = {
+    "vit-noqkvbias": (dict(BASE, qkv_bias=False), 31, {}),
+    "vit-mlp3": (dict(BASE, mlp_ratio=3.0), 32, {}),
+    "vit-rect": (dict(BASE, img_size=(32, 48)), 33, {"img_size": [32, 48]}),
+    "vit-p4": (dict(BASE, img_size=16, patch_size=4), 34, {"img_size": 16}),
+    "vit-cls-avg": (dict(BASE, global_pool="avg", fc_norm=True), 35, {"global_pool": "avg"}),
+    "vit-w48h3": (dict(BASE, embed_dim=48, depth=2, num_heads=3, mlp_ratio=1.0, norm_layer=partial(torch.nn.LayerNorm, eps=1e-5)), 36,
+                  {"layer_norm_eps": 1e-5}),
+}
+inputs = {
+    (32, 32): ("input-32.f32", image),
+    (16, 16): ("input-16.f32", torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(6))),
+    (32, 48): ("input-32x48.f32", torch.randn(1, 3, 32, 48, generator=torch.Generator().manual_seed(7))),
+}
+for size, (file, tensor) in inputs.items():
+    tensor.numpy().astype("<f4").tofile(out(file))
+for name, (args, seed, model_args) in more.items():
+    torch.manual_seed(seed)
+    model = VisionTransformer(**args).eval()
+    perturb(model, seed)
+    size = args["img_size"] if isinstance(args["img_size"], tuple) else (args["img_size"],) * 2
+    with torch.no_grad():
+        logits = model(inputs[size][1])[0]
+    logits.numpy().astype("<f4").tofile(out(f"{name}.logits.f32"))
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, out(f"{name}.safetensors"))
+    config = {"architecture": name.replace("-", "_"), "model_args": dict(num_heads=args["num_heads"], **model_args),
+              "pretrained_cfg": {"input_size": [3, *size], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "crop_pct": 1.0}}
     with open(out(f"{name}.config.json"), "w") as f:
         json.dump(config, f, indent=1)
         f.write("\n")

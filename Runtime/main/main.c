@@ -1024,6 +1024,9 @@ int main(int argc, char **argv) {
     }
     owned_free(data);
   } else {
+    /* timm's transform crops a square [3,S,S]; a non-square input takes --input only. */
+    if (VIT_MODEL_INPUT_FLOATS != 3 * VIT_MODEL_INPUT_SIZE * VIT_MODEL_INPUT_SIZE)
+      fail(image_path, "this model's input is not a square image [3,S,S]: give the input tensor with --input");
     struct image image = read_ppm(image_path);
     preprocess(image, VIT_MODEL_INPUT_SIZE, input);
     owned_free(image.rgb);

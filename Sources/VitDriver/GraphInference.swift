@@ -8,7 +8,7 @@ import VitIR
 /// as VisionTransformerDistilled in eval), LayerScale (`ls1.gamma`, `ls2.gamma`), pos_embed
 /// with or without the prefix slots (DeiT-III's no_embed_class), average pooling (no class
 /// token, or `fc_norm`). What shapes cannot tell (heads, LayerNorm eps, the image transform,
-/// global_pool when both fit) comes from timm's `config.json`, the options, or timm's defaults
+/// global_pool when both fit, the image size when it is not square) comes from timm's `config.json`, the options, or timm's defaults
 /// (head dimension 64, eps 1e-6, DeiT's transform), and `assumptions` says which defaults were
 /// taken. Register tokens are refused with the tensor that shows them.
 public struct GraphInference: Sendable {
@@ -22,6 +22,8 @@ public struct GraphInference: Sendable {
     public var name: String?
     /// timm's `global_pool` ("token" or "avg"), from config.json's model_args.
     public var globalPool: String?
+    /// The image's height and width (timm's `img_size`), needed when it is not square.
+    public var imageSize: [Int]?
     public init() {}
   }
 
@@ -67,6 +69,24 @@ public struct GraphInference: Sendable {
     let arguments = json["model_args"] as? [String: Any] ?? [:]
     settings.heads = arguments["num_heads"] as? Int
     settings.globalPool = arguments["global_pool"] as? String
+    // LayerNorm eps: timm has no argument for it (norm_layer is a callable), so vitc reads
+    // `layer_norm_eps` (the name Hugging Face configs use) from model_args or the top level.
+    if let eps = (arguments["layer_norm_eps"] ?? json["layer_norm_eps"]) as? Double {
+      guard eps > 0, eps.isFinite else { throw Failure.config(path: path, reason: "layer_norm_eps \(eps) is not a positive number") }
+      settings.eps = eps
+    }
+    // The image size: model_args.img_size (one side, or [height, width]), else
+    // pretrained_cfg.input_size ([channels, height, width]).
+    if let side = arguments["img_size"] as? Int {
+      settings.imageSize = [side, side]
+    } else if let sides = arguments["img_size"] as? [Int] {
+      settings.imageSize = sides
+    } else if let input = pretrained["input_size"] as? [Int], input.count == 3 {
+      settings.imageSize = Array(input[1...])
+    }
+    if let size = settings.imageSize, size.count != 2 || size.contains(where: { $0 <= 0 }) {
+      throw Failure.config(path: path, reason: "img_size \(size) is not a positive side or [height, width]")
+    }
     if let architecture = json["architecture"] as? String {
       settings.name = architecture.replacingOccurrences(of: ".", with: "_")
     }
@@ -111,12 +131,27 @@ public struct GraphInference: Sendable {
       throw Failure.shape(path: path, tensor: "pos_embed", reason: "has shape \(position), not [1,N,\(width)]")
     }
     // pos_embed covers the prefix tokens too, or (no_embed_class, DeiT-III) the patches only:
-    // whichever leaves a square grid (both never do for a positive number of patches).
+    // whichever leaves a square grid (both never do for a positive number of patches), or,
+    // with the image size given, the grid of that size.
+    var expectedPatches: Int? = nil
+    if let size = settings.imageSize {
+      guard size[0] % patch == 0, size[1] % patch == 0 else {
+        throw Failure.shape(
+          path: path, tensor: "patch_embed.proj.weight", reason: "has patch \(patch), which does not divide the image size \(size[0])x\(size[1])")
+      }
+      expectedPatches = (size[0] / patch) * (size[1] / patch)
+    }
     func isSquare(_ count: Int) -> Bool {
+      if let expectedPatches { return count == expectedPatches }
       let side = Int(Double(count).squareRoot().rounded())
       return count > 0 && side * side == count
     }
     let embedsPrefix: Bool
+    if let expectedPatches, !isSquare(position[1] - prefix) && !isSquare(position[1]) {
+      throw Failure.shape(
+        path: path, tensor: "pos_embed",
+        reason: "holds \(position[1]) positions, not the \(expectedPatches) patches of a \(settings.imageSize![0])x\(settings.imageSize![1]) image with patch \(patch) (with or without the \(prefix) prefix token\(prefix == 1 ? "" : "s"))")
+    }
     if prefix > 0 && isSquare(position[1] - prefix) {
       embedsPrefix = true
     } else if isSquare(position[1]) {
@@ -127,7 +162,10 @@ public struct GraphInference: Sendable {
         reason: "holds \(position[1]) positions: neither they nor they less the \(prefix) prefix token\(prefix == 1 ? "" : "s") make a square patch grid")
     }
     let patches = embedsPrefix ? position[1] - prefix : position[1]
-    let grid = Int(Double(patches).squareRoot().rounded())
+    let (imageHeight, imageWidth) = settings.imageSize.map { ($0[0], $0[1]) } ?? {
+      let grid = Int(Double(patches).squareRoot().rounded())
+      return (grid * patch, grid * patch)
+    }()
     let tokens = patches + prefix
     var depth = 0
     while file.entries["blocks.\(depth).attn.qkv.weight"] != nil { depth += 1 }
@@ -193,7 +231,7 @@ public struct GraphInference: Sendable {
     }()
     let d = width / heads
     let scale = pow(Double(d), -0.5)
-    let side = grid * patch
+    let imageText = imageHeight == imageWidth ? "\(imageHeight)" : "\(imageHeight)x\(imageWidth)"
     var name = String((settings.name ?? stem).map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
     if name.first?.isLetter != true { name = "model_" + name }
     var preprocess = ""
@@ -261,8 +299,8 @@ public struct GraphInference: Sendable {
     }
     text = """
       # \(name): written by `vitc graph` from the tensors of \(URL(fileURLWithPath: path).lastPathComponent)
-      # (timm VisionTransformer: width \(width), depth \(depth), \(heads) heads, patch \(patch), image \(side), MLP \(hidden)\(features.isEmpty ? "" : "; " + features.joined(separator: ", "))).
-      graph \(name)(image: f32[3,\(side),\(side)]) -> f32[\(head[0])] {\(preprocess)
+      # (timm VisionTransformer: width \(width), depth \(depth), \(heads) heads, patch \(patch), image \(imageText), MLP \(hidden)\(features.isEmpty ? "" : "; " + features.joined(separator: ", "))).
+      graph \(name)(image: f32[3,\(imageHeight),\(imageWidth)]) -> f32[\(head[0])] {\(preprocess)
       \(prefixParams)  param @pos_embed: f32[1,\(position[1]),\(width)]
         param @patch_embed.proj.weight: f32[\(width),3,\(patch),\(patch)]
         param @patch_embed.proj.bias: f32[\(width)]

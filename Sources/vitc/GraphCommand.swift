@@ -13,10 +13,11 @@ struct GraphCommand: ParsableCommand {
       size, MLP size, qkv bias and classes come from the shapes, and so do a distillation token \
       (dist_token, head_dist: the mean of both heads), LayerScale (ls1.gamma, ls2.gamma), \
       average pooling (no class token, or fc_norm) and pos_embed without the class slot \
-      (DeiT-III); heads, LayerNorm eps and the \
+      (DeiT-III); heads, LayerNorm eps (layer_norm_eps), the image size (model_args.img_size \
+      or pretrained_cfg.input_size; a non-square image needs it) and the \
       image transform from --config (timm's config.json, as the hub ships it beside the \
-      weights) or the options, else timm's defaults (head dimension 64, eps 1e-6, DeiT's \
-      transform), each named on stderr. A checkpoint with DynamicViT predictors or AS-ViT \
+      weights) or the options, else timm's defaults (head dimension 64, eps 1e-6, a square \
+      image, DeiT's transform), each named on stderr. A checkpoint with DynamicViT predictors or AS-ViT \
       thresholds (score_predictor.*) gets a note saying which --prune it was trained for. \
       Register tokens are refused with the tensor that shows them. build, compile, run, eval and flops take a checkpoint \
       in place of a .graph and do the same inside.

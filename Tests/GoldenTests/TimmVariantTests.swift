@@ -5,6 +5,7 @@ import VitDriver
 import VitFrontend
 import VitIR
 import VitInterpreter
+import VitPasses
 
 /// timm's layouts beyond DeiT (tools/make_checkpoint_fixtures.py, Tests/Fixtures/checkpoints):
 /// a distilled DeiT (class and distillation tokens), DeiT-III with LayerScale, a ViT without a
@@ -12,18 +13,33 @@ import VitInterpreter
 /// inside the session) and held to timm's logits, dense, by the interpreter and the binary; and
 /// with every pruning method that applies, the binary's trace equal to the interpreter's, the
 /// prefix tokens never touched. The methods that need a class token are refused by message.
+/// Six more (section 7 of the script, safetensors only) cover what `vitc graph` reads off the
+/// shapes or the config: no qkv bias, MLP ratio 3, a non-square image, patch 4 on 16×16, a
+/// class token with average pooling, width 48 with 3 heads and eps 1e-5.
 @Suite struct TimmVariantTests {
   static let fixtures = "Tests/Fixtures/checkpoints/"
 
-  /// The session of a variant's checkpoint (`format`: pth or safetensors) with its config.json.
+  /// The variants of section 7: safetensors only, each with its input's shape.
+  static let more: [String: [Int]] = [
+    "vit-noqkvbias": [3, 32, 32], "vit-mlp3": [3, 32, 32], "vit-rect": [3, 32, 48], "vit-p4": [3, 16, 16],
+    "vit-cls-avg": [3, 32, 32], "vit-w48h3": [3, 32, 32],
+  ]
+
+  /// The session of a variant's checkpoint (`format`: pth or safetensors; section 7's variants
+  /// have safetensors only) with its config.json.
   static func session(_ variant: String, format: String = "pth", prune: String = "none", checkpoint: String? = nil) throws -> CompileSession {
     let settings = try GraphInference.settings(config: repositoryPath(fixtures + variant + ".config.json"))
+    let format = more[variant] != nil ? "safetensors" : format
     return try CompileSession(
       graph: checkpoint ?? repositoryPath(fixtures + variant + "." + format), weights: .none, prune: prune, inference: settings)
   }
 
-  static func input() throws -> Tensor {
-    Tensor(shape: [3, 32, 32], scalars: try readF32(URL(fileURLWithPath: repositoryPath(fixtures + "input-32.f32"))))
+  /// The fixed input of a variant: input-32.f32, or input-16.f32 / input-32x48.f32 for the
+  /// other image sizes.
+  static func input(_ variant: String = "") throws -> Tensor {
+    let shape = more[variant] ?? [3, 32, 32]
+    let file = shape[1] == shape[2] ? "input-\(shape[1]).f32" : "input-\(shape[1])x\(shape[2]).f32"
+    return Tensor(shape: shape, scalars: try readF32(URL(fileURLWithPath: repositoryPath(fixtures + file))))
   }
 
   static func timmLogits(_ variant: String) throws -> [Float] {
@@ -60,6 +76,44 @@ import VitInterpreter
     }
   }
 
+  /// Section 7's variants: the inferred graph (from the safetensors file and config.json) is
+  /// what timm built, and the dense interpreter matches timm.
+  @Test(arguments: ["vit-noqkvbias", "vit-mlp3", "vit-rect", "vit-p4", "vit-cls-avg", "vit-w48h3"])
+  func moreVariantsMatchTimm(variant: String) throws {
+    let model = try Self.session(variant).model()
+    let input = try Self.input(variant)
+    #expect(model.graph.type(of: model.graph.inputs[0]).fixedShape == input.shape)
+    let logits = try Interpreter(graph: model.graph, weights: model.weights).run([input])
+    Self.expectClose(logits.scalars, try Self.timmLogits(variant), variant)
+    let kinds = Set(model.graph.ops.map(\.kind))
+    let layout = TokenLayout(of: model.graph)
+    let qkvBias = model.graph.parameter(named: "blocks.0.attn.qkv.bias") != nil
+    let hidden = model.graph.parameter(named: "blocks.0.mlp.fc1.bias").map { model.graph.type(of: $0).fixedShape! }
+    let norms = try Self.session(variant).graph(at: .parsed).ops.compactMap { op -> Double? in
+      if case .layernorm(let eps) = op.attributes { return eps }
+      return nil
+    }
+    switch variant {
+    case "vit-noqkvbias":
+      #expect(!qkvBias && layout == TokenLayout(prefix: 1, patches: 16))
+    case "vit-mlp3":
+      #expect(qkvBias && hidden == [96])
+    case "vit-rect":
+      #expect(layout == TokenLayout(prefix: 1, patches: 24))  // a 4×6 grid
+    case "vit-p4":
+      #expect(layout == TokenLayout(prefix: 1, patches: 16))
+    case "vit-cls-avg":
+      #expect(layout == TokenLayout(prefix: 1, patches: 16))
+      #expect(kinds.contains(.meanTokens) && model.graph.parameter(named: "fc_norm.weight") != nil)
+    default:  // vit-w48h3: 3 heads of 16 and eps 1e-5, from config.json alone
+      #expect(hidden == [48] && !norms.isEmpty && norms.allSatisfy { $0 == 1e-5 })
+      let file = try WeightsReader.open(path: repositoryPath(Self.fixtures + variant + ".safetensors"))
+      let settings = try GraphInference.settings(config: repositoryPath(Self.fixtures + variant + ".config.json"))
+      let inferred = try GraphInference(file: file, settings: settings, stem: "x")
+      #expect(inferred.assumptions.isEmpty && inferred.text.contains("split_heads(qkv, heads=3)"), "\(inferred.assumptions)")
+    }
+  }
+
   /// What each fixture was trained for, as `vitc graph` says it.
   @Test func trainedForIsSaid() throws {
     for (variant, method) in [("deit-distilled", "dyvit:RHO"), ("deit3-ls", "asvit"), ("vit-avg", "dyvit:RHO")] {
@@ -76,6 +130,9 @@ import VitInterpreter
     ["dyvit:0.7@1,2", "evit:0.7@1,2", "evit:0.7,nofuse@1,2", "bat:0.7@1,2", "tome:2", "none"].map { ("deit-distilled", $0) }
     + ["dyvit:0.7@1,2", "evit:0.7@1,2", "evit:0.6,nofuse@1,2", "bat:0.7@1,2", "tome:3", "asvit@1,2", "none"].map { ("deit3-ls", $0) }
     + ["dyvit:0.7@1,2", "dyvit:0.5@0,2", "tome:2", "tome:8", "none"].map { ("vit-avg", $0) }
+    + [("vit-noqkvbias", "evit:0.7@1,2"), ("vit-noqkvbias", "none"), ("vit-mlp3", "bat:0.7@1,2"), ("vit-mlp3", "none"),
+      ("vit-rect", "tome:3"), ("vit-rect", "none"), ("vit-p4", "evit:0.6,nofuse@1,2"), ("vit-p4", "none"),
+      ("vit-cls-avg", "evit:0.7@1,2"), ("vit-cls-avg", "none"), ("vit-w48h3", "tome:2"), ("vit-w48h3", "none")]
 
   /// The binary against the interpreter (and, dense, against timm): the same kept patches per
   /// stage, logits within tolerance; in the interpreter, every token-rewriting op leaves the
@@ -102,7 +159,7 @@ import VitInterpreter
     var values: [ValueID: Tensor] = [:]
     var stages: [Trace.Stage] = []
     let interpreter = try Interpreter(graph: model.graph, weights: model.weights)
-    let logits = try interpreter.runTraced([try Self.input()], inspect: { id, tensor in values[id] = tensor }, stages: &stages)
+    let logits = try interpreter.runTraced([try Self.input(variant)], inspect: { id, tensor in values[id] = tensor }, stages: &stages)
     if spec == "none" {
       #expect(stages.isEmpty)
       Self.expectClose(logits.scalars, try Self.timmLogits(variant), "\(variant) interpreter")
@@ -117,7 +174,7 @@ import VitInterpreter
     }
     for stage in stages {
       #expect(stage.patches.count == stage.tokens - prefix)
-      #expect(Set(stage.patches.joined()).isSubset(of: Set(0..<16)))
+      #expect(Set(stage.patches.joined()).isSubset(of: Set(0..<TokenLayout(of: model.graph)!.patches)))
     }
 
     let binary = scratch.appendingPathComponent("model")
@@ -125,7 +182,7 @@ import VitInterpreter
     options.cache = ObjectCache(directory: testObjectCacheDirectory)
     _ = try session.build(output: binary.path, options: options)
     let inputFile = scratch.appendingPathComponent("input.f32")
-    try writeF32(try Self.input().scalars, to: inputFile)
+    try writeF32(try Self.input(variant).scalars, to: inputFile)
     let traceFile = scratch.appendingPathComponent("trace.json")
     let ran = try run(binary, ["--input", inputFile.path, "--trace", traceFile.path])
     try #require(ran.status == 0, "binary failed:\n\(ran.output)")
@@ -137,6 +194,11 @@ import VitInterpreter
     let binaryLogits = (json["logits"] as! [Any]).map { Float(($0 as? Double) ?? .nan) }
     Self.expectClose(binaryLogits, logits.scalars, "\(variant) \(spec): binary against the interpreter")
     if spec == "none" { Self.expectClose(binaryLogits, try Self.timmLogits(variant), "\(variant) binary against timm") }
+    if variant == "vit-rect" && spec == "none" {
+      // timm's image transform crops a square: a non-square model takes --input only.
+      let refused = try run(binary, [repositoryPath("samples/images/chelsea.ppm")])
+      #expect(refused.status != 0 && refused.output.contains("error: this model's input is not a square image [3,S,S]"), "\(refused.output)")
+    }
   }
 
   /// Methods that score with the class token's attention are refused on a model without one,

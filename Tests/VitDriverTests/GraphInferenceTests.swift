@@ -41,6 +41,37 @@ import VitIR
     #expect(graph.parameters.count == full.names.count - 12)
   }
 
+  /// config.json gives the image size (model_args.img_size, else pretrained_cfg.input_size),
+  /// which a non-square image needs, and LayerNorm eps (layer_norm_eps); a size that does not
+  /// fit pos_embed or the patch is refused with the tensor.
+  @Test func configImageSizeAndEps() throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let file = try WeightsReader.open(path: repositoryPath("Tests/Fixtures/checkpoints/vit-rect.safetensors"))
+    func inferred(_ json: String) throws -> GraphInference {
+      let config = scratch.appendingPathComponent("config.json")
+      try Data(json.utf8).write(to: config)
+      return try GraphInference(file: file, settings: try GraphInference.settings(config: config.path), stem: "x")
+    }
+    for json in [#"{"model_args": {"num_heads": 2, "img_size": [32, 48], "layer_norm_eps": 1e-5}}"#,
+                 #"{"model_args": {"num_heads": 2}, "pretrained_cfg": {"input_size": [3, 32, 48]}, "layer_norm_eps": 1e-5}"#] {
+      let text = try inferred(json).text
+      #expect(text.contains("(image: f32[3,32,48])") && text.contains("patches: f32[24,32]") && text.contains("image 32x48,"))
+      #expect(text.contains("eps=1e-05") || text.contains("eps=0.00001"), "\(text)")
+    }
+    for (size, message) in [
+      ("[32, 32]", "'pos_embed' holds 25 positions, not the 16 patches of a 32x32 image with patch 8 (with or without the 1 prefix token)"),
+      ("[32, 44]", "'patch_embed.proj.weight' has patch 8, which does not divide the image size 32x44"),
+    ] {
+      do {
+        _ = try inferred(#"{"model_args": {"num_heads": 2, "img_size": \#(size)}}"#)
+        Issue.record("img_size \(size) was not refused")
+      } catch {
+        #expect("\(error)" == file.path + ": error: cannot write a graph: " + message)
+      }
+    }
+  }
+
   /// Layouts vitc cannot express, or tensors that contradict each other, are refused with the
   /// tensor that shows them.
   @Test(arguments: [
