@@ -23,6 +23,9 @@
 #if !defined(VIT_NO_THREADS) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
+#if !defined(VIT_NO_THREADS) && defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE 1 /* syscall(), for the futexes */
+#endif
 #include "vit_threads.h"
 
 #include <stdint.h>
@@ -33,6 +36,10 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 #endif
 #ifdef VIT_BLAS_OPENBLAS
 #include <cblas.h>
@@ -76,13 +83,16 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
 #define VIT_WORD_CHUNKS(w) ((int)(((w) >> VIT_CHUNK_BITS) & VIT_MAX_CHUNKS))
 #define VIT_WORD_NEXT(w) ((int)((w)&VIT_MAX_CHUNKS))
 
-/* Settings and the workers' lifecycle, under mu. */
+/* The sleeping and the workers' creation, under mu. The caller of vit_parallel_for never
+   needs mu on its way through a job (the settings are atomics, and waking sleepers only tries
+   the lock): a worker descheduled, or held in a signal handler, while it holds mu cannot stop
+   the caller; the caller takes mu only to sleep, waiting for a chunk another thread claimed. */
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t wake; /* workers sleep here until the generation changes */
   pthread_cond_t done; /* the caller sleeps here until every claimed chunk is finished */
-  int threads;         /* vit_set_threads value; 0 = not set yet (all online cores) */
-  int started;         /* workers created: ids 1 .. started */
+  atomic_int threads;  /* vit_set_threads value; 0 = not set yet (all online cores) */
+  atomic_int started;  /* workers created: ids 1 .. started (written under mu) */
 } vit_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0,
               0};
 static pthread_t vit_workers[VIT_MAX_THREADS];
@@ -137,6 +147,89 @@ static int vit_wait_briefly(int (*ready)(const void *), const void *arg, int64_t
   return ready(arg);
 }
 
+static int vit_gen_changed(const void *arg) {
+  const uint32_t seen = *(const uint32_t *)arg;
+  return VIT_WORD_GEN(atomic_load_explicit(&vit_job_word, memory_order_acquire)) != seen;
+}
+
+/* ---- sleeping and waking, once spinning and yielding are over ----------------------------
+   On Linux, futexes: a wake never waits for the thread it wakes. glibc's condition variables
+   can (pthread_cond_broadcast waits for the waiters an earlier broadcast woke to leave the old
+   group), so a worker the OS had not run again, or one held in a signal handler inside
+   pthread_cond_wait, stalled the caller's next broadcast: test_threads.c's held worker hung 1
+   run in 20 that way. Elsewhere, condition variables, and a job's wake-up only tries the lock
+   (a worker holding mu is about to test the generation under it, or has just woken; one that
+   sleeps through a job took nothing of it, and nobody waits for it). The caller sleeps only to
+   wait for a chunk another thread has claimed. */
+#ifdef __linux__
+static atomic_int vit_wake_seq; /* bumped by every publish: what sleeping workers wait on */
+
+static void vit_futex(atomic_int *word, int op, int value) {
+  (void)syscall(SYS_futex, (int *)word, op, value, NULL, NULL, 0);
+}
+
+static void vit_sleep_until_job(uint32_t seen) {
+  atomic_fetch_add_explicit(&vit_sleepers, 1, memory_order_seq_cst);
+  for (;;) {
+    const int seq = atomic_load_explicit(&vit_wake_seq, memory_order_seq_cst);
+    if (vit_gen_changed(&seen)) break;
+    vit_futex(&vit_wake_seq, FUTEX_WAIT_PRIVATE, seq); /* returns at once if seq moved on */
+  }
+  atomic_fetch_sub_explicit(&vit_sleepers, 1, memory_order_seq_cst);
+}
+
+static void vit_wake_workers(int must_wake) {
+  (void)must_wake; /* a futex wake never blocks */
+  atomic_fetch_add_explicit(&vit_wake_seq, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&vit_sleepers, memory_order_seq_cst) > 0)
+    vit_futex(&vit_wake_seq, FUTEX_WAKE_PRIVATE, VIT_MAX_THREADS);
+}
+
+static void vit_sleep_until_done(int chunks) {
+  atomic_store_explicit(&vit_caller_asleep, 1, memory_order_seq_cst);
+  for (;;) {
+    const int done = atomic_load_explicit(&vit_job_done, memory_order_seq_cst);
+    if (done == chunks) break;
+    vit_futex(&vit_job_done, FUTEX_WAIT_PRIVATE, done);
+  }
+  atomic_store_explicit(&vit_caller_asleep, 0, memory_order_seq_cst);
+}
+
+static void vit_wake_caller(void) { vit_futex(&vit_job_done, FUTEX_WAKE_PRIVATE, 1); }
+#else
+static void vit_sleep_until_job(uint32_t seen) {
+  pthread_mutex_lock(&vit_pool.mu);
+  atomic_fetch_add_explicit(&vit_sleepers, 1, memory_order_seq_cst);
+  while (!vit_gen_changed(&seen)) pthread_cond_wait(&vit_pool.wake, &vit_pool.mu);
+  atomic_fetch_sub_explicit(&vit_sleepers, 1, memory_order_seq_cst);
+  pthread_mutex_unlock(&vit_pool.mu);
+}
+
+static void vit_wake_workers(int must_wake) {
+  if (atomic_load_explicit(&vit_sleepers, memory_order_seq_cst) > 0) {
+    if (must_wake) pthread_mutex_lock(&vit_pool.mu);
+    else if (pthread_mutex_trylock(&vit_pool.mu) != 0) return;
+    pthread_cond_broadcast(&vit_pool.wake);
+    pthread_mutex_unlock(&vit_pool.mu);
+  }
+}
+
+static void vit_sleep_until_done(int chunks) {
+  pthread_mutex_lock(&vit_pool.mu);
+  atomic_store_explicit(&vit_caller_asleep, 1, memory_order_seq_cst);
+  while (atomic_load_explicit(&vit_job_done, memory_order_seq_cst) != chunks)
+    pthread_cond_wait(&vit_pool.done, &vit_pool.mu);
+  atomic_store_explicit(&vit_caller_asleep, 0, memory_order_relaxed);
+  pthread_mutex_unlock(&vit_pool.mu);
+}
+
+static void vit_wake_caller(void) {
+  pthread_mutex_lock(&vit_pool.mu);
+  pthread_cond_signal(&vit_pool.done);
+  pthread_mutex_unlock(&vit_pool.mu);
+}
+#endif
+
 /* Claims and runs chunks of the job whose word is w until none are left. Returns when the
    word shows the job used up or replaced by another, with the number of chunks it ran. */
 static int vit_run_chunks(uint64_t w, int thread) {
@@ -159,33 +252,20 @@ static int vit_run_chunks(uint64_t w, int thread) {
     for (int t = c * per; t < t1; t++) fn(ctx, t, thread);
     ran++;
     if (atomic_fetch_add_explicit(&vit_job_done, 1, memory_order_seq_cst) + 1 == chunks &&
-        atomic_load_explicit(&vit_caller_asleep, memory_order_seq_cst)) {
-      pthread_mutex_lock(&vit_pool.mu);
-      pthread_cond_signal(&vit_pool.done);
-      pthread_mutex_unlock(&vit_pool.mu);
-    }
+        atomic_load_explicit(&vit_caller_asleep, memory_order_seq_cst))
+      vit_wake_caller();
     w = atomic_load_explicit(&vit_job_word, memory_order_acquire);
   }
   vit_in_task = 0;
   return ran;
 }
 
-static int vit_gen_changed(const void *arg) {
-  const uint32_t seen = *(const uint32_t *)arg;
-  return VIT_WORD_GEN(atomic_load_explicit(&vit_job_word, memory_order_acquire)) != seen;
-}
 
 static void *vit_worker(void *arg) {
   const int id = (int)(intptr_t)arg;
   uint32_t seen = vit_worker_gen0[id]; /* so that it takes part in the job that started it */
   for (;;) {
-    if (!vit_wait_briefly(vit_gen_changed, &seen, VIT_SPIN_NS)) {
-      pthread_mutex_lock(&vit_pool.mu);
-      atomic_fetch_add_explicit(&vit_sleepers, 1, memory_order_seq_cst);
-      while (!vit_gen_changed(&seen)) pthread_cond_wait(&vit_pool.wake, &vit_pool.mu);
-      atomic_fetch_sub_explicit(&vit_sleepers, 1, memory_order_seq_cst);
-      pthread_mutex_unlock(&vit_pool.mu);
-    }
+    if (!vit_wait_briefly(vit_gen_changed, &seen, VIT_SPIN_NS)) vit_sleep_until_job(seen);
     if (atomic_load_explicit(&vit_stop, memory_order_acquire)) return NULL;
     const uint64_t w = atomic_load_explicit(&vit_job_word, memory_order_acquire);
     seen = VIT_WORD_GEN(w);
@@ -204,35 +284,31 @@ static int vit_online_cores(void) {
 void vit_set_threads(int n) {
   if (n <= 0) n = vit_online_cores();
   if (n > VIT_MAX_THREADS) n = VIT_MAX_THREADS;
-  pthread_mutex_lock(&vit_pool.mu);
-  vit_pool.threads = n;
-  pthread_mutex_unlock(&vit_pool.mu);
+  atomic_store(&vit_pool.threads, n);
 #ifdef VIT_BLAS_OPENBLAS
   openblas_set_num_threads(n); /* vit_linear_f32 is then cblas_sgemm */
 #endif
 }
 
 int vit_get_threads(void) {
-  pthread_mutex_lock(&vit_pool.mu);
-  if (vit_pool.threads == 0) vit_pool.threads = vit_online_cores();
-  const int n = vit_pool.threads;
-  pthread_mutex_unlock(&vit_pool.mu);
+  int n = atomic_load(&vit_pool.threads);
+  if (n == 0) {
+    int unset = 0;
+    n = vit_online_cores();
+    if (!atomic_compare_exchange_strong(&vit_pool.threads, &unset, n)) n = unset; /* set meanwhile */
+  }
   return n;
 }
 
 /* Publishes a new generation with `chunks` chunks (0 for a stop) and wakes sleeping workers.
    Only the caller of vit_parallel_for or vit_join_threads writes the word this way, and only
    when the old job is used up. */
-static void vit_publish(int chunks) {
+static void vit_publish(int chunks, int must_wake) {
   const uint64_t old = atomic_load_explicit(&vit_job_word, memory_order_relaxed);
   const uint64_t gen = (VIT_WORD_GEN(old) + 1) & ((1u << 24) - 1);
   atomic_store_explicit(&vit_job_word, gen << VIT_GEN_SHIFT | (uint64_t)chunks << VIT_CHUNK_BITS,
                         memory_order_seq_cst);
-  if (atomic_load_explicit(&vit_sleepers, memory_order_seq_cst) > 0) {
-    pthread_mutex_lock(&vit_pool.mu);
-    pthread_cond_broadcast(&vit_pool.wake);
-    pthread_mutex_unlock(&vit_pool.mu);
-  }
+  vit_wake_workers(must_wake);
 }
 
 static int vit_all_done(const void *arg) {
@@ -247,15 +323,17 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
     return;
   }
-  pthread_mutex_lock(&vit_pool.mu);
-  while (vit_pool.started < threads - 1) {
-    const int id = vit_pool.started + 1;
-    vit_worker_gen0[id] = VIT_WORD_GEN(atomic_load_explicit(&vit_job_word, memory_order_relaxed));
-    if (pthread_create(&vit_workers[id], NULL, vit_worker, (void *)(intptr_t)id) != 0) break;
-    vit_pool.started = id;
+  if (atomic_load(&vit_pool.started) < threads - 1) { /* the first calls only: start workers */
+    pthread_mutex_lock(&vit_pool.mu);
+    while (atomic_load(&vit_pool.started) < threads - 1) {
+      const int id = atomic_load(&vit_pool.started) + 1;
+      vit_worker_gen0[id] = VIT_WORD_GEN(atomic_load_explicit(&vit_job_word, memory_order_relaxed));
+      if (pthread_create(&vit_workers[id], NULL, vit_worker, (void *)(intptr_t)id) != 0) break;
+      atomic_store(&vit_pool.started, id);
+    }
+    pthread_mutex_unlock(&vit_pool.mu);
   }
-  if (threads > vit_pool.started + 1) threads = vit_pool.started + 1;
-  pthread_mutex_unlock(&vit_pool.mu);
+  if (threads > atomic_load(&vit_pool.started) + 1) threads = atomic_load(&vit_pool.started) + 1;
   if (threads <= 1) {
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
     return;
@@ -269,7 +347,7 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
   atomic_store_explicit(&vit_job_per, per, memory_order_relaxed);
   atomic_store_explicit(&vit_job_participants, threads, memory_order_relaxed);
   atomic_store_explicit(&vit_job_done, 0, memory_order_relaxed);
-  vit_publish(chunks);
+  vit_publish(chunks, 0);
 
   const int64_t t0 = vit_now_ns();
   const int ran = vit_run_chunks(atomic_load_explicit(&vit_job_word, memory_order_acquire), 0);
@@ -282,27 +360,18 @@ void vit_parallel_for(vit_task_fn fn, void *ctx, int ntasks, int threads) {
   int64_t spin = ran > 0 ? 2 * (vit_now_ns() - t0) / ran : 0;
   spin = spin < VIT_SPIN_NS ? VIT_SPIN_NS : spin > VIT_SPIN_MAX_NS ? VIT_SPIN_MAX_NS : spin;
   if (vit_wait_briefly(vit_all_done, &chunks, spin)) return;
-  pthread_mutex_lock(&vit_pool.mu);
-  atomic_store_explicit(&vit_caller_asleep, 1, memory_order_seq_cst);
-  while (atomic_load_explicit(&vit_job_done, memory_order_seq_cst) != chunks)
-    pthread_cond_wait(&vit_pool.done, &vit_pool.mu);
-  atomic_store_explicit(&vit_caller_asleep, 0, memory_order_relaxed);
-  pthread_mutex_unlock(&vit_pool.mu);
+  vit_sleep_until_done(chunks);
 }
 
 /* Stops and joins every worker (a new generation with the stop flag set wakes them all), so
    that a program can end with no thread running and nothing of the pool allocated. Not
    during a vit_parallel_for. The next vit_parallel_for that wants threads starts new workers. */
 void vit_join_threads(void) {
-  pthread_mutex_lock(&vit_pool.mu);
-  const int started = vit_pool.started;
-  pthread_mutex_unlock(&vit_pool.mu);
+  const int started = atomic_load(&vit_pool.started);
   atomic_store_explicit(&vit_stop, 1, memory_order_seq_cst);
-  vit_publish(0);
+  vit_publish(0, 1);
   for (int id = 1; id <= started; id++) pthread_join(vit_workers[id], NULL);
-  pthread_mutex_lock(&vit_pool.mu);
-  vit_pool.started = 0;
-  pthread_mutex_unlock(&vit_pool.mu);
+  atomic_store(&vit_pool.started, 0);
   atomic_store_explicit(&vit_stop, 0, memory_order_seq_cst);
 }
 
