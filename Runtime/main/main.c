@@ -121,30 +121,54 @@ static unsigned char *read_file(const char *path, size_t *size) {
 }
 
 
-#ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
-/* The weights file (docs/weights-file.md), mapped where the system has mmap (the pages stay
-   shared with the page cache), else read into 64-byte aligned memory; then checked and bound. */
-static void load_weights(const char *path) {
-  size_t size = 0;
-  const void *file = NULL;
+#if defined(VIT_MODEL_WEIGHTS_AT_RUNTIME) || defined(VIT_MODEL_LOAD_WEIGHTS)
+/* A weights file whole in memory: mapped where the system has mmap (the pages stay shared with
+   the page cache), else read into 64-byte aligned memory the driver owns. NULL when empty. */
+static const unsigned char *map_file(const char *path, size_t *size) {
 #ifdef VIT_HAVE_MMAP
   int fd = open(path, O_RDONLY);
   if (fd < 0) fail(path, errno == ENOENT ? "no such file" : strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0) fail(path, strerror(errno));
-  size = (size_t)st.st_size;
-  if (size > 0) {
-    file = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (file == MAP_FAILED) fail(path, strerror(errno));
+  if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
+  *size = (size_t)st.st_size;
+  void *mapped = NULL;
+  if (*size > 0) {
+    mapped = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapped == MAP_FAILED) fail(path, strerror(errno));
   }
   close(fd);
+  return mapped;
 #else
-  unsigned char *data = read_file(path, &size);
-  unsigned char *aligned = owned(aligned_alloc(64, (size + 63) / 64 * 64), path); /* freed on exit */
-  memcpy(aligned, data, size);
+  unsigned char *data = read_file(path, size);
+  unsigned char *aligned = NULL;
+  if (*size > 0) {
+    aligned = owned(aligned_alloc(64, (*size + 63) / 64 * 64), path); /* freed on exit or by unmap_file */
+    memcpy(aligned, data, *size);
+  }
   owned_free(data);
-  file = aligned;
+  return aligned;
 #endif
+}
+
+#ifdef VIT_MODEL_LOAD_WEIGHTS
+/* Gives back what map_file returned. */
+static void unmap_file(const unsigned char *file, size_t size) {
+#ifdef VIT_HAVE_MMAP
+  if (file) munmap((void *)file, size);
+#else
+  (void)size;
+  owned_free((void *)file);
+#endif
+}
+#endif
+#endif
+
+#ifdef VIT_MODEL_WEIGHTS_AT_RUNTIME
+/* The weights file (docs/weights-file.md), mapped, checked and bound in place. */
+static void load_weights(const char *path) {
+  size_t size = 0;
+  const unsigned char *file = map_file(path, &size);
   static const char *const reasons[] = {
       "",
       "not a vitc weights file (no VITCWTS header)",
@@ -169,38 +193,16 @@ static double load_total_ms;
 static struct vit_weights_report load_report;
 static size_t load_file_bytes;
 
-/* The user's weights (a safetensors file, or a vitc weights file of this model's layout), mapped
-   where the system has mmap, else read; checked, converted and packed into the model's static
-   memory by the model's loader; then unmapped (the model keeps its own copy). */
+/* The user's weights (a safetensors file, or a vitc weights file of this model's layout):
+   mapped, checked, converted and packed into the model's static memory by the model's loader,
+   then unmapped (the model keeps its own copy). */
 static void load_weights(const char *path) {
   const double start = now_ms();
   size_t size = 0;
-  const unsigned char *file = NULL;
-#ifdef VIT_HAVE_MMAP
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) fail(path, errno == ENOENT ? "no such file" : strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) fail(path, strerror(errno));
-  if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
-  size = (size_t)st.st_size;
-  void *mapped = NULL;
-  if (size > 0) {
-    mapped = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (mapped == MAP_FAILED) fail(path, strerror(errno));
-    file = mapped;
-  }
-  close(fd);
-#else
-  unsigned char *data = read_file(path, &size);
-  file = data;
-#endif
+  const unsigned char *file = map_file(path, &size);
   static const unsigned char empty[1];
   const int status = VIT_MODEL_LOAD_WEIGHTS(file ? (const void *)file : (const void *)empty, size, &load_report);
-#ifdef VIT_HAVE_MMAP
-  if (mapped) munmap(mapped, size);
-#else
-  owned_free(data);
-#endif
+  unmap_file(file, size);
   if (status != 0) fail(path, load_report.message);
   if (load_report.unused)
     fprintf(stderr, "%s: warning: %d tensor%s the model does not read: %s\n", path, load_report.unused,

@@ -113,7 +113,7 @@ extension CompileSession {
     let size = (try? fileManager.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
     let model = program.model
     return BuildReport(
-      output: output, binaryBytes: size, embeddedWeightBytes: model.weightsAtRuntime || model.loadsWeights ? 0 : model.weightBytes,
+      output: output, binaryBytes: size, embeddedWeightBytes: model.embeddedWeightBytes,
       arenaBytes: model.arenaBytes, staticBytes: model.staticBytes,
       weightsFile: emit.embedding == .file ? (weightsOutput, model.weightBytes + WeightsFile.headerBytes) : nil,
       loadsWeights: model.loadsWeights)

@@ -23,10 +23,14 @@ public struct EmittedModel: Sendable {
   public var staticBytes = 0
   /// Weights blob size in bytes.
   public var weightBytes: Int
+  /// How the weights reach the binary.
+  public var embedding: WeightsEmbedding = .incbin
   /// Whether the binary reads its weights from a file at run time (`WeightsEmbedding.file`).
-  public var weightsAtRuntime = false
+  public var weightsAtRuntime: Bool { embedding == .file }
   /// Whether the binary loads the user's weights at run time (`WeightsEmbedding.load`).
-  public var loadsWeights = false
+  public var loadsWeights: Bool { embedding == .load }
+  /// Weights built into the binary (0 when it reads or loads them at run time), in bytes.
+  public var embeddedWeightBytes: Int { embedding == .incbin || embedding == .hex ? weightBytes : 0 }
 }
 
 /// Emits specialized C for a fused, planned graph: one function per stage (stem, each block,
@@ -104,8 +108,7 @@ public enum EmitC {
       break
     }
     var emitted = EmittedModel(name: emitter.model, files: files, arenaBytes: plan.arenaFloats * 4, weightBytes: blob.size)
-    emitted.weightsAtRuntime = embedding == .file
-    emitted.loadsWeights = embedding == .load
+    emitted.embedding = embedding
     emitted.staticBytes = emitter.staticMemory.bytes(threads: StaticMemory.threadBounds.threaded) + emitter.loadedWeightsBytes
     return emitted
   }
