@@ -44,6 +44,8 @@ public struct CompileSession: Sendable {
   /// The schedule, fully resolved: AS-ViT's thresholds come from the spec, the weights
   /// (`score_predictor.{s}.keep_threshold`) or, with no weights file, the official initial values.
   public private(set) var schedule: Schedule
+  /// The arithmetic of the linear layers (`--precision`; the Quantize pass).
+  public var precision: Precision = .f32
   /// Bind weights holding NaN or infinities instead of refusing them (`--allow-non-finite`).
   public var allowNonFinite = false
   /// With no weights source and an AS-ViT spec that gives no thresholds: the schedule holds the
@@ -109,7 +111,7 @@ public struct CompileSession: Sendable {
 
   /// The graph at `stage` (`planned` is the last pass's graph; `memoryPlan()` plans it).
   public func graph(at stage: Stage = .planned) throws -> Graph {
-    try Pipeline.run(parsed, through: stage, schedule: schedule)
+    try Pipeline.run(parsed, through: stage, schedule: schedule, precision: precision)
   }
 
   /// The graph at `stage` with its weights bound (DynamicViT's predictors included). Needs a

@@ -72,6 +72,11 @@ public enum EmitC {
     _ graph: Graph, provenance: Provenance, stem: String, labels: [String]? = nil, gemm: GEMMBackend = .builtin,
     thresholdsFromWeights: Bool = false
   ) throws(EmitError) -> EmittedModel {
+    if let op = graph.ops.first(where: { $0.attributes.precision != .f32 }) {
+      throw .unsupported(
+        op.kind, reason: "an \(op.attributes.precision.rawValue) model cannot load its weights at run time yet: give --weights or --random-weights",
+        at: op.location)
+    }
     let blob = WeightBlob.layout(graph, packGEMMWeights: gemm == .builtin)
     // A graph that reads no tensor has nothing to load (and C has no empty arrays).
     let nothingToLoad = graph.parameters.isEmpty && !thresholdsFromWeights
@@ -85,6 +90,7 @@ public enum EmitC {
     embedding: WeightsEmbedding, thresholdsFromWeights: Bool = false
   ) throws(EmitError) -> EmittedModel {
     precondition(!stem.isEmpty && !stem.contains("/"), "a file stem, not a path: '\(stem)'")
+    if embedding == .hex, blob.entries.values.contains(where: \.quantized) { throw .hexNeedsFloatWeights }
     let plan = PlanMemory.plan(graph)
     var emitter = ModelEmitter(
       graph: graph, blob: blob, plan: plan, provenance: provenance, stem: stem, loadsWeights: embedding == .load,

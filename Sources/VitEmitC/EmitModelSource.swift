@@ -33,7 +33,7 @@ extension ModelEmitter {
     if graph.ops.contains(where: { $0.kind == .patchOwner }) { w.line("#include \"vit_prune.h\"") }
     if embedding == .load { w.line("#include \"vit_weights.h\"") }
     w.line()
-    let packed = graph.parameters.contains { blob.entries[$0]?.packed != nil }
+    let packed = graph.parameters.contains { blob.entries[$0].map { $0.packed != nil && !$0.quantized } ?? false }
     if !packed && !WeightBlob.packedShapes(graph).isEmpty {
       w.line("#ifndef VIT_BLAS_OPENBLAS")
       w.line("#error \"compiled with --blas openblas: the GEMM weights are not packed; build with -DVIT_BLAS_OPENBLAS\"")
@@ -63,6 +63,10 @@ extension ModelEmitter {
     for parameter in graph.parameters {
       let entry = blob.entries[parameter]!
       let name = naming.name(parameter, graph[parameter].name, prefix: "P_")
+      if entry.quantized, let shape = entry.packed {
+        w.line("#define \(name) ((const void *)(vit_\(model)_weights + \(entry.offset / 4))) /* \(graph[parameter].name) \(graph.type(of: parameter)), int8 block: n=\(shape.n), k=\(shape.k) */")
+        continue
+      }
       let layout = entry.packed.map { "packed for GEMM: n=\($0.n), k=\($0.k)" } ?? "as stored"
       w.line("#define \(name) (vit_\(model)_weights + \(entry.offset / 4)) /* \(graph[parameter].name) \(graph.type(of: parameter)), \(layout) */")
     }

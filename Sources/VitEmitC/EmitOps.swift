@@ -64,7 +64,7 @@ extension ModelEmitter {
         case .linearAdd: ("VIT_EPI_RESIDUAL", operand(3))
         default: ("VIT_EPI_NONE", "NULL")
         }
-      w.line("vit_linear_f32(\(operand(0)), \(rows(op.operands[0])), \(k), \(operand(1)), \(bias), \(width(result)), \(epilogue), \(residual), \(y)); /* \(graph[result].name) */")
+      w.line("\(linearCall(op, k: k, bias: bias, epilogue: epilogue, residual: residual, y: y)); /* \(graph[result].name) */")
     case .attention:
       let bound = graph.type(of: op.operands[0]).dims[0].bound
       let n = rows(op.operands[0])
@@ -154,7 +154,7 @@ extension ModelEmitter {
       // The GEMM with its bias, then LayerScale and the residual in one pass over the result
       // (two statements, so that no compiler contracts them into one rounding).
       let c = width(result)
-      w.line("vit_linear_f32(\(operand(0)), \(rows(op.operands[0])), \(width(op.operands[0])), \(operand(1)), \(operand(2)), \(c), VIT_EPI_NONE, NULL, \(y)); /* \(graph[result].name) */")
+      w.line("\(linearCall(op, k: width(op.operands[0]), bias: operand(2), epilogue: "VIT_EPI_NONE", residual: "NULL", y: y)); /* \(graph[result].name) */")
       w.block("for (int i = 0; i < \(rows(result)); i++) for (int j = 0; j < \(c); j++) /* LayerScale, then the residual */") { w in
         w.line("const float scaled = \(y)[i * \(c) + j] * \(operand(3))[j];")
         w.line("\(y)[i * \(c) + j] = \(operand(4))[i * \(c) + j] + scaled;")
@@ -204,6 +204,26 @@ extension ModelEmitter {
         w.line("for (int t = 0; t < \(k); t++) sum += \(operand(0))[(b * \(m) + i) * \(k) + t] * \(operand(1))[(b * \(k) + t) * \(n) + j];")
         w.line("\(y)[(b * \(m) + i) * \(n) + j] = sum;")
       }
+    }
+  }
+}
+
+extension ModelEmitter {
+  /// The GEMM call of a linear-family op in its precision: `vit_linear_f32` on float panels, or
+  /// `vit_linear_s8` on an int8 weight block (Runtime/include/vit_qgemm.h), which quantizes the
+  /// rows of x into the scratch first: their scales at `vit_scratch`, the int8 rows after them.
+  mutating func linearCall(_ op: Op, k: Int, bias: String, epilogue: String, residual: String, y: String) -> String {
+    let x = pointer(op.operands[0])
+    let (m, n) = (rows(op.operands[0]), width(op.results[0]))
+    let weight = pointer(op.operands[1])
+    switch op.attributes.precision {
+    case .f32:
+      return "vit_linear_f32(\(x), \(m), \(k), \(weight), \(bias), \(n), \(epilogue), \(residual), \(y))"
+    case .int8:
+      let bound = graph.type(of: op.operands[0]).dims.dropLast().reduce(1) { $0 * $1.bound }
+      let need = ScratchNeed.int8Rows(m: bound, k: k)
+      scratchNeeds.append(need)
+      return "vit_linear_s8(\(x), \(m), \(k), \(weight), \(bias), \(n), \(epilogue), \(residual), \(y), (int8_t *)(vit_scratch + \(ScratchNeed.int8RowsOffset(m: bound))), vit_scratch)"
     }
   }
 }

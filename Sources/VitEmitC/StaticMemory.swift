@@ -17,6 +17,16 @@ struct ScratchNeed: Hashable {
     (n + WeightBlob.panelWidth - 1) / WeightBlob.panelWidth * WeightBlob.panelWidth * k
   }
 
+  /// vit_linear_s8 on m rows of k: m float scales, then (from a 64-byte boundary) the rows
+  /// quantized to int8, `VIT_QK(k)` bytes each (k rounded up to a multiple of 4).
+  static func int8Rows(m: Int, k: Int) -> ScratchNeed {
+    let quantizedK = (k + 3) / 4 * 4
+    return ScratchNeed(what: "int8 rows n=\(m)", fixed: int8RowsOffset(m: m) + m * quantizedK / 4)
+  }
+
+  /// Where the int8 rows of `int8Rows` start, in floats from the scratch.
+  static func int8RowsOffset(m: Int) -> Int { (m + 15) / 16 * 16 }
+
   /// vit_attention_f32 on n tokens: packed keys and values per head, one
   /// [VIT_ATTENTION_ROWS][ceil(n/16)*16] score tile per thread, 16 floats of slack.
   static func attention(n: Int, heads: Int, headWidth: Int) -> ScratchNeed {

@@ -9,6 +9,8 @@ public enum EmitError: Error, Equatable, CustomStringConvertible {
   case missingWeight(String)
   /// A parameter of more dimensions than the run-time weights loader reads (4).
   case parameterRank(String, rank: Int, at: SourceLocation?)
+  /// `--embed-weights hex` asked of a model whose weights are not all float32 (int8 blocks).
+  case hexNeedsFloatWeights
   /// A graph input whose shape is not static (the entry point takes fixed-size inputs).
   case dynamicInput(String, TensorType, at: SourceLocation?)
 
@@ -20,6 +22,8 @@ public enum EmitError: Error, Equatable, CustomStringConvertible {
       "error: no tensor for parameter '@\(name)'"
     case .parameterRank(let name, let rank, let at):
       "\(at.map { "\($0): " } ?? "")error: parameter '@\(name)' has \(rank) dimensions; a model that loads its weights at run time reads at most 4"
+    case .hexNeedsFloatWeights:
+      "error: --embed-weights hex writes float32 arrays, but this model's int8 weights are bytes: use --embed-weights incbin or file"
     case .dynamicInput(let name, let type, let at):
       "\(at.map { "\($0): " } ?? "")error: the C backend needs a static input shape, but '\(name)' is \(type) (run-time token counts come from pruning only)"
     }
@@ -38,10 +42,13 @@ public struct WeightBlob: Sendable {
     public var floats: Int
     /// Set when stored packed: the GEMM's n (outputs) and k (inputs).
     public var packed: (n: Int, k: Int)?
+    /// Stored as an int8 weight block (`int8Block`) rather than float panels: the weight of
+    /// linears the Quantize pass made int8. `floats` then counts 4-byte words.
+    public var quantized = false
 
     public static func == (a: Entry, b: Entry) -> Bool {
       a.name == b.name && a.offset == b.offset && a.floats == b.floats && a.packed?.n == b.packed?.n
-        && a.packed?.k == b.packed?.k
+        && a.packed?.k == b.packed?.k && a.quantized == b.quantized
     }
   }
 
@@ -84,6 +91,42 @@ public struct WeightBlob: Sendable {
     return shapes
   }
 
+  /// Parameters that are the weight of an int8 linear (`OpAttributes.precision`).
+  static func quantizedWeights(_ graph: Graph) -> Set<ValueID> {
+    Set(graph.ops.filter { $0.kind.isLinear && $0.attributes.precision == .int8 }.map { $0.operands[1] })
+  }
+
+  /// The bytes of an int8 weight block of `W[n][k]` (VIT_QWEIGHT_BYTES).
+  public static func int8BlockBytes(n: Int, k: Int) -> Int {
+    let paddedN = (n + panelWidth - 1) / panelWidth * panelWidth
+    return paddedN * ((k + 3) / 4 * 4) + 8 * paddedN
+  }
+
+  /// `W[n][k]` → the int8 weight block vit_linear_s8 reads (Runtime/include/vit_qgemm.h), each
+  /// row quantized by Int8Quantization: the int8 panels, 16 columns by 4 consecutive k per
+  /// 64 bytes (`packed[((p·K/4 + g)·16 + j)·4 + t] = Wq[16p + j][4g + t]`, K = k rounded up to
+  /// 4, zero past n and k), then a float scale and an int32 sum of Wq per padded column.
+  public static func int8Block(_ w: [Float], n: Int, k: Int) -> [UInt8] {
+    let paddedN = (n + panelWidth - 1) / panelWidth * panelWidth
+    let groups = (k + 3) / 4
+    var bytes = [UInt8](repeating: 0, count: int8BlockBytes(n: n, k: k))
+    let scales = paddedN * groups * 4
+    let sums = scales + 4 * paddedN
+    func put(_ word: UInt32, at offset: Int) {
+      for byte in 0..<4 { bytes[offset + byte] = UInt8(truncatingIfNeeded: word >> (8 * byte)) }
+    }
+    for row in 0..<n {
+      let (q, scale) = Int8Quantization.quantize(w[row * k..<(row + 1) * k])
+      let (p, j) = (row / panelWidth, row % panelWidth)
+      for kk in 0..<k {
+        bytes[((p * groups + kk / 4) * panelWidth + j) * 4 + kk % 4] = UInt8(bitPattern: q[kk])
+      }
+      put(scale.bitPattern, at: scales + 4 * row)
+      put(UInt32(bitPattern: q.reduce(Int32(0)) { $0 + Int32($1) }), at: sums + 4 * row)
+    }
+    return bytes
+  }
+
   /// `W[n][k]` → panels of `panelWidth` outputs: `packed[(p·k + kk)·16 + j] = W[p·16 + j][kk]`.
   public static func pack(_ w: [Float], n: Int, k: Int) -> [Float] {
     let panels = (n + panelWidth - 1) / panelWidth
@@ -102,7 +145,9 @@ public struct WeightBlob: Sendable {
   /// as stored ([n][k] row-major), for the runtime built with -DVIT_BLAS_OPENBLAS, whose
   /// cblas_sgemm reads them so.
   public static func layout(_ graph: Graph, packGEMMWeights: Bool = true) -> WeightBlob {
-    let packing = packGEMMWeights ? packedShapes(graph) : [:]
+    let shapes = packedShapes(graph)
+    let packing = packGEMMWeights ? shapes : [:]
+    let quantized = quantizedWeights(graph)
     var entries: [ValueID: Entry] = [:]
     var size = 0
     func aligned(_ offset: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
@@ -111,6 +156,13 @@ public struct WeightBlob: Sendable {
       let packed = packing[parameter]
       if let shape = packed { floats = (shape.n + panelWidth - 1) / panelWidth * panelWidth * shape.k }
       size = aligned(size)
+      if quantized.contains(parameter), let shape = shapes[parameter] {
+        entries[parameter] = Entry(
+          name: graph[parameter].name, offset: size, floats: int8BlockBytes(n: shape.n, k: shape.k) / 4, packed: shape,
+          quantized: true)
+        size += int8BlockBytes(n: shape.n, k: shape.k)
+        continue
+      }
       entries[parameter] = Entry(name: graph[parameter].name, offset: size, floats: floats, packed: packed)
       size += 4 * floats
     }
@@ -124,6 +176,11 @@ public struct WeightBlob: Sendable {
     for parameter in graph.parameters {
       let entry = blob.entries[parameter]!
       guard let tensor = weights[entry.name] else { throw .missingWeight(entry.name) }
+      if entry.quantized, let shape = entry.packed {
+        let block = int8Block(tensor.scalars, n: shape.n, k: shape.k)
+        bytes.replaceSubrange(entry.offset..<entry.offset + block.count, with: block)
+        continue
+      }
       var floats = tensor.scalars
       if let shape = entry.packed { floats = pack(floats, n: shape.n, k: shape.k) }
       precondition(floats.count == entry.floats, "tensor '\(entry.name)' does not fill its place in the blob")

@@ -357,10 +357,13 @@ struct GraphParser {
     }
   }
 
-  /// `12`, `-1e-6`, `0.125` or `[1,384]`.
+  /// `12`, `-1e-6`, `0.125`, `[1,384]` or a word (`int8`).
   private mutating func attributeValue() throws(GraphError) -> Attribute {
     let sign = leadingSign()
     switch current.kind {
+    case .identifier(let word) where sign == 1:
+      advance()
+      return .word(word)
     case .integer(let value):
       advance()
       return .int(sign * value)
@@ -378,7 +381,7 @@ struct GraphParser {
       advance()
       return .ints(values)
     default:
-      throw .expected("an attribute value (a number or a list such as [1,384])", found: current.quoted, at: current.location)
+      throw .expected("an attribute value (a number, a list such as [1,384] or a word such as int8)", found: current.quoted, at: current.location)
     }
   }
 }

@@ -39,6 +39,10 @@ public enum OpAttributes: Hashable, Sendable {
   /// `batchnorm`: the epsilon added to the running variance.
   case batchnorm(eps: Double)
 
+  /// A linear-family op (`OpKind.isLinear`) whose arithmetic is not f32: written
+  /// `precision=int8`. Only the Quantize pass (or a hand-written graph) sets it; f32 is `.none`.
+  case precision(Precision)
+
   // Token layout (TokenLayout): prefix tokens other than one class token.
 
   /// The attributes of an op that reads rows as tokens (`OpKind.readsTokenRows`) in a sequence
@@ -50,6 +54,12 @@ public enum OpAttributes: Hashable, Sendable {
   public var prefix: Int {
     if case .prefixed(_, let prefix) = self { return prefix }
     return 1
+  }
+
+  /// The arithmetic of a linear-family op (f32 unless `.precision`).
+  public var precision: Precision {
+    if case .precision(let precision) = self { return precision }
+    return .f32
   }
 
   /// The kind's own attributes, without the prefix count.
@@ -85,6 +95,7 @@ public enum OpAttributes: Hashable, Sendable {
     case .conv2d(let stride, let pad): [("stride", .int(stride)), ("pad", .int(pad))]
     case .batchnorm(let eps): [("eps", .real(eps))]
     case .prefixed(let base, let prefix): base.named + [("prefix", .int(prefix))]
+    case .precision(let precision): [("precision", .word(precision.rawValue))]
     }
   }
 
@@ -95,6 +106,7 @@ public enum OpAttributes: Hashable, Sendable {
       if case .prefixed = base { return false }
       return kind.readsTokenRows && prefix != 1 && base.fit(kind)
     }
+    if case .precision(let precision) = self { return kind.isLinear && precision != .f32 }
     return named.map(\.name) == kind.signature.attributes.map(\.name)
   }
 
@@ -115,6 +127,15 @@ public enum OpAttributes: Hashable, Sendable {
           kind, "prefix", found: written, expected: "0 … \(Limits.maxPrefixTokens) prefix tokens", at: location)
       }
       prefix = count
+    }
+    var precision = Precision.f32
+    if kind.isLinear, let written = values.removeValue(forKey: "precision") {
+      guard case .word(let word) = written, let chosen = Precision(rawValue: word) else {
+        throw .attributeValue(
+          kind, "precision", found: written,
+          expected: Precision.allCases.map(\.rawValue).joined(separator: ", "), at: location)
+      }
+      precision = chosen
     }
     for name in values.keys.sorted() where !signature.attributes.contains(where: { $0.name == name }) {
       throw .unknownAttribute(kind, name, at: location)
@@ -160,7 +181,7 @@ public enum OpAttributes: Hashable, Sendable {
       self = .none
     }
     precondition(fit(kind), "OpAttributes and the signature of '\(kind.rawValue)' disagree")
-    self = withPrefix(prefix)
+    self = precision == .f32 ? withPrefix(prefix) : .precision(precision)
   }
 }
 

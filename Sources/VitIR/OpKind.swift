@@ -158,6 +158,17 @@ extension OpKind {
 }
 
 extension OpKind {
+  /// Whether ops of this kind are a linear layer (with or without a fused epilogue), the ops
+  /// whose arithmetic `Precision` chooses (`OpAttributes.precision`, the Quantize pass).
+  public var isLinear: Bool {
+    switch self {
+    case .linear, .linearGelu, .linearAdd, .linearScaleAdd: true
+    default: false
+    }
+  }
+}
+
+extension OpKind {
   /// Whether ops of this kind read rows of a token sequence as tokens, so depend on how many
   /// prefix tokens lead it (`OpAttributes.prefix`, TokenLayout): they never drop, merge or move
   /// those rows, and count, score and rewrite only the patch tokens after them.
@@ -172,17 +183,20 @@ extension OpKind {
   }
 }
 
-/// An attribute value in the IR: an integer, a real number or a list of integers.
+/// An attribute value in the IR: an integer, a real number, a list of integers or a word (the
+/// spelling of an enumeration such as `Precision`).
 public enum Attribute: Hashable, Sendable, CustomStringConvertible {
   case int(Int)
   case real(Double)
   case ints([Int])
+  case word(String)
 
   public var description: String {
     switch self {
     case .int(let value): "\(value)"
     case .real(let value): formatReal(value)
     case .ints(let values): "[" + values.map(String.init).joined(separator: ",") + "]"
+    case .word(let word): word
     }
   }
 }

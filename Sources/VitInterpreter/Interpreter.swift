@@ -129,6 +129,13 @@ public struct Interpreter: Sendable {
 
   /// One op on concrete tensors.
   static func execute(_ op: Op, _ x: [Tensor], resultCount: Int) -> [Tensor] {
+    /// The op's product `x·Wᵀ + b` in its precision (its epilogue follows in float).
+    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+      switch op.attributes.precision {
+      case .f32: Kernels.linear(x, weight: weight, bias: bias)
+      case .int8: Kernels.linearInt8(x, weight: weight, bias: bias)
+      }
+    }
     let prefix = op.attributes.prefix  // rows before the patch tokens (ops that read token rows)
     switch op.kind {
     case .patchEmbed:
@@ -146,7 +153,7 @@ public struct Interpreter: Sendable {
     case .layernorm:
       guard case .layernorm(let eps) = op.attributes else { op.attributesMismatch() }
       return [Kernels.layerNorm(x[0], weight: x[1], bias: x[2], eps: eps)]
-    case .linear: return [Kernels.linear(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil)]
+    case .linear: return [linear(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil)]
     case .gelu: return [Tensor(shape: x[0].shape, scalars: x[0].scalars.map(Kernels.gelu))]
     case .softmax: return [Kernels.softmax(x[0])]
     case .splitHeads:
@@ -192,10 +199,10 @@ public struct Interpreter: Sendable {
       return PruningKernels.bipartiteMerge(x[0], metric: x[1], size: x[2], owner: x[3], r: r, prefix: prefix)
     case .traceStage: return [x[1]]
     case .linearGelu:
-      let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
+      let y = linear(x[0], weight: x[1], bias: x[2])
       return [Tensor(shape: y.shape, scalars: y.scalars.map(Kernels.gelu))]
     case .linearAdd:
-      let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
+      let y = linear(x[0], weight: x[1], bias: x[2])
       return [Tensor(shape: y.shape, scalars: zip(x[3].scalars, y.scalars).map { $0 + $1 })]
     case .conv2d:
       guard case .conv2d(let stride, let pad) = op.attributes else { op.attributesMismatch() }
@@ -206,7 +213,7 @@ public struct Interpreter: Sendable {
     case .relu: return [LVViTKernels.relu(x[0])]
     case .auxHeadMax: return [LVViTKernels.auxHeadMax(x[0], weight: x[1], bias: x[2])]
     case .linearScaleAdd:
-      let y = Kernels.linear(x[0], weight: x[1], bias: x[2])
+      let y = linear(x[0], weight: x[1], bias: x[2])
       let (gamma, width) = (x[3].scalars, x[3].shape[0])
       return [Tensor(shape: y.shape, scalars: y.scalars.enumerated().map { x[4].scalars[$0] + $1 * gamma[$0 % width] })]
     case .channelScale:

@@ -53,6 +53,27 @@ enum Kernels {
     return Tensor(shape: Array(x.shape.dropLast()) + [outWidth], scalars: y)
   }
 
+  /// `y = x·Wᵀ + b` in int8 (Int8Quantization): each row of x and of W quantized to int8,
+  /// exact integer products, then `Float(acc)·(sx·sw) + b`, bit for bit the C runtime's.
+  static func linearInt8(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    let (outWidth, inWidth) = (weight.shape[0], weight.shape[1])
+    let rows = x.count / inWidth
+    let weightRows = (0..<outWidth).map { Int8Quantization.quantize(weight.scalars[$0 * inWidth..<($0 + 1) * inWidth]) }
+    var y = [Float](repeating: 0, count: rows * outWidth)
+    for r in 0..<rows {
+      let (xq, xScale) = Int8Quantization.quantize(x.scalars[r * inWidth..<(r + 1) * inWidth])
+      xq.withUnsafeBufferPointer { xs in
+        for o in 0..<outWidth {
+          let (wq, wScale) = weightRows[o]
+          let acc = wq.withUnsafeBufferPointer { Int8Quantization.dot(xs, $0) }
+          y[r * outWidth + o] = Int8Quantization.dequantize(
+            acc, rowScale: xScale, columnScale: wScale, bias: bias.map { $0.scalars[o] })
+        }
+      }
+    }
+    return Tensor(shape: Array(x.shape.dropLast()) + [outWidth], scalars: y)
+  }
+
   /// Batched `[..., a, k] · [..., k, b]`.
   static func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     let rank = a.shape.count

@@ -8,6 +8,7 @@ public enum Stage: String, Sendable, CaseIterable, Comparable {
   case fusedAttention = "fused-attention"
   case pruned
   case fusedEpilogues = "fused-epilogues"
+  case quantized
   case planned
 
   public static func < (a: Stage, b: Stage) -> Bool {
@@ -40,18 +41,22 @@ public struct Pass: Sendable {
 /// Pruning runs after attention fusion: every method keys on the block's `attention` op (its
 /// qkv for scores and keys, its context for AS-ViT, its optional size operand for ToMe), so
 /// matching the primitive softmax(q·kᵀ)·v pattern again would only repeat FuseAttention.
-/// Epilogue fusion runs last, on the pruned sequence.
+/// Epilogue fusion runs on the pruned sequence; quantization last, so that it sees the fused
+/// linears (their epilogues are the dequantization's) and the pruning ops it leaves in float.
 public enum Pipeline {
-  /// The passes for a schedule (`InsertPruning` leaves a dense graph as it is).
-  public static func passes(_ schedule: Schedule) -> [Pass] {
-    [FuseAttention.pass, InsertPruning.pass(schedule), FuseEpilogues.pass]
+  /// The passes for a schedule and a precision (`InsertPruning` leaves a dense graph as it is,
+  /// `Quantize` an f32 one).
+  public static func passes(_ schedule: Schedule, precision: Precision = .f32) -> [Pass] {
+    [FuseAttention.pass, InsertPruning.pass(schedule), FuseEpilogues.pass, Quantize.pass(precision)]
   }
 
   /// The graph at `stage`, running every pass up to it (`planned` is the last pass's graph:
   /// plan its memory with `PlanMemory.plan`).
-  public static func run(_ graph: Graph, through stage: Stage = .planned, schedule: Schedule = .none) throws(IRError) -> Graph {
+  public static func run(
+    _ graph: Graph, through stage: Stage = .planned, schedule: Schedule = .none, precision: Precision = .f32
+  ) throws(IRError) -> Graph {
     var current = graph
-    for pass in passes(schedule) where pass.stage <= stage {
+    for pass in passes(schedule, precision: precision) where pass.stage <= stage {
       current = try pass.apply(current)
     }
     return current

@@ -70,7 +70,7 @@ struct Build: ParsableCommand {
       options.threads = !noThreads
       options.vectorMath = !scalarMath
       options.isStatic = `static`
-      let report = try model.session(prune: pruning.prune).build(
+      let report = try model.session(prune: pruning.prune, precision: pruning.precision).build(
         output: output, options: options, emit: emit.options, keepSources: keepSources)
       let target = targetOptions.target
       let kind = target.rawValue + (`static` ? ", static" : "")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VitDriver
+import VitIR
 
 /// The graph and where its weights come from, shared by the subcommands that need weights.
 struct ModelOptions: ParsableArguments {
@@ -48,11 +49,12 @@ struct ModelOptions: ParsableArguments {
 
   /// The compile session for these options and a pruning spec. Tensors of the weights file
   /// that the graph does not read are named on stderr (an error with --strict).
-  func session(prune: String) throws -> CompileSession {
+  func session(prune: String, precision: Precision = .f32) throws -> CompileSession {
     var inference = try config.map { try GraphInference.settings(config: $0) } ?? GraphInference.Settings()
     if let heads { inference.heads = heads }
     var session = try CompileSession(graph: graph, weights: source, prune: prune, inference: inference) { printError($0) }
     session.allowNonFinite = allowNonFinite
+    session.precision = precision
     let unused = try session.unusedTensors()
     if !unused.isEmpty, let weights {
       if strict { throw DriverError.unusedTensors(path: weights, names: unused) }
@@ -62,13 +64,22 @@ struct ModelOptions: ParsableArguments {
   }
 }
 
-/// The pruning schedule, shared by every subcommand that builds or reads a graph.
+extension Precision: ExpressibleByArgument {}
+
+/// The pruning schedule and the arithmetic of the linears, shared by every subcommand that
+/// builds or reads a graph.
 struct PruneOptions: ParsableArguments {
   @Option(
     help: ArgumentHelp(
       "Token pruning: none, dyvit:RHO, evit:RHO[,nofuse], asvit[:T1,T2,T3], bat:RHO[,clusters=F], tome:R or tome:R0,R1,…; @L1,L2,… sets the blocks (docs/methods.md).",
       valueName: "spec"))
   var prune: String = "none"
+
+  @Option(
+    help: ArgumentHelp(
+      "The linear layers' arithmetic: f32, or int8 (weights per output channel, activations per token, int32 sums; the patch embedding, the head and token selection stay f32; docs/precision.md).",
+      valueName: "precision"))
+  var precision: Precision = .f32
 }
 
 /// Runs `body`; a user error is printed as its one-line message on stderr and turns into exit

@@ -83,7 +83,7 @@ struct Compile: ParsableCommand {
       let url = URL(fileURLWithPath: output)
       let directory = url.deletingLastPathComponent().relativePath
       let stem = cFileStem(url.deletingPathExtension().lastPathComponent)
-      let session = try model.session(prune: pruning.prune)
+      let session = try model.session(prune: pruning.prune, precision: pruning.precision)
       let program = try session.emit(stem: stem, options: emit.options)
       let inputs = session.inputs + (emit.labels.map { [($0, "labels file")] } ?? [])
       for name in program.files.keys { try Output.check(directory + "/" + name, against: inputs) }

@@ -28,7 +28,8 @@ struct Dump: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let session = try CompileSession(graph: graph, weights: .none, prune: pruning.prune)
+      var session = try CompileSession(graph: graph, weights: .none, prune: pruning.prune)
+      session.precision = pruning.precision
       let text = try session.dump(stage: stage)
       if let output {
         try Output.check(output, against: session.inputs)

@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let session = try model.session(prune: pruning.prune)
+      let session = try model.session(prune: pruning.prune, precision: pruning.precision)
       let progress = EvalProgress()
       let summary = try session.evaluate(data: data, limit: limit) { total in progress.step(total: total) }
       progress.finish()

@@ -40,7 +40,8 @@ struct Flops: ParsableCommand {
   func run() throws {
     try reportingErrors {
       let source: WeightsSource = weights.map { .file($0) } ?? randomWeights.map { .random(seed: $0) } ?? .none
-      let session = try CompileSession(graph: self.graph, weights: source, prune: pruning.prune)
+      var session = try CompileSession(graph: self.graph, weights: source, prune: pruning.prune)
+      session.precision = pruning.precision
       let (graph, fvcore, torchprofile) = try session.flops(images: image) { path, stages in
         printError("\(path): " + stages.map { "block \($0.block) \($0.tokens) tokens" }.joined(separator: ", "))
       }

@@ -50,7 +50,7 @@ struct Run: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let session = try model.session(prune: pruning.prune)
+      let session = try model.session(prune: pruning.prune, precision: pruning.precision)
       let loaded = try session.model()
       let tensor = try session.input(image: image, raw: input, graph: loaded.graph)
       let classNames = try session.labels(explicit: labels)

@@ -37,7 +37,7 @@ struct SaveWeights: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let session = try model.session(prune: pruning.prune)
+      let session = try model.session(prune: pruning.prune, precision: pruning.precision)
       try Output.check(output, against: session.inputs)
       let bytes = try session.savedWeights(dtype: dtype)
       try Output.write(bytes, to: output)

@@ -51,7 +51,7 @@ import VitPasses
     let text = try CompileSession(graph: repositoryPath("samples/tiny.graph"), weights: .none, prune: "dyvit:0.7").dump(stage: .planned)
     #expect(text.contains("int arena["))
     #expect(!text.contains("unplaced"))
-    #expect(Stage.allCases.map(\.rawValue) == ["parsed", "fused-attention", "pruned", "fused-epilogues", "planned"])
+    #expect(Stage.allCases.map(\.rawValue) == ["parsed", "fused-attention", "pruned", "fused-epilogues", "quantized", "planned"])
   }
 
   /// AS-ViT's thresholds are resolved when the session is made: from the spec, or the initial

@@ -1,0 +1,66 @@
+/// The arithmetic of a model's linear layers (`vitc … --precision`). Stored on each linear op
+/// that the Quantize pass converts (`OpAttributes.precision`), so dumps show it.
+public enum Precision: String, Sendable, CaseIterable, Comparable {
+  /// IEEE float32 throughout: the default.
+  case f32
+  /// Weights and activations of the linears in 8-bit integers (Int8Quantization), int32 sums.
+  case int8
+
+  public static func < (a: Precision, b: Precision) -> Bool {
+    allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+  }
+}
+
+/// The int8 arithmetic of a linear layer, bit for bit what the C runtime computes
+/// (Runtime/include/vit_qgemm.h); the interpreter and the compiler both call these functions.
+///
+/// Symmetric quantization, the same formula for a row of activations (per token, at run time)
+/// and for a row of `W[n][k]` (per output channel, when compiling): `amax = max |v|`;
+/// `inv = 127 / amax` (one float division), `q = clamp(rint(v · inv), −127, 127)`,
+/// `scale = amax / 127`; an all-zero row has scale 0 and q = 0. Then
+///
+///     acc = Σ q_x · q_w                          (exact, int32)
+///     y   = Float(acc) · (scale_x · scale_w)     (two float multiplies, the scales' first)
+///     y   = y + bias                              (one float add)
+///
+/// and the op's epilogue (GELU, residual, LayerScale) as in float32. Every step rounds once
+/// (no fused multiply-add), so the binary and the interpreter agree exactly for the same input.
+public enum Int8Quantization {
+  /// The largest |q|; −128 is never used, so negation stays in range.
+  public static let levels: Float = 127
+
+  /// One row quantized: `(q, scale)`. A row with a non-finite value gets a NaN scale (its
+  /// products are then NaN, as in float32) and q = 0.
+  public static func quantize<C: Collection>(_ row: C) -> (q: [Int8], scale: Float) where C.Element == Float {
+    var amax: Float = 0
+    var finite = true
+    for value in row {
+      finite = finite && value.isFinite
+      amax = max(amax, abs(value))
+    }
+    guard finite else { return ([Int8](repeating: 0, count: row.count), .nan) }
+    guard amax > 0 else { return ([Int8](repeating: 0, count: row.count), 0) }
+    let inv = levels / amax
+    let q = row.map { value -> Int8 in
+      let scaled = (value * inv).rounded(.toNearestOrEven)
+      return Int8(min(max(scaled, -levels), levels))
+    }
+    return (q, amax / levels)
+  }
+
+  /// `Σ a[i]·b[i]` in exact integer arithmetic.
+  public static func dot(_ a: UnsafeBufferPointer<Int8>, _ b: UnsafeBufferPointer<Int8>) -> Int32 {
+    var sum: Int32 = 0
+    for i in 0..<a.count { sum &+= Int32(a[i]) &* Int32(b[i]) }
+    return sum
+  }
+
+  /// The dequantized, biased output of one product: `Float(acc)·(sx·sw) + bias`.
+  @inline(__always)
+  public static func dequantize(_ acc: Int32, rowScale: Float, columnScale: Float, bias: Float?) -> Float {
+    let scale = rowScale * columnScale
+    let y = Float(acc) * scale
+    guard let bias else { return y }
+    return y + bias
+  }
+}
