@@ -107,7 +107,8 @@ def prepare(name, work, vitc, cc):
     graph = f"samples/{name}.graph"
     csrc = work / f"{name}-c"
     compile_s = clock([str(vitc), "compile", graph, "--weights", str(weights), "-o", str(csrc / "model.c")], cwd=ROOT)
-    sources = sorted(str(p) for p in csrc.iterdir() if p.suffix in (".c", ".S"))
+    # main.c is the shared driver body that model_main.c includes, not a file of its own (EmitC.isCompiledSource).
+    sources = sorted(str(p) for p in csrc.iterdir() if p.suffix in (".c", ".S") and p.name != "main.c")
     cbuild_s = clock([cc, "-std=c11", "-O3", "-march=native", "-Wall", "-Wextra", "-Werror", "-I", str(csrc), f"-Wa,-I{csrc}",
                       "-DVIT_VECTOR_MATH", *sources, "-o", str(work / f"{name}-by-hand"), "-lm", "-lpthread"])
     binary = work / name
