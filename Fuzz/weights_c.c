@@ -13,10 +13,10 @@ static _Alignas(64) float blob[2 * 16 * 3 + 5 + 2 * 1 * 2 * 2 + 11]; /* fc: n=2,
 static float threshold[1];
 
 static const struct vit_tensor_spec specs[4] = {
-    {"a.bias", 1, {5, 0, 0, 0}, 0, 0, 0, blob + 96},
-    {"fc.weight", 2, {2, 3, 0, 0}, 2, 3, 16, blob},
-    {"patch.weight", 4, {2, 1, 2, 2}, 0, 0, 0, blob + 101},
-    {"score_predictor.0.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, threshold},
+    {"a.bias", 1, {5, 0, 0, 0}, 0, 0, 0, 0, blob + 96},
+    {"fc.weight", 2, {2, 3, 0, 0}, 2, 3, 16, 0, blob},
+    {"patch.weight", 4, {2, 1, 2, 2}, 0, 0, 0, 0, blob + 101},
+    {"score_predictor.0.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, 0, threshold},
 };
 
 /* The length of a string within `size` bytes (size: not terminated). */

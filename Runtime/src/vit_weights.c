@@ -9,6 +9,7 @@
  * header's size and freed before returning.
  */
 #include "vit_weights.h"
+#include "vit_quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,13 +518,48 @@ static int convert_rows(const unsigned char *p, int dtype, size_t rows, size_t w
   return (int)non_finite;
 }
 
+/* Quantizes W[n][k] (checked finite) into an int8 weight block (vit_qgemm.h: 16 columns by 4
+   consecutive k per 64 bytes, then a float scale and an int32 sum of q per padded column), each
+   row by vit_quant.h's formula: the bits the Swift compiler embeds for the same weights. */
+static void quantize_rows(const unsigned char *p, int dtype, size_t n, size_t k, unsigned char *block) {
+  const size_t padded_n = (n + 15) / 16 * 16, groups = (k + 3) / 4;
+  memset(block, 0, padded_n * groups * 4 + 8 * padded_n);
+  unsigned char *scales = block + padded_n * groups * 4, *sums = scales + 4 * padded_n;
+  for (size_t r = 0; r < n; r++) {
+    float amax = 0.0f;
+    for (size_t c = 0; c < k; c++) {
+      const uint32_t bits = element_bits(p, dtype, r * k + c);
+      float v;
+      memcpy(&v, &bits, 4);
+      const float magnitude = v < 0.0f ? -v : v;
+      amax = magnitude > amax ? magnitude : amax;
+    }
+    const float inv = vit_quant_inverse(amax), scale = vit_quant_scale(amax);
+    int32_t sum = 0;
+    int8_t *panel = (int8_t *)block + (r / 16) * groups * 64 + (r % 16) * 4;
+    for (size_t c = 0; c < k; c++) {
+      const uint32_t bits = element_bits(p, dtype, r * k + c);
+      float v;
+      memcpy(&v, &bits, 4);
+      const int8_t q = vit_quant_value(v, inv);
+      panel[(c / 4) * 64 + c % 4] = q;
+      sum += q;
+    }
+    memcpy(scales + 4 * r, &scale, 4);
+    memcpy(sums + 4 * r, &sum, 4);
+  }
+}
+
 /* Converts one checked tensor to float32 into its destination, packed as the GEMM reads it. */
 static int convert(const struct vit_tensor_spec *spec, const struct found *found, const unsigned char *data, char *message, size_t message_size) {
   const unsigned char *p = data + found->begin;
   const int bytes = found->dtype == DTYPE_F32 ? 4 : 2;
   const size_t elements = (size_t)((found->end - found->begin) / (uint64_t)bytes);
-  int non_finite;
-  if (spec->packed_n) {
+  int non_finite = 0;
+  if (spec->packed_n && spec->int8) {
+    for (size_t i = 0; i < elements; i++) non_finite |= (element_bits(p, found->dtype, i) & 0x7f800000u) == 0x7f800000u;
+    if (!non_finite) quantize_rows(p, found->dtype, (size_t)spec->packed_n, (size_t)spec->packed_k, (unsigned char *)spec->destination);
+  } else if (spec->packed_n) {
     /* W[n][k] into panels: packed[(p*k + kk)*panel + j] = W[p*panel + j][kk], zero past n. */
     const size_t n = (size_t)spec->packed_n, k = (size_t)spec->packed_k, panel = (size_t)spec->panel;
     memset(spec->destination, 0, sizeof(float) * ((n + panel - 1) / panel) * panel * k);

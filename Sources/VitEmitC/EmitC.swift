@@ -72,11 +72,6 @@ public enum EmitC {
     _ graph: Graph, provenance: Provenance, stem: String, labels: [String]? = nil, gemm: GEMMBackend = .builtin,
     thresholdsFromWeights: Bool = false
   ) throws(EmitError) -> EmittedModel {
-    if let op = graph.ops.first(where: { $0.attributes.precision != .f32 }) {
-      throw .unsupported(
-        op.kind, reason: "an \(op.attributes.precision.rawValue) model cannot load its weights at run time yet: give --weights or --random-weights",
-        at: op.location)
-    }
     let blob = WeightBlob.layout(graph, packGEMMWeights: gemm == .builtin)
     // A graph that reads no tensor has nothing to load (and C has no empty arrays).
     let nothingToLoad = graph.parameters.isEmpty && !thresholdsFromWeights

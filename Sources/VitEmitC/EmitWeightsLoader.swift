@@ -10,6 +10,7 @@ extension ModelEmitter {
       var rank: Int
       var shape: [Int]
       var packed: (n: Int, k: Int)?
+      var int8 = false
       var destination: String
       var comment: String
     }
@@ -20,9 +21,9 @@ extension ModelEmitter {
       guard shape.count <= 4 else {
         throw .parameterRank(entry.name, rank: shape.count, at: graph[parameter].location)
       }
-      let layout = entry.packed.map { "packed for GEMM: n=\($0.n), k=\($0.k)" } ?? "as stored"
+      let layout = entry.packed.map { "\(entry.quantized ? "int8 block" : "packed for GEMM"): n=\($0.n), k=\($0.k)" } ?? "as stored"
       rows.append(Row(
-        name: entry.name, rank: shape.count, shape: shape, packed: entry.packed,
+        name: entry.name, rank: shape.count, shape: shape, packed: entry.packed, int8: entry.quantized,
         destination: "vit_\(model)_weights + \(entry.offset / 4)", comment: "\(graph.type(of: parameter)), \(layout)"))
     }
     for (index, stage) in loadedThresholdStages.enumerated() {
@@ -33,14 +34,14 @@ extension ModelEmitter {
     rows.sort { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
     w.comment([
       "The \(rows.count) tensors the model reads, sorted by name (the loader finds them by binary search):",
-      "name, rank (-1: any shape of one element), declared shape, GEMM packing (n, k, panel width)",
-      "and where the float32 values go.",
+      "name, rank (-1: any shape of one element), declared shape, GEMM packing (n, k, panel width),",
+      "whether it is quantized to an int8 block (vit_qgemm.h), and where the values go.",
     ])
     w.line("static const struct vit_tensor_spec vit_tensors[\(rows.count)] = {")
     for row in rows {
       let dims = (row.shape + [Int](repeating: 0, count: 4 - row.shape.count)).map(String.init).joined(separator: ", ")
       let packing = row.packed.map { "\($0.n), \($0.k), \(WeightBlob.panelWidth)" } ?? "0, 0, 0"
-      w.line("  {\(EmitC.cString(row.name)), \(row.rank), {\(dims)}, \(packing), \(row.destination)}, /* \(row.comment) */")
+      w.line("  {\(EmitC.cString(row.name)), \(row.rank), {\(dims)}, \(packing), \(row.int8 ? 1 : 0), \(row.destination)}, /* \(row.comment) */")
     }
     w.line("};")
     w.line()

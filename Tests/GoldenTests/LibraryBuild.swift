@@ -1,4 +1,5 @@
 import Foundation
+import VitIR
 import TestSupport
 import VitDriver
 import VitEmitC
@@ -7,7 +8,7 @@ import VitEmitC
 /// this test run's object cache: the runtime is compiled once per configuration, not per test.
 func buildBinary(
   graph: String, weights: WeightsSource = .random(seed: 1), prune: String = "none", compiler: String? = nil,
-  embedding: WeightsEmbedding = .incbin, gemm: GEMMBackend = .builtin, output: URL
+  embedding: WeightsEmbedding = .incbin, gemm: GEMMBackend = .builtin, precision: Precision = .f32, output: URL
 ) throws -> BuildReport {
   var options = BuildOptions()
   options.compiler = compiler
@@ -15,5 +16,7 @@ func buildBinary(
   var emit = EmitOptions()
   emit.embedding = embedding
   emit.gemm = gemm
-  return try CompileSession(graph: graph, weights: weights, prune: prune).build(output: output.path, options: options, emit: emit)
+  var session = try CompileSession(graph: graph, weights: weights, prune: prune)
+  session.precision = precision
+  return try session.build(output: output.path, options: options, emit: emit)
 }

@@ -737,165 +737,165 @@ static double vit_seconds(void) {
 
 /*
  * The 155 tensors the model reads, sorted by name (the loader finds them by binary search):
- * name, rank (-1: any shape of one element), declared shape, GEMM packing (n, k, panel width)
- * and where the float32 values go.
+ * name, rank (-1: any shape of one element), declared shape, GEMM packing (n, k, panel width),
+ * whether it is quantized to an int8 block (vit_qgemm.h), and where the values go.
  */
 static const struct vit_tensor_spec vit_tensors[155] = {
-  {"blocks.0.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 78592}, /* f32[64], as stored */
-  {"blocks.0.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 74496}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.0.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 74304}, /* f32[192], as stored */
-  {"blocks.0.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 62016}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.0.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 95168}, /* f32[256], as stored */
-  {"blocks.0.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 78784}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.0.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 111808}, /* f32[64], as stored */
-  {"blocks.0.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 95424}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.0.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 61952}, /* f32[64], as stored */
-  {"blocks.0.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 61888}, /* f32[64], as stored */
-  {"blocks.0.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 78720}, /* f32[64], as stored */
-  {"blocks.0.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 78656}, /* f32[64], as stored */
-  {"blocks.1.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 128576}, /* f32[64], as stored */
-  {"blocks.1.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 124480}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.1.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 124288}, /* f32[192], as stored */
-  {"blocks.1.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 112000}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.1.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 145152}, /* f32[256], as stored */
-  {"blocks.1.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 128768}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.1.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 161792}, /* f32[64], as stored */
-  {"blocks.1.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 145408}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.1.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 111936}, /* f32[64], as stored */
-  {"blocks.1.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 111872}, /* f32[64], as stored */
-  {"blocks.1.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 128704}, /* f32[64], as stored */
-  {"blocks.1.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 128640}, /* f32[64], as stored */
-  {"blocks.10.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 578432}, /* f32[64], as stored */
-  {"blocks.10.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 574336}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.10.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 574144}, /* f32[192], as stored */
-  {"blocks.10.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 561856}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.10.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 595008}, /* f32[256], as stored */
-  {"blocks.10.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 578624}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.10.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 611648}, /* f32[64], as stored */
-  {"blocks.10.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 595264}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.10.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 561792}, /* f32[64], as stored */
-  {"blocks.10.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 561728}, /* f32[64], as stored */
-  {"blocks.10.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 578560}, /* f32[64], as stored */
-  {"blocks.10.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 578496}, /* f32[64], as stored */
-  {"blocks.11.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 628416}, /* f32[64], as stored */
-  {"blocks.11.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 624320}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.11.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 624128}, /* f32[192], as stored */
-  {"blocks.11.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 611840}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.11.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 644992}, /* f32[256], as stored */
-  {"blocks.11.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 628608}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.11.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 661632}, /* f32[64], as stored */
-  {"blocks.11.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 645248}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.11.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 611776}, /* f32[64], as stored */
-  {"blocks.11.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 611712}, /* f32[64], as stored */
-  {"blocks.11.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 628544}, /* f32[64], as stored */
-  {"blocks.11.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 628480}, /* f32[64], as stored */
-  {"blocks.2.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 178560}, /* f32[64], as stored */
-  {"blocks.2.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 174464}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.2.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 174272}, /* f32[192], as stored */
-  {"blocks.2.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 161984}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.2.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 195136}, /* f32[256], as stored */
-  {"blocks.2.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 178752}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.2.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 211776}, /* f32[64], as stored */
-  {"blocks.2.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 195392}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.2.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 161920}, /* f32[64], as stored */
-  {"blocks.2.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 161856}, /* f32[64], as stored */
-  {"blocks.2.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 178688}, /* f32[64], as stored */
-  {"blocks.2.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 178624}, /* f32[64], as stored */
-  {"blocks.3.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 228544}, /* f32[64], as stored */
-  {"blocks.3.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 224448}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.3.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 224256}, /* f32[192], as stored */
-  {"blocks.3.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 211968}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.3.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 245120}, /* f32[256], as stored */
-  {"blocks.3.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 228736}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.3.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 261760}, /* f32[64], as stored */
-  {"blocks.3.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 245376}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.3.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 211904}, /* f32[64], as stored */
-  {"blocks.3.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 211840}, /* f32[64], as stored */
-  {"blocks.3.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 228672}, /* f32[64], as stored */
-  {"blocks.3.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 228608}, /* f32[64], as stored */
-  {"blocks.4.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 278528}, /* f32[64], as stored */
-  {"blocks.4.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 274432}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.4.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 274240}, /* f32[192], as stored */
-  {"blocks.4.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 261952}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.4.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 295104}, /* f32[256], as stored */
-  {"blocks.4.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 278720}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.4.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 311744}, /* f32[64], as stored */
-  {"blocks.4.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 295360}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.4.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 261888}, /* f32[64], as stored */
-  {"blocks.4.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 261824}, /* f32[64], as stored */
-  {"blocks.4.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 278656}, /* f32[64], as stored */
-  {"blocks.4.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 278592}, /* f32[64], as stored */
-  {"blocks.5.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 328512}, /* f32[64], as stored */
-  {"blocks.5.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 324416}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.5.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 324224}, /* f32[192], as stored */
-  {"blocks.5.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 311936}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.5.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 345088}, /* f32[256], as stored */
-  {"blocks.5.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 328704}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.5.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 361728}, /* f32[64], as stored */
-  {"blocks.5.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 345344}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.5.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 311872}, /* f32[64], as stored */
-  {"blocks.5.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 311808}, /* f32[64], as stored */
-  {"blocks.5.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 328640}, /* f32[64], as stored */
-  {"blocks.5.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 328576}, /* f32[64], as stored */
-  {"blocks.6.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 378496}, /* f32[64], as stored */
-  {"blocks.6.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 374400}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.6.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 374208}, /* f32[192], as stored */
-  {"blocks.6.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 361920}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.6.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 395072}, /* f32[256], as stored */
-  {"blocks.6.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 378688}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.6.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 411712}, /* f32[64], as stored */
-  {"blocks.6.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 395328}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.6.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 361856}, /* f32[64], as stored */
-  {"blocks.6.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 361792}, /* f32[64], as stored */
-  {"blocks.6.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 378624}, /* f32[64], as stored */
-  {"blocks.6.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 378560}, /* f32[64], as stored */
-  {"blocks.7.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 428480}, /* f32[64], as stored */
-  {"blocks.7.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 424384}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.7.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 424192}, /* f32[192], as stored */
-  {"blocks.7.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 411904}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.7.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 445056}, /* f32[256], as stored */
-  {"blocks.7.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 428672}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.7.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 461696}, /* f32[64], as stored */
-  {"blocks.7.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 445312}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.7.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 411840}, /* f32[64], as stored */
-  {"blocks.7.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 411776}, /* f32[64], as stored */
-  {"blocks.7.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 428608}, /* f32[64], as stored */
-  {"blocks.7.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 428544}, /* f32[64], as stored */
-  {"blocks.8.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 478464}, /* f32[64], as stored */
-  {"blocks.8.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 474368}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.8.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 474176}, /* f32[192], as stored */
-  {"blocks.8.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 461888}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.8.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 495040}, /* f32[256], as stored */
-  {"blocks.8.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 478656}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.8.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 511680}, /* f32[64], as stored */
-  {"blocks.8.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 495296}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.8.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 461824}, /* f32[64], as stored */
-  {"blocks.8.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 461760}, /* f32[64], as stored */
-  {"blocks.8.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 478592}, /* f32[64], as stored */
-  {"blocks.8.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 478528}, /* f32[64], as stored */
-  {"blocks.9.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 528448}, /* f32[64], as stored */
-  {"blocks.9.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, vit_tiny_vit_weights + 524352}, /* f32[64,64], packed for GEMM: n=64, k=64 */
-  {"blocks.9.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 524160}, /* f32[192], as stored */
-  {"blocks.9.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, vit_tiny_vit_weights + 511872}, /* f32[192,64], packed for GEMM: n=192, k=64 */
-  {"blocks.9.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 545024}, /* f32[256], as stored */
-  {"blocks.9.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, vit_tiny_vit_weights + 528640}, /* f32[256,64], packed for GEMM: n=256, k=64 */
-  {"blocks.9.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 561664}, /* f32[64], as stored */
-  {"blocks.9.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, vit_tiny_vit_weights + 545280}, /* f32[64,256], packed for GEMM: n=64, k=256 */
-  {"blocks.9.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 511808}, /* f32[64], as stored */
-  {"blocks.9.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 511744}, /* f32[64], as stored */
-  {"blocks.9.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 528576}, /* f32[64], as stored */
-  {"blocks.9.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 528512}, /* f32[64], as stored */
-  {"cls_token", 3, {1, 1, 64, 0}, 0, 0, 0, vit_tiny_vit_weights + 0}, /* f32[1,1,64], as stored */
-  {"head.bias", 1, {1000, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 726336}, /* f32[1000], as stored */
-  {"head.weight", 2, {1000, 64, 0, 0}, 1000, 64, 16, vit_tiny_vit_weights + 661824}, /* f32[1000,64], packed for GEMM: n=1000, k=64 */
-  {"norm.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 661760}, /* f32[64], as stored */
-  {"norm.weight", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 661696}, /* f32[64], as stored */
-  {"patch_embed.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, vit_tiny_vit_weights + 61824}, /* f32[64], as stored */
-  {"patch_embed.proj.weight", 4, {64, 3, 16, 16}, 64, 768, 16, vit_tiny_vit_weights + 12672}, /* f32[64,3,16,16], packed for GEMM: n=64, k=768 */
-  {"pos_embed", 3, {1, 197, 64, 0}, 0, 0, 0, vit_tiny_vit_weights + 64}, /* f32[1,197,64], as stored */
-  {"score_predictor.0.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, vit_thresholds + 0}, /* one element, any shape: AS-ViT's keep threshold of stage 0 */
-  {"score_predictor.1.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, vit_thresholds + 1}, /* one element, any shape: AS-ViT's keep threshold of stage 1 */
-  {"score_predictor.2.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, vit_thresholds + 2}, /* one element, any shape: AS-ViT's keep threshold of stage 2 */
+  {"blocks.0.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 78592}, /* f32[64], as stored */
+  {"blocks.0.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 74496}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.0.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 74304}, /* f32[192], as stored */
+  {"blocks.0.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 62016}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.0.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 95168}, /* f32[256], as stored */
+  {"blocks.0.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 78784}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.0.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 111808}, /* f32[64], as stored */
+  {"blocks.0.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 95424}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.0.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 61952}, /* f32[64], as stored */
+  {"blocks.0.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 61888}, /* f32[64], as stored */
+  {"blocks.0.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 78720}, /* f32[64], as stored */
+  {"blocks.0.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 78656}, /* f32[64], as stored */
+  {"blocks.1.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 128576}, /* f32[64], as stored */
+  {"blocks.1.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 124480}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.1.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 124288}, /* f32[192], as stored */
+  {"blocks.1.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 112000}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.1.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 145152}, /* f32[256], as stored */
+  {"blocks.1.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 128768}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.1.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 161792}, /* f32[64], as stored */
+  {"blocks.1.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 145408}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.1.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 111936}, /* f32[64], as stored */
+  {"blocks.1.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 111872}, /* f32[64], as stored */
+  {"blocks.1.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 128704}, /* f32[64], as stored */
+  {"blocks.1.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 128640}, /* f32[64], as stored */
+  {"blocks.10.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 578432}, /* f32[64], as stored */
+  {"blocks.10.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 574336}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.10.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 574144}, /* f32[192], as stored */
+  {"blocks.10.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 561856}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.10.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 595008}, /* f32[256], as stored */
+  {"blocks.10.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 578624}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.10.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 611648}, /* f32[64], as stored */
+  {"blocks.10.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 595264}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.10.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 561792}, /* f32[64], as stored */
+  {"blocks.10.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 561728}, /* f32[64], as stored */
+  {"blocks.10.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 578560}, /* f32[64], as stored */
+  {"blocks.10.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 578496}, /* f32[64], as stored */
+  {"blocks.11.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 628416}, /* f32[64], as stored */
+  {"blocks.11.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 624320}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.11.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 624128}, /* f32[192], as stored */
+  {"blocks.11.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 611840}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.11.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 644992}, /* f32[256], as stored */
+  {"blocks.11.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 628608}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.11.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 661632}, /* f32[64], as stored */
+  {"blocks.11.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 645248}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.11.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 611776}, /* f32[64], as stored */
+  {"blocks.11.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 611712}, /* f32[64], as stored */
+  {"blocks.11.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 628544}, /* f32[64], as stored */
+  {"blocks.11.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 628480}, /* f32[64], as stored */
+  {"blocks.2.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 178560}, /* f32[64], as stored */
+  {"blocks.2.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 174464}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.2.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 174272}, /* f32[192], as stored */
+  {"blocks.2.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 161984}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.2.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 195136}, /* f32[256], as stored */
+  {"blocks.2.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 178752}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.2.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 211776}, /* f32[64], as stored */
+  {"blocks.2.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 195392}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.2.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 161920}, /* f32[64], as stored */
+  {"blocks.2.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 161856}, /* f32[64], as stored */
+  {"blocks.2.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 178688}, /* f32[64], as stored */
+  {"blocks.2.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 178624}, /* f32[64], as stored */
+  {"blocks.3.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 228544}, /* f32[64], as stored */
+  {"blocks.3.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 224448}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.3.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 224256}, /* f32[192], as stored */
+  {"blocks.3.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 211968}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.3.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 245120}, /* f32[256], as stored */
+  {"blocks.3.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 228736}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.3.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 261760}, /* f32[64], as stored */
+  {"blocks.3.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 245376}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.3.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 211904}, /* f32[64], as stored */
+  {"blocks.3.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 211840}, /* f32[64], as stored */
+  {"blocks.3.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 228672}, /* f32[64], as stored */
+  {"blocks.3.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 228608}, /* f32[64], as stored */
+  {"blocks.4.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 278528}, /* f32[64], as stored */
+  {"blocks.4.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 274432}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.4.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 274240}, /* f32[192], as stored */
+  {"blocks.4.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 261952}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.4.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 295104}, /* f32[256], as stored */
+  {"blocks.4.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 278720}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.4.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 311744}, /* f32[64], as stored */
+  {"blocks.4.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 295360}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.4.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 261888}, /* f32[64], as stored */
+  {"blocks.4.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 261824}, /* f32[64], as stored */
+  {"blocks.4.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 278656}, /* f32[64], as stored */
+  {"blocks.4.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 278592}, /* f32[64], as stored */
+  {"blocks.5.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 328512}, /* f32[64], as stored */
+  {"blocks.5.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 324416}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.5.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 324224}, /* f32[192], as stored */
+  {"blocks.5.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 311936}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.5.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 345088}, /* f32[256], as stored */
+  {"blocks.5.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 328704}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.5.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 361728}, /* f32[64], as stored */
+  {"blocks.5.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 345344}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.5.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 311872}, /* f32[64], as stored */
+  {"blocks.5.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 311808}, /* f32[64], as stored */
+  {"blocks.5.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 328640}, /* f32[64], as stored */
+  {"blocks.5.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 328576}, /* f32[64], as stored */
+  {"blocks.6.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 378496}, /* f32[64], as stored */
+  {"blocks.6.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 374400}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.6.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 374208}, /* f32[192], as stored */
+  {"blocks.6.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 361920}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.6.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 395072}, /* f32[256], as stored */
+  {"blocks.6.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 378688}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.6.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 411712}, /* f32[64], as stored */
+  {"blocks.6.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 395328}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.6.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 361856}, /* f32[64], as stored */
+  {"blocks.6.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 361792}, /* f32[64], as stored */
+  {"blocks.6.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 378624}, /* f32[64], as stored */
+  {"blocks.6.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 378560}, /* f32[64], as stored */
+  {"blocks.7.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 428480}, /* f32[64], as stored */
+  {"blocks.7.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 424384}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.7.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 424192}, /* f32[192], as stored */
+  {"blocks.7.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 411904}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.7.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 445056}, /* f32[256], as stored */
+  {"blocks.7.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 428672}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.7.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 461696}, /* f32[64], as stored */
+  {"blocks.7.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 445312}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.7.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 411840}, /* f32[64], as stored */
+  {"blocks.7.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 411776}, /* f32[64], as stored */
+  {"blocks.7.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 428608}, /* f32[64], as stored */
+  {"blocks.7.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 428544}, /* f32[64], as stored */
+  {"blocks.8.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 478464}, /* f32[64], as stored */
+  {"blocks.8.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 474368}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.8.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 474176}, /* f32[192], as stored */
+  {"blocks.8.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 461888}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.8.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 495040}, /* f32[256], as stored */
+  {"blocks.8.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 478656}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.8.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 511680}, /* f32[64], as stored */
+  {"blocks.8.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 495296}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.8.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 461824}, /* f32[64], as stored */
+  {"blocks.8.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 461760}, /* f32[64], as stored */
+  {"blocks.8.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 478592}, /* f32[64], as stored */
+  {"blocks.8.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 478528}, /* f32[64], as stored */
+  {"blocks.9.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 528448}, /* f32[64], as stored */
+  {"blocks.9.attn.proj.weight", 2, {64, 64, 0, 0}, 64, 64, 16, 0, vit_tiny_vit_weights + 524352}, /* f32[64,64], packed for GEMM: n=64, k=64 */
+  {"blocks.9.attn.qkv.bias", 1, {192, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 524160}, /* f32[192], as stored */
+  {"blocks.9.attn.qkv.weight", 2, {192, 64, 0, 0}, 192, 64, 16, 0, vit_tiny_vit_weights + 511872}, /* f32[192,64], packed for GEMM: n=192, k=64 */
+  {"blocks.9.mlp.fc1.bias", 1, {256, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 545024}, /* f32[256], as stored */
+  {"blocks.9.mlp.fc1.weight", 2, {256, 64, 0, 0}, 256, 64, 16, 0, vit_tiny_vit_weights + 528640}, /* f32[256,64], packed for GEMM: n=256, k=64 */
+  {"blocks.9.mlp.fc2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 561664}, /* f32[64], as stored */
+  {"blocks.9.mlp.fc2.weight", 2, {64, 256, 0, 0}, 64, 256, 16, 0, vit_tiny_vit_weights + 545280}, /* f32[64,256], packed for GEMM: n=64, k=256 */
+  {"blocks.9.norm1.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 511808}, /* f32[64], as stored */
+  {"blocks.9.norm1.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 511744}, /* f32[64], as stored */
+  {"blocks.9.norm2.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 528576}, /* f32[64], as stored */
+  {"blocks.9.norm2.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 528512}, /* f32[64], as stored */
+  {"cls_token", 3, {1, 1, 64, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 0}, /* f32[1,1,64], as stored */
+  {"head.bias", 1, {1000, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 726336}, /* f32[1000], as stored */
+  {"head.weight", 2, {1000, 64, 0, 0}, 1000, 64, 16, 0, vit_tiny_vit_weights + 661824}, /* f32[1000,64], packed for GEMM: n=1000, k=64 */
+  {"norm.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 661760}, /* f32[64], as stored */
+  {"norm.weight", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 661696}, /* f32[64], as stored */
+  {"patch_embed.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 61824}, /* f32[64], as stored */
+  {"patch_embed.proj.weight", 4, {64, 3, 16, 16}, 64, 768, 16, 0, vit_tiny_vit_weights + 12672}, /* f32[64,3,16,16], packed for GEMM: n=64, k=768 */
+  {"pos_embed", 3, {1, 197, 64, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 64}, /* f32[1,197,64], as stored */
+  {"score_predictor.0.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, 0, vit_thresholds + 0}, /* one element, any shape: AS-ViT's keep threshold of stage 0 */
+  {"score_predictor.1.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, 0, vit_thresholds + 1}, /* one element, any shape: AS-ViT's keep threshold of stage 1 */
+  {"score_predictor.2.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, 0, vit_thresholds + 2}, /* one element, any shape: AS-ViT's keep threshold of stage 2 */
 };
 
 int vit_tiny_vit_load_weights(const void *file, size_t bytes, struct vit_weights_report *report) {
