@@ -65,8 +65,24 @@ static inline int8_t vit_q_clamp(float r) {
 /* amax = max |v[kk]| over k floats; 0 in *finite when one is inf or NaN. */
 static float vit_row_amax(const float *v, int k, int *finite) {
   float amax = 0.0f;
-  int ok = 1;
-  for (int kk = 0; kk < k; kk++) {
+  int ok = 1, kk = 0;
+#if defined(VIT_QKERNEL_AVX2)
+  if (k >= 8) { /* the max of the lanes' maxima is the max; a NaN or inf lane sets bad */
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 big = _mm256_set1_ps(FLT_MAX);
+    __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    for (; kk + 8 <= k; kk += 8) {
+      const __m256 a = _mm256_and_ps(_mm256_loadu_ps(v + kk), absmask);
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
+      mx = _mm256_max_ps(mx, a);
+    }
+    ok = _mm256_movemask_ps(bad) == 0;
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mx);
+    for (int l = 0; l < 8; l++) amax = lanes[l] > amax ? lanes[l] : amax;
+  }
+#endif
+  for (; kk < k; kk++) {
     const float a = fabsf(v[kk]);
     if (!(a <= FLT_MAX)) ok = 0;
     amax = a > amax ? a : amax;
@@ -91,7 +107,33 @@ static float vit_quantize_row(const float *v, int k, int8_t *q, int panel, int32
   }
   const float inv = 127.0f / amax;
   int32_t s = 0;
-  for (int kk = 0; kk < k; kk++) {
+  int kk = 0;
+#if defined(VIT_QKERNEL_AVX2)
+  if (!panel && inv <= FLT_MAX) {
+    /* 32 at a time, the same operations: a multiply, round to nearest even (rintf in the
+       default rounding mode), the clamp (no NaN: inv is finite), exact conversions */
+    const __m256 iv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i sum8 = _mm256_setzero_si256();
+#define VIT_QCVT(o)                                                                               \
+  _mm256_cvttps_epi32(_mm256_min_ps(                                                              \
+      _mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + kk + (o)), iv),             \
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),               \
+                    lo),                                                                          \
+      hi))
+    for (; kk + 32 <= k; kk += 32) {
+      const __m256i i0 = VIT_QCVT(0), i1 = VIT_QCVT(8), i2 = VIT_QCVT(16), i3 = VIT_QCVT(24);
+      sum8 = _mm256_add_epi32(sum8, _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+      const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+      _mm256_storeu_si256((__m256i *)(void *)(q + kk), _mm256_permutevar8x32_epi32(b, order));
+    }
+#undef VIT_QCVT
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)(void *)lanes, sum8);
+    for (int l = 0; l < 8; l++) s += lanes[l];
+  }
+#endif
+  for (; kk < k; kk++) {
     const int8_t qv = vit_q_clamp(rintf(v[kk] * inv));
     q[VIT_QIDX(kk, panel)] = qv;
     s += qv;
@@ -137,13 +179,26 @@ VIT_NO_CONTRACT void vit_qdequant(const int32_t *acc, int mr, int ncols, const f
   for (int r = 0; r < mr; r++) {
     const int32_t *a = acc + r * VIT_QNR;
     float *o = out + (size_t)r * ldo;
+    const float *res = residual ? residual + (size_t)r * ldr : NULL;
     const float xsr = xs[r];
-    for (int j = 0; j < ncols; j++) {
+    int j = 0;
+#if defined(VIT_QKERNEL_AVX2) /* 8 at a time, the same IEEE operations */
+    const __m256 xv = _mm256_set1_ps(xsr);
+    for (; j + 8 <= ncols; j += 8) {
+      __m256 t = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)(a + j)));
+      const __m256 sv = _mm256_mul_ps(xv, _mm256_loadu_ps(scale + j));
+      t = _mm256_mul_ps(t, sv);
+      if (bias) t = _mm256_add_ps(t, _mm256_loadu_ps(bias + j));
+      if (res) t = _mm256_add_ps(t, _mm256_loadu_ps(res + j));
+      _mm256_storeu_ps(o + j, t);
+    }
+#endif
+    for (; j < ncols; j++) {
       float t = (float)a[j];
       const float s = xsr * scale[j];
       t = t * s;
       if (bias) t = t + bias[j];
-      if (residual) t = t + residual[(size_t)r * ldr + j];
+      if (res) t = t + res[j];
       o[j] = t;
     }
   }

@@ -250,6 +250,24 @@ int main(void) {
     check(memcmp(q, want, 8) == 0 && s == 1.0f, "quantize: ties to even / scale (got %d %d %d %d %d %d %d %d, %a)",
           q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], s);
   }
+  /* ties on a long row (the vector paths): amax 127 makes inv 1, so v*inv = v exactly */
+  {
+    enum { K = 75 };
+    float v[K];
+    int8_t q[K], want[K];
+    float s;
+    for (int kk = 0; kk < K; kk++) {
+      v[kk] = (float)(kk % 2 ? kk - 37 : 37 - kk) + 0.5f; /* -36.5 .. 37.5, signs mixed */
+      const float f = floorf(v[kk]);                    /* round half to even by hand */
+      want[kk] = (int8_t)(fmodf(f, 2.0f) == 0.0f ? f : f + 1.0f);
+    }
+    v[40] = -127.0f;
+    want[40] = -127;
+    vit_quantize_rows_s8(v, K, 1, K, q, &s);
+    int bad = 0;
+    for (int kk = 0; kk < K; kk++) bad += q[kk] != want[kk];
+    check(bad == 0 && s == 1.0f, "quantize: ties to even on a row of %d (%d wrong, scale %a)", K, bad, s);
+  }
   /* special rows: zero, tiny (inv = inf: 0 -> 0, the rest +-127), inf, NaN, subnormal */
   {
     const int k = 6;
