@@ -67,13 +67,9 @@ struct Flops: ParsableCommand {
       }
       print("total                  \(pad(grouped(fvcore.totalMACs), width))  \(pad(grouped(torchprofile.totalMACs), width))")
       print("parameters             \(pad(grouped(fvcore.parameters), width))")
-      let final = try session.graph(at: .quantized)
-      let quantized = final.ops.filter { $0.attributes.precision != .f32 }
-      if !quantized.isEmpty {
-        let all = final.ops.reduce(0) { $0 + FlopCounter.macs(of: $1, in: final, convention: .fvcore) }
-        let share = quantized.reduce(0) { $0 + FlopCounter.macs(of: $1, in: final, convention: .fvcore) }
-        let percent = all == 0 ? 0 : Double(share) * 100 / Double(all)
-        print("\(session.precision.rawValue) (the blocks' linears): \(grouped(share)) of fvcore's \(grouped(all)) at the token bounds (\(String(format: "%.1f", percent)) %); the rest in f32")
+      if let (reduced, total) = try session.reducedPrecisionMACs() {
+        let percent = total == 0 ? 0 : Double(reduced) * 100 / Double(total)
+        print("\(session.precision.rawValue) (the blocks' linears): \(grouped(reduced)) of fvcore's \(grouped(total)) at the token bounds (\(String(format: "%.1f", percent)) %); the rest in f32")
       }
     }
   }
