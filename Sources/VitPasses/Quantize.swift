@@ -25,10 +25,14 @@ public enum Quantize {
 
   static func run(_ graph: Graph, precision: Precision) throws(IRError) -> Graph {
     if precision == .f32 { return graph }
+    // A weight is stored in one form: one that an f32 op also reads (a tied weight) keeps every
+    // linear that reads it in f32.
+    var sharedWithFloat = Set<ValueID>()
+    for op in graph.ops where !converts(op, in: graph) { sharedWithFloat.formUnion(op.operands) }
     var rewriter = GraphRewriter(graph)
     for op in graph.ops {
       var op = op
-      if converts(op, in: graph) { op.attributes = .precision(precision) }
+      if converts(op, in: graph), !sharedWithFloat.contains(op.operands[1]) { op.attributes = .precision(precision) }
       try rewriter.copy(op)
     }
     return rewriter.finish()

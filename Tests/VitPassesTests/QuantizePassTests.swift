@@ -44,6 +44,24 @@ import VitInterpreter
     #expect(graph.ops.filter { $0.attributes.precision == .int8 }.count == 4 * graph.blocks.count)
   }
 
+  /// A weight that an f32 op also reads (tied to the head here) is stored once, as floats: the
+  /// linear reading it stays f32, the others of its block do not.
+  @Test func tiedWeightStaysF32() throws {
+    let source = """
+      graph g(x: f32[4,8]) -> f32[4,8] {
+        param @w, @v: f32[8,8]
+        block 0 {
+          h = linear(x, @w)
+          h = linear(h, @v)
+        }
+        return linear(h, @w)
+      }
+      """
+    let graph = try Pipeline.run(try GraphLoader.parse(source, file: "g.graph"), through: .quantized, precision: .int8)
+    let linears = graph.ops.filter { $0.kind == .linear }
+    #expect(linears.map(\.attributes.precision) == [.f32, .int8, .f32])
+  }
+
   /// The dump is a .graph: `precision=int8` reads back as the same ops.
   @Test func dumpReadsBack() throws {
     let graph = try tiny("dyvit:0.7", precision: .int8)
