@@ -28,6 +28,9 @@ public enum Precision: String, Sendable, CaseIterable, Comparable {
 public enum Int8Quantization {
   /// The largest |q|; −128 is never used, so negation stays in range.
   public static let levels: Float = 127
+  /// The widest row the int32 sums are sized for (the runtime's bound, vit_qgemm.h): wider
+  /// linears stay f32.
+  public static let maxInputs = 16384
 
   /// One row quantized: `(q, scale)`. A row with a non-finite value gets a NaN scale (its
   /// products are then NaN, as in float32) and q = 0.
@@ -42,7 +45,10 @@ public enum Int8Quantization {
     guard amax > 0 else { return ([Int8](repeating: 0, count: row.count), 0) }
     let inv = levels / amax
     let q = row.map { value -> Int8 in
+      // With amax below 127/Float.greatestFiniteMagnitude, inv is +inf and 0·inf is NaN: 0,
+      // as the runtime's clamp gives (Runtime/include/vit_qgemm.h).
       let scaled = (value * inv).rounded(.toNearestOrEven)
+      if scaled.isNaN { return 0 }
       return Int8(min(max(scaled, -levels), levels))
     }
     return (q, amax / levels)

@@ -12,6 +12,8 @@ import VitIR
 ///   rounding step;
 /// - attention's products (q·kᵀ, softmax·v), LayerNorm, softmax and GELU themselves.
 ///
+/// - a linear wider than `Int8Quantization.maxInputs` inputs, whose int32 sums could overflow.
+///
 /// f32 leaves the graph as it is.
 public enum Quantize {
   public static func pass(_ precision: Precision) -> Pass {
@@ -21,6 +23,7 @@ public enum Quantize {
   /// Whether `op` is a linear this pass converts.
   public static func converts(_ op: Op, in graph: Graph) -> Bool {
     op.kind.isLinear && op.block != nil && op.role != .pruningSelection && graph[op.operands[1]].origin == .parameter
+      && graph.type(of: op.operands[1]).dims.last!.bound <= Int8Quantization.maxInputs
   }
 
   static func run(_ graph: Graph, precision: Precision) throws(IRError) -> Graph {

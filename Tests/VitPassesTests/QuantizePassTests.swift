@@ -102,6 +102,9 @@ import VitInterpreter
     // A zero row, and a row holding a NaN.
     #expect(Int8Quantization.quantize([0, 0, 0] as [Float]) == ([0, 0, 0], 0))
     #expect(Int8Quantization.quantize([1, .nan] as [Float]).scale.isNaN)
+    // A row so small that 127/amax is +inf: the nonzero values clamp, zero (0·inf = NaN) is 0.
+    let tiny = Int8Quantization.quantize([1e-38, 0, -2e-38] as [Float])
+    #expect(tiny.q == [127, 0, -127] && tiny.scale == Float(2e-38) / 127)
   }
 
   /// The int8 graph computes what the f32 one does, within what quantizing both operands can
