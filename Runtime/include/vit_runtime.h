@@ -23,6 +23,7 @@
 #include "vit_math.h"
 #include "vit_gemm.h"
 #include "vit_qgemm.h"
+#include "vit_bf16.h"
 #include "vit_attention.h"
 
 #endif /* VIT_RUNTIME_H */

@@ -27,8 +27,9 @@ struct vit_tensor_spec {
   int shape[VIT_WEIGHTS_MAX_RANK];
   int packed_n, packed_k;           /* non-zero: stored as VIT_NR-column GEMM panels of W[n][k] */
   int panel;                        /* the panel width (VIT_NR) when packed */
-  int int8;                         /* non-zero (with packed_n): an int8 weight block of W[n][k] instead,
-                                       VIT_QWEIGHT_BYTES(n, k) bytes laid out as vit_qgemm.h says */
+  int format;                       /* with packed_n: 0 float32 panels; 1 an int8 weight block of W[n][k],
+                                       VIT_QWEIGHT_BYTES(n, k) bytes as vit_qgemm.h says; 2 bf16
+                                       panels, VIT_BF16_BYTES(n, k) bytes as vit_bf16.h says */
   float *destination;               /* floats: n*k rounded up to whole panels, or the element count */
 };
 

@@ -1,8 +1,8 @@
 /*
- * vit_quant.h: the int8 quantization formula, header only and internal (no symbols): the one
- * definition that the int8 GEMM (vit_qgemm.c, activations at run time and weights) and the
- * weights loader (vit_weights.c, weights at load) both inline, and that the Swift compiler
- * reproduces bit for bit (VitIR's Int8Quantization) for the weights it embeds.
+ * vit_quant.h: the reduced-precision formulas, header only and internal (no symbols): the int8
+ * quantization and the bf16 rounding that the weights loader (vit_weights.c, weights at load)
+ * and the kernels (vit_bf16.c's activations) inline, and that the Swift compiler reproduces bit
+ * for bit (VitIR's Int8Quantization and BFloat16) for the weights it embeds.
  *
  * A row of values v (k of them) quantizes symmetrically:
  *   amax  = max |v|              (0: the row is all zeros; then scale = 0 and every q = 0)
@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* The multiplier a row of largest magnitude amax (finite, >= 0) is quantized with. */
 static inline float vit_quant_inverse(float amax) { return amax > 0.0f ? 127.0f / amax : 0.0f; }
@@ -31,6 +32,24 @@ static inline int8_t vit_quant_value(float v, float inv) {
   q = q > 127.0f ? 127.0f : q;
   q = q < -127.0f ? -127.0f : q;
   return (int8_t)q;
+}
+
+/* bf16: float32 v rounded to its upper 16 bits, to nearest, ties to even; a NaN stays a NaN
+   (made quiet). Values past bf16's largest round to infinity, as IEEE rounding does. */
+static inline uint16_t vit_bf16_round(float v) {
+  uint32_t bits;
+  memcpy(&bits, &v, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return (uint16_t)(bits >> 16);
+}
+
+/* A bf16 value as float32 (exact). */
+static inline float vit_bf16_float(uint16_t h) {
+  const uint32_t bits = (uint32_t)h << 16;
+  float v;
+  memcpy(&v, &bits, 4);
+  return v;
 }
 
 #endif /* VIT_QUANT_H */

@@ -550,15 +550,32 @@ static void quantize_rows(const unsigned char *p, int dtype, size_t n, size_t k,
   }
 }
 
+/* W[n][k] (checked finite) into bf16 panels (vit_bf16.h: the float panel layout, each value
+   rounded by vit_quant.h's vit_bf16_round), zero past n. */
+static void bf16_rows(const unsigned char *p, int dtype, size_t n, size_t k, uint16_t *panels) {
+  memset(panels, 0, 2 * ((n + 15) / 16) * 16 * k);
+  for (size_t r = 0; r < n; r++) {
+    uint16_t *out = panels + (r / 16) * k * 16 + r % 16;
+    for (size_t c = 0; c < k; c++) {
+      const uint32_t bits = element_bits(p, dtype, r * k + c);
+      float v;
+      memcpy(&v, &bits, 4);
+      out[c * 16] = vit_bf16_round(v);
+    }
+  }
+}
+
 /* Converts one checked tensor to float32 into its destination, packed as the GEMM reads it. */
 static int convert(const struct vit_tensor_spec *spec, const struct found *found, const unsigned char *data, char *message, size_t message_size) {
   const unsigned char *p = data + found->begin;
   const int bytes = found->dtype == DTYPE_F32 ? 4 : 2;
   const size_t elements = (size_t)((found->end - found->begin) / (uint64_t)bytes);
   int non_finite = 0;
-  if (spec->packed_n && spec->int8) {
+  if (spec->packed_n && spec->format != 0) {
     for (size_t i = 0; i < elements; i++) non_finite |= (element_bits(p, found->dtype, i) & 0x7f800000u) == 0x7f800000u;
-    if (!non_finite) quantize_rows(p, found->dtype, (size_t)spec->packed_n, (size_t)spec->packed_k, (unsigned char *)spec->destination);
+    const size_t n = (size_t)spec->packed_n, k = (size_t)spec->packed_k;
+    if (!non_finite && spec->format == 1) quantize_rows(p, found->dtype, n, k, (unsigned char *)spec->destination);
+    if (!non_finite && spec->format == 2) bf16_rows(p, found->dtype, n, k, (uint16_t *)(void *)spec->destination);
   } else if (spec->packed_n) {
     /* W[n][k] into panels: packed[(p*k + kk)*panel + j] = W[p*panel + j][kk], zero past n. */
     const size_t n = (size_t)spec->packed_n, k = (size_t)spec->packed_k, panel = (size_t)spec->panel;

@@ -18,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 # Layers 1, 2, ..., lowest first. vit_simd.h (layer 0: inline only, no symbols) is below them all;
 # vit_weights (the run-time weights loader) calls nothing of the runtime, so it is the lowest.
 # Files of one entry share a layer and may not call each other (vit_qgemm sits beside vit_gemm).
-layers=(vit_weights vit_threads vit_math "vit_gemm vit_qgemm" vit_attention vit_prune)
+layers=(vit_weights vit_threads vit_math "vit_gemm vit_qgemm" "vit_attention vit_bf16" vit_prune)
 # Exported with no caller in a higher layer, the emitter or main.c: the int8 linear's entry
 # points, which the emitter's int8 path calls (issue #17; being written on another branch).
 entry_points=(vit_linear_s8 vit_quantize_weights_s8 vit_quantize_rows_s8)

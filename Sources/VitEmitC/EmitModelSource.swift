@@ -65,7 +65,8 @@ extension ModelEmitter {
       let entry = blob.entries[parameter]!
       let name = naming.name(parameter, graph[parameter].name, prefix: "P_")
       if entry.quantized, let shape = entry.packed {
-        w.line("#define \(name) ((const void *)(vit_\(model)_weights + \(entry.offset / 4))) /* \(graph[parameter].name) \(graph.type(of: parameter)), int8 block: n=\(shape.n), k=\(shape.k) */")
+        let type = entry.precision == .int8 ? "const void *" : "const uint16_t *"
+        w.line("#define \(name) ((\(type))(vit_\(model)_weights + \(entry.offset / 4))) /* \(graph[parameter].name) \(graph.type(of: parameter)), \(Self.storage(entry.precision)): n=\(shape.n), k=\(shape.k) */")
         continue
       }
       let layout = entry.packed.map { "packed for GEMM: n=\($0.n), k=\($0.k)" } ?? "as stored"

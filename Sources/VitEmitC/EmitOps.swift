@@ -209,9 +209,10 @@ extension ModelEmitter {
 }
 
 extension ModelEmitter {
-  /// The GEMM call of a linear-family op in its precision: `vit_linear_f32` on float panels, or
+  /// The GEMM call of a linear-family op in its precision: `vit_linear_f32` on float panels;
   /// `vit_linear_s8` on an int8 weight block (Runtime/include/vit_qgemm.h), which quantizes the
-  /// rows of x into the scratch first: their scales at `vit_scratch`, the int8 rows after them.
+  /// rows of x into the scratch first (their scales at `vit_scratch`, the int8 rows after them);
+  /// or `vit_linear_bf16` on bf16 panels (vit_bf16.h), which rounds them into the scratch.
   mutating func linearCall(_ op: Op, k: Int, bias: String, epilogue: String, residual: String, y: String) -> String {
     let x = pointer(op.operands[0])
     let (m, n) = (rows(op.operands[0]), width(op.results[0]))
@@ -224,6 +225,10 @@ extension ModelEmitter {
       let need = ScratchNeed.int8Rows(m: bound, k: k)
       scratchNeeds.append(need)
       return "vit_linear_s8(\(x), \(m), \(k), \(weight), \(bias), \(n), \(epilogue), \(residual), \(y), (int8_t *)(vit_scratch + \(ScratchNeed.int8RowsOffset(m: bound))), vit_scratch)"
+    case .bf16:
+      let bound = graph.type(of: op.operands[0]).dims.dropLast().reduce(1) { $0 * $1.bound }
+      scratchNeeds.append(.bf16Rows(m: bound, k: k))
+      return "vit_linear_bf16(\(x), \(m), \(k), \(weight), \(bias), \(n), \(epilogue), \(residual), \(y), vit_scratch)"
     }
   }
 }

@@ -27,6 +27,14 @@ struct ScratchNeed: Hashable {
   /// Where the int8 rows of `int8Rows` start, in floats from the scratch.
   static func int8RowsOffset(m: Int) -> Int { (m + 15) / 16 * 16 }
 
+  /// vit_linear_bf16 on m rows of k: the rows rounded to bf16, then a panel of 16 columns per
+  /// thread (VIT_BF16_SCRATCH_FLOATS_T).
+  static func bf16Rows(m: Int, k: Int) -> ScratchNeed {
+    ScratchNeed(
+      what: "bf16 rows n=\(m)", fixed: m * k + 16, perThread: WeightBlob.panelWidth * k,
+      macro: "VIT_BF16_SCRATCH_FLOATS_T(\(m), \(k), threads)")
+  }
+
   /// vit_attention_f32 on n tokens: packed keys and values per head, one
   /// [VIT_ATTENTION_ROWS][ceil(n/16)*16] score tile per thread, 16 floats of slack.
   static func attention(n: Int, heads: Int, headWidth: Int) -> ScratchNeed {

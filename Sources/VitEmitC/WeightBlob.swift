@@ -23,7 +23,7 @@ public enum EmitError: Error, Equatable, CustomStringConvertible {
     case .parameterRank(let name, let rank, let at):
       "\(at.map { "\($0): " } ?? "")error: parameter '@\(name)' has \(rank) dimensions; a model that loads its weights at run time reads at most 4"
     case .hexNeedsFloatWeights:
-      "error: --embed-weights hex writes float32 arrays, but this model's int8 weights are bytes: use --embed-weights incbin or file"
+      "error: --embed-weights hex writes float32 arrays, but this model's int8 or bf16 weights are not: use --embed-weights incbin or file"
     case .dynamicInput(let name, let type, let at):
       "\(at.map { "\($0): " } ?? "")error: the C backend needs a static input shape, but '\(name)' is \(type) (run-time token counts come from pruning only)"
     }
@@ -42,13 +42,15 @@ public struct WeightBlob: Sendable {
     public var floats: Int
     /// Set when stored packed: the GEMM's n (outputs) and k (inputs).
     public var packed: (n: Int, k: Int)?
-    /// Stored as an int8 weight block (`int8Block`) rather than float panels: the weight of
-    /// linears the Quantize pass made int8. `floats` then counts 4-byte words.
-    public var quantized = false
+    /// In which number format: the weight of a linear the Quantize pass converted is not
+    /// float32 (`floats` then counts 4-byte words).
+    public var precision: Precision = .f32
+    /// Stored in another format than float32.
+    public var quantized: Bool { precision != .f32 }
 
     public static func == (a: Entry, b: Entry) -> Bool {
       a.name == b.name && a.offset == b.offset && a.floats == b.floats && a.packed?.n == b.packed?.n
-        && a.packed?.k == b.packed?.k && a.quantized == b.quantized
+        && a.packed?.k == b.packed?.k && a.precision == b.precision
     }
   }
 
@@ -91,9 +93,31 @@ public struct WeightBlob: Sendable {
     return shapes
   }
 
-  /// Parameters that are the weight of an int8 linear (`OpAttributes.precision`).
-  static func quantizedWeights(_ graph: Graph) -> Set<ValueID> {
-    Set(graph.ops.filter { $0.kind.isLinear && $0.attributes.precision == .int8 }.map { $0.operands[1] })
+  /// Parameters that are the weight of a linear in another precision than f32, with it
+  /// (`OpAttributes.precision`; the Quantize pass keeps a shared weight's readers in one).
+  static func quantizedWeights(_ graph: Graph) -> [ValueID: Precision] {
+    var weights: [ValueID: Precision] = [:]
+    for op in graph.ops where op.kind.isLinear && op.attributes.precision != .f32 { weights[op.operands[1]] = op.attributes.precision }
+    return weights
+  }
+
+  /// `W[n][k]` → bf16 panels (Runtime/include/vit_bf16.h): the float panel layout (`pack`),
+  /// each value rounded by BFloat16, two bytes each, little-endian.
+  public static func bf16Panels(_ w: [Float], n: Int, k: Int) -> [UInt8] {
+    pack(w, n: n, k: k).flatMap { value -> [UInt8] in
+      let bits = BFloat16.bits(value)
+      return [UInt8(truncatingIfNeeded: bits), UInt8(truncatingIfNeeded: bits >> 8)]
+    }
+  }
+
+  /// The bytes a weight of `n` outputs by `k` inputs takes in `precision`.
+  static func bytes(_ precision: Precision, n: Int, k: Int) -> Int {
+    let panelFloats = (n + panelWidth - 1) / panelWidth * panelWidth * k
+    switch precision {
+    case .f32: return 4 * panelFloats
+    case .bf16: return (2 * panelFloats + 3) / 4 * 4
+    case .int8: return int8BlockBytes(n: n, k: k)
+    }
   }
 
   /// The bytes of an int8 weight block of `W[n][k]` (VIT_QWEIGHT_BYTES).
@@ -156,11 +180,10 @@ public struct WeightBlob: Sendable {
       let packed = packing[parameter]
       if let shape = packed { floats = (shape.n + panelWidth - 1) / panelWidth * panelWidth * shape.k }
       size = aligned(size)
-      if quantized.contains(parameter), let shape = shapes[parameter] {
-        entries[parameter] = Entry(
-          name: graph[parameter].name, offset: size, floats: int8BlockBytes(n: shape.n, k: shape.k) / 4, packed: shape,
-          quantized: true)
-        size += int8BlockBytes(n: shape.n, k: shape.k)
+      if let precision = quantized[parameter], let shape = shapes[parameter] {
+        let bytes = bytes(precision, n: shape.n, k: shape.k)
+        entries[parameter] = Entry(name: graph[parameter].name, offset: size, floats: bytes / 4, packed: shape, precision: precision)
+        size += bytes
         continue
       }
       entries[parameter] = Entry(name: graph[parameter].name, offset: size, floats: floats, packed: packed)
@@ -177,7 +200,8 @@ public struct WeightBlob: Sendable {
       let entry = blob.entries[parameter]!
       guard let tensor = weights[entry.name] else { throw .missingWeight(entry.name) }
       if entry.quantized, let shape = entry.packed {
-        let block = int8Block(tensor.scalars, n: shape.n, k: shape.k)
+        let block =
+          entry.precision == .int8 ? int8Block(tensor.scalars, n: shape.n, k: shape.k) : bf16Panels(tensor.scalars, n: shape.n, k: shape.k)
         bytes.replaceSubrange(entry.offset..<entry.offset + block.count, with: block)
         continue
       }

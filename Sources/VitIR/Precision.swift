@@ -3,6 +3,8 @@
 public enum Precision: String, Sendable, CaseIterable, Comparable {
   /// IEEE float32 throughout: the default.
   case f32
+  /// Weights and activations of the linears rounded to bfloat16 (BFloat16), float32 sums.
+  case bf16
   /// Weights and activations of the linears in 8-bit integers (Int8Quantization), int32 sums.
   case int8
 
@@ -68,5 +70,23 @@ public enum Int8Quantization {
     let y = Float(acc) * scale
     guard let bias else { return y }
     return y + bias
+  }
+}
+
+/// bfloat16: the upper 16 bits of a float32, the rounding of `--precision bf16`, bit for bit
+/// the runtime's (Runtime/src/vit_quant.h, `vit_bf16_round`).
+public enum BFloat16 {
+  /// `value` rounded to bf16, to nearest with ties to even (a NaN stays a NaN, made quiet;
+  /// past bf16's largest, infinity), as its 16 bits.
+  public static func bits(_ value: Float) -> UInt16 {
+    var bits = value.bitPattern
+    if bits & 0x7fff_ffff > 0x7f80_0000 { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
+    bits &+= 0x7fff &+ ((bits >> 16) & 1)
+    return UInt16(truncatingIfNeeded: bits >> 16)
+  }
+
+  /// `value` rounded to bf16, as a float32 (exact).
+  public static func round(_ value: Float) -> Float {
+    Float(bitPattern: UInt32(bits(value)) << 16)
   }
 }

@@ -134,6 +134,11 @@ public struct Interpreter: Sendable {
       switch op.attributes.precision {
       case .f32: Kernels.linear(x, weight: weight, bias: bias)
       case .int8: Kernels.linearInt8(x, weight: weight, bias: bias)
+      case .bf16:
+        // Both operands rounded; their products are exact, summed in double like f32's.
+        Kernels.linear(
+          Tensor(shape: x.shape, scalars: x.scalars.map(BFloat16.round)),
+          weight: Tensor(shape: weight.shape, scalars: weight.scalars.map(BFloat16.round)), bias: bias)
       }
     }
     let prefix = op.attributes.prefix  // rows before the patch tokens (ops that read token rows)

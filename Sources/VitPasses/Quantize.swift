@@ -1,9 +1,10 @@
 import VitIR
 
-/// Chooses the arithmetic of the model's linear layers (`--precision`): with int8, every
-/// linear-family op of a transformer block whose weight is a parameter gets `precision=int8`
-/// (Int8Quantization: weights per output channel when compiling, activations per token at run
-/// time). What stays float32, and why:
+/// Chooses the arithmetic of the model's linear layers (`--precision`): with int8 or bf16,
+/// every linear-family op of a transformer block whose weight is a parameter gets
+/// `precision=int8` (Int8Quantization: weights per output channel when compiling, activations
+/// per token at run time) or `precision=bf16` (BFloat16: both operands rounded, float32 sums).
+/// What stays float32, and why:
 ///
 /// - the patch embedding and the head (no block): the stem is a small share of the MACs and
 ///   the logits are what the user reads;

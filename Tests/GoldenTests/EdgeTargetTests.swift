@@ -47,21 +47,21 @@ import VitIR
     Self.compare(generic, to: host, what: "generic with \(genericCC) (\(spec))")
   }
 
-  /// int8 on the boards: aarch64 (the armv8-a baseline, so NEON without the dot product; the
+  /// int8 (and bf16) on the boards: aarch64 (the armv8-a baseline, so NEON without the dot product; the
   /// SDOT kernel is Runtime/tests' to check, under qemu with +dotprod), armv7 and the generic
   /// target, each held to the host's int8 build on DeiT-S's shape cut to 3 blocks. Integer
   /// products are exact everywhere, but the float32 between the linears is blocked differently
   /// on each instruction set, so quantized values near a rounding boundary can land a step
-  /// apart (docs/precision.md, "Exactness"): the criteria are PruningGoldenTests.compareInt8's.
-  @Test(arguments: ["none", "dyvit:0.5@1,2", "tome:30"])
-  func int8CrossAndGenericBuildsMatchTheHost(spec: String) throws {
+  /// apart (docs/precision.md, "Exactness"): the criteria are PruningGoldenTests.compareReducedPrecision's.
+  @Test(arguments: [("none", "int8"), ("dyvit:0.5@1,2", "int8"), ("tome:30", "int8"), ("dyvit:0.5@1,2", "bf16")])
+  func reducedPrecisionCrossAndGenericBuildsMatchTheHost(spec: String, precision: String) throws {
     try Self.requireCrossTools()
     let scratch = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: scratch) }
     let graph = try deitSCutTo(3, in: scratch)
     let input = scratch.appendingPathComponent("input.f32")
     try writeF32(seededInput(3 * 224 * 224, seed: 5), to: input)
-    let int8 = ["--precision", "int8"]
+    let int8 = ["--precision", precision]
     let host = try Self.buildAndRun(spec: spec, int8 + ["--target", "host"], in: scratch, name: "host", input: input, graph: graph)
     var results: [(String, Result)] = []
     for cross in Self.crossTargets {
@@ -74,7 +74,7 @@ import VitIR
     }
     for (name, result) in results {
       #expect(result.stages.count == host.stages.count, "int8 \(name) (\(spec)): \(result.stages.count) stages, host \(host.stages.count)")
-      PruningGoldenTests.compareInt8(
+      PruningGoldenTests.compareReducedPrecision(
         stages(result), stages(host), result.logits.map { Float($0) }, host.logits.map { Float($0) }, what: "\(name) against the host (\(spec))")
     }
   }

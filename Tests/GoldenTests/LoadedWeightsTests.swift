@@ -125,20 +125,24 @@ import VitIR
     #expect(try Self.run(loading, weights: weights, input: input, in: scratch) == (try Self.run(embedded, weights: nil, input: input, in: scratch)))
   }
 
-  /// int8: the loader quantizes each int8 linear's weight at load by the formula vitc embeds
-  /// with (vit_quant.h = Int8Quantization), from F32 and from BF16 files: bit for bit the
-  /// embedded int8 build, on tiny with DynamicViT (whose predictor stays f32) and on fashion.
-  @Test(arguments: [("tiny", "dyvit:0.7", "F32"), ("tiny", "dyvit:0.7", "BF16"), ("fashion", "none", "F32")])
-  func int8WeightsQuantizeAtLoadAsVitcDoes(graph: String, spec: String, dtype: String) throws {
+  /// int8 and bf16: the loader converts each such linear's weight at load by the formula vitc
+  /// embeds with (vit_quant.h = Int8Quantization, BFloat16), from F32, F16 and BF16 files: bit
+  /// for bit the embedded build, on tiny (DynamicViT's predictor stays f32) and on fashion.
+  @Test(arguments: [
+    ("tiny", "dyvit:0.7", "F32", Precision.int8), ("tiny", "dyvit:0.7", "BF16", .int8), ("fashion", "none", "F32", .int8),
+    ("tiny", "tome:8", "F32", .bf16), ("fashion", "dyvit:0.7", "F16", .bf16),
+  ])
+  func reducedPrecisionWeightsConvertAtLoadAsVitcDoes(graph: String, spec: String, dtype: String, precision: Precision) throws {
     let scratch = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: scratch) }
     let weights = try Self.weightsFile(graph: graph, spec: spec, dtype: dtype, in: scratch)
     let embedded = scratch.appendingPathComponent("embedded"), loading = scratch.appendingPathComponent("loading")
-    let embeddedReport = try Self.build(graph, spec: spec, weights: .file(weights), precision: .int8, output: embedded)
+    let embeddedReport = try Self.build(graph, spec: spec, weights: .file(weights), precision: precision, output: embedded)
     let f32Report = try Self.build(graph, spec: spec, weights: .file(weights), output: scratch.appendingPathComponent("f32"))
-    _ = try Self.build(graph, spec: spec, weights: .none, precision: .int8, output: loading)
-    // The blocks' linears hold a quarter of the bytes (plus a scale and a sum per column).
-    #expect(embeddedReport.embeddedWeightBytes < f32Report.embeddedWeightBytes / 2)
+    _ = try Self.build(graph, spec: spec, weights: .none, precision: precision, output: loading)
+    // The blocks' linears hold a quarter (int8, plus a scale and a sum per column) or half
+    // (bf16) of their float32 bytes; the stem and head stay float32.
+    #expect(embeddedReport.embeddedWeightBytes < f32Report.embeddedWeightBytes / (precision == .int8 ? 2 : 4) * (precision == .int8 ? 1 : 3))
     let input = try Self.input(for: graph, in: scratch)
     #expect(try Self.run(loading, weights: weights, input: input, in: scratch) == (try Self.run(embedded, weights: nil, input: input, in: scratch)))
   }

@@ -46,11 +46,18 @@ import VitPasses
     + cases.filter { $0.model == "deit-s-3blocks" && $0.spec != "evit:0.5,nofuse@1,2" }.map { ($0.model, $0.spec, "clang") }
     + [("lvvit-tiny", "dyvit:0.7", "gcc"), ("lvvit-tiny", "none", "clang")]
 
-  /// The int8 binary against the int8 interpreter (see `compareInt8` for what can and cannot
+  /// The int8 binary against the int8 interpreter (see `compareReducedPrecision` for what can and cannot
   /// agree).
   @Test(arguments: int8Cases)
   func int8BinaryMatchesInterpreter(model: String, spec: String, cc: String) throws {
     try check(model: model, spec: spec, cc: cc, precision: .int8)
+  }
+
+  /// bf16 (weights and activations rounded, float32 sums): rounding is a step function too, so
+  /// the same whole-model criteria as int8, on dense, DynamicViT and ToMe.
+  @Test(arguments: int8Cases.filter { ["none", "dyvit:0.5@1,2", "tome:30", "dyvit:0.7"].contains($0.spec) })
+  func bf16BinaryMatchesInterpreter(model: String, spec: String, cc: String) throws {
+    try check(model: model, spec: spec, cc: cc, precision: .bf16)
   }
 
   /// Where nothing but int8 linears and exact float steps (a reshape, bias adds, the residual
@@ -154,8 +161,8 @@ import VitPasses
     #expect(compiled.count == stages.count)
     #expect(!stages.isEmpty || spec == "none")
     let values = (json["logits"] as! [Any]).map { Float(($0 as? Double) ?? .nan) }
-    if precision == .int8 {
-      Self.compareInt8(compiled, stages, values, logits.scalars, what: "\(model) \(spec)")
+    if precision != .f32 {
+      Self.compareReducedPrecision(compiled, stages, values, logits.scalars, what: "\(model) \(spec) \(precision)")
       return
     }
     for (index, (mine, theirs)) in zip(compiled, stages).enumerated() where mine != theirs {
@@ -180,7 +187,7 @@ import VitPasses
   /// weights, and move kept tokens at near-ties (docs/precision.md, "Exactness"). So: every
   /// stage keeps at least 90 % of the same original patches, and the logits point the same way
   /// (cosine ≥ 0.995) with the same top class.
-  static func compareInt8(_ compiled: [Trace.Stage], _ stages: [Trace.Stage], _ values: [Float], _ reference: [Float], what: String) {
+  static func compareReducedPrecision(_ compiled: [Trace.Stage], _ stages: [Trace.Stage], _ values: [Float], _ reference: [Float], what: String) {
     for (index, (mine, theirs)) in zip(compiled, stages).enumerated() {
       let a = Set(mine.patches.joined()), b = Set(theirs.patches.joined())
       let overlap = Double(a.intersection(b).count) / Double(max(1, a.union(b).count))
@@ -191,7 +198,7 @@ import VitPasses
     let cosine = dot / norms
     let scale = max(1, reference.map { abs($0) }.max()!)
     let worst = zip(values, reference).map { abs($0 - $1) }.max()!
-    print("int8 \(what): cosine \(cosine), max |Δ| / max |logit| \(worst / scale)")
+    print("\(what): cosine \(cosine), max |Δ| / max |logit| \(worst / scale)")
     #expect(cosine >= 0.995, "\(what): cosine of the logits \(cosine), max |Δ| \(worst), max |ref| \(scale)")
     #expect(values.indices.max { values[$0] < values[$1] } == reference.indices.max { reference[$0] < reference[$1] }, "\(what): top-1 differs")
   }

@@ -35,6 +35,24 @@ import VitInterpreter
     #expect(!f32.ops.contains { $0.attributes.precision != .f32 })
   }
 
+  /// bf16 converts the same ops as int8.
+  @Test func bf16ConvertsTheSameLinears() throws {
+    let int8 = try tiny("dyvit:0.7", precision: .int8), bf16 = try tiny("dyvit:0.7", precision: .bf16)
+    #expect(int8.ops.map { $0.attributes.precision == .int8 } == bf16.ops.map { $0.attributes.precision == .bf16 })
+    #expect(Printer.print(bf16).contains("precision=bf16"))
+  }
+
+  /// bf16 rounding by hand: to nearest, ties to even, NaN kept, overflow to infinity.
+  @Test func bf16RoundingByHand() {
+    #expect(BFloat16.bits(1) == 0x3f80)
+    #expect(BFloat16.bits(Float(bitPattern: 0x3f80_8000)) == 0x3f80)  // a tie, to the even 0x3f80
+    #expect(BFloat16.bits(Float(bitPattern: 0x3f81_8000)) == 0x3f82)  // a tie, to the even 0x3f82
+    #expect(BFloat16.bits(Float(bitPattern: 0x3f80_8001)) == 0x3f81)  // above the tie
+    #expect(BFloat16.round(.nan).isNaN && BFloat16.round(-.infinity) == -.infinity)
+    #expect(BFloat16.round(.greatestFiniteMagnitude) == .infinity)
+    #expect(BFloat16.round(-0.0).sign == .minus)
+  }
+
   /// DynamicViT's predictor MLP selects tokens: it stays f32, the blocks' linears do not.
   @Test func tokenSelectionStaysF32() throws {
     let graph = try tiny("dyvit:0.7", precision: .int8)
@@ -79,7 +97,7 @@ import VitInterpreter
       }
       """
     #expect { try GraphLoader.parse(source, file: "g.graph") } throws: { error in
-      "\(error)".contains("g.graph:3:") && "\(error)".contains("precision") && "\(error)".contains("f32, int8")
+      "\(error)".contains("g.graph:3:") && "\(error)".contains("precision") && "\(error)".contains("f32, bf16, int8")
     }
     let onAdd = source.replacingOccurrences(of: "linear(x, @w, precision=int9)", with: "add(x, x, precision=int8)")
     #expect { try GraphLoader.parse(onAdd, file: "g.graph") } throws: { "\($0)".contains("precision") }

@@ -31,7 +31,7 @@ import Testing
       "compile", "samples/tiny.graph", "--random-weights", "1", "--precision", "int8", "--embed-weights", "hex", "-o", output.path,
     ])
     #expect(hex.status == 1)
-    #expect(hex.stderr == "error: --embed-weights hex writes float32 arrays, but this model's int8 weights are bytes: use --embed-weights incbin or file\n")
+    #expect(hex.stderr == "error: --embed-weights hex writes float32 arrays, but this model's int8 or bf16 weights are not: use --embed-weights incbin or file\n")
     #expect(!FileManager.default.fileExists(atPath: output.path))
     let bad = try vitc(["flops", "samples/tiny.graph", "--precision", "int4"])
     #expect(bad.status != 0 && bad.stderr.contains("int4") && bad.stderr.contains("f32") && bad.stderr.contains("int8"), "\(bad.stderr)")
