@@ -1,6 +1,6 @@
 /* libFuzzer harness: the run-time weights loader of models compiled without weights
    (Runtime/src/vit_weights.c) on a fixed table of tensors like an emitted model's: a packed
-   GEMM weight, a bias, a rank-4 tensor, an int8 weight block and an AS-ViT threshold; then the vitc weights file path.
+   GEMM weight, a bias, a rank-4 tensor, an int8 weight block, bf16 panels and an AS-ViT threshold; then the vitc weights file path.
    Every refusal is one line, never empty; an accepted file leaves finite values only.
    tools/fuzz.sh weights_c SECONDS (seeds: Fuzz/corpus/weights_c, made by Fuzz/make_weights_seeds.py) */
 #include "../Runtime/src/vit_weights.c"
@@ -13,11 +13,14 @@ static _Alignas(64) float blob[2 * 16 * 3 + 5 + 2 * 1 * 2 * 2 + 11]; /* fc: n=2,
 static float threshold[1];
 static _Alignas(64) float qblock[(16 * 8 + 8 * 16) / 4]; /* q: W[3][5] as an int8 block (vit_qgemm.h) */
 
-static const struct vit_tensor_spec specs[5] = {
+static _Alignas(64) uint16_t rpanels[16 * 3]; /* r: W[2][3] as bf16 panels (vit_bf16.h) */
+
+static const struct vit_tensor_spec specs[6] = {
     {"a.bias", 1, {5, 0, 0, 0}, 0, 0, 0, 0, blob + 96},
     {"fc.weight", 2, {2, 3, 0, 0}, 2, 3, 16, 0, blob},
     {"patch.weight", 4, {2, 1, 2, 2}, 0, 0, 0, 0, blob + 101},
     {"q.weight", 2, {3, 5, 0, 0}, 3, 5, 16, 1, qblock},
+    {"r.weight", 2, {2, 3, 0, 0}, 2, 3, 16, 2, (float *)(void *)rpanels},
     {"score_predictor.0.keep_threshold", -1, {0, 0, 0, 0}, 0, 0, 0, 0, threshold},
 };
 
@@ -43,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!file) return 0;
   memcpy(file, data, size);
   struct vit_weights_report report;
-  int status = vit_weights_load(file, size, specs, 5, NULL, 0, &report);
+  int status = vit_weights_load(file, size, specs, 6, NULL, 0, &report);
   check_report(&report, status);
   if (status == 0) {
     for (size_t i = 0; i < sizeof blob / sizeof *blob; i++)
@@ -62,6 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       if (!isfinite(scales[j]) || scales[j] < 0 || sums[j] != sum || (j >= 3 && scales[j] != 0)) abort();
     }
+    /* The bf16 panels: finite values (an exponent of all ones would be inf or NaN), zero past n. */
+    for (int i = 0; i < 16 * 3; i++)
+      if ((rpanels[i] & 0x7f80u) == 0x7f80u || (i % 16 >= 2 && rpanels[i] != 0)) abort();
   }
   status = vit_weights_load(file, size, specs, 3, blob, sizeof blob, &report);
   check_report(&report, status);
