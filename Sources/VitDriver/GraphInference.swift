@@ -51,6 +51,20 @@ public struct GraphInference: Sendable {
   /// (DynamicViT's predictors, AS-ViT's thresholds); nil without them.
   public var trainedFor: String?
 
+  /// What a checkpoint trained for a pruning method carries (SEMANTICS §2.2, §4.4), as the
+  /// `--prune` to name in a note; nil without predictors or thresholds.
+  static func trainedFor(_ file: SafetensorsFile, lvvit: Bool = false) -> String? {
+    func has(_ name: String) -> Bool { file.entries[name] != nil }
+    var stages = 0
+    while has("score_predictor.\(stages).in_conv.1.weight") || has("score_predictor.\(stages).keep_threshold") { stages += 1 }
+    guard stages > 0 else { return nil }
+    let method = has("score_predictor.0.keep_threshold") ? "asvit" : "dyvit:RHO"
+    return "\(method) (\(stages) stage\(stages == 1 ? "" : "s") of \(method == "asvit" ? "learned thresholds" : "DynamicViT predictors"), score_predictor.*; "
+      + (method == "asvit" ? "" : "the keep ratio RHO is not in the checkpoint; ")
+      + (lvvit ? "their blocks are LV-ViT's defaults (docs/methods.md) unless @L gives others)"
+        : method == "asvit" ? "their blocks are AS-ViT's 4, 7, 10 unless @L gives others)" : "their blocks are 3, 6, 9 unless @L gives others)")
+  }
+
   /// Whether a path names a weights file rather than a `.graph` (by its extension).
   public static func isWeightsFile(_ path: String) -> Bool {
     ["pth", "pt", "bin", "ckpt", "safetensors"].contains(URL(fileURLWithPath: path).pathExtension.lowercased())
@@ -102,6 +116,11 @@ public struct GraphInference: Sendable {
     func has(_ name: String) -> Bool { file.entries[name] != nil }
     if has("reg_token") {
       throw Failure.unsupported(path: path, tensor: "reg_token", what: "register tokens")
+    }
+    if has("patch_embed.conv1.weight") {
+      (text, assumptions) = try Self.lvvit(file: file, settings: settings, stem: stem)
+      trainedFor = Self.trainedFor(file, lvvit: true)
+      return
     }
     let embed = try shape("patch_embed.proj.weight")
     guard embed.count == 4, embed[1] == 3, embed[2] == embed[3], embed[2] > 0 else {
@@ -206,17 +225,7 @@ public struct GraphInference: Sendable {
     if distilled, try shape("head_dist.weight") != head {
       throw Failure.shape(path: path, tensor: "head_dist.weight", reason: "has shape \(try shape("head_dist.weight")), not \(head) as head.weight")
     }
-    // What a checkpoint trained for a pruning method carries (SEMANTICS §2.2, §4.4).
-    var trainedFor: String? = nil
-    var stages = 0
-    while has("score_predictor.\(stages).in_conv.1.weight") || has("score_predictor.\(stages).keep_threshold") { stages += 1 }
-    if stages > 0 {
-      let method = has("score_predictor.0.keep_threshold") ? "asvit" : "dyvit:RHO"
-      trainedFor =
-        "\(method) (\(stages) stage\(stages == 1 ? "" : "s") of \(method == "asvit" ? "learned thresholds" : "DynamicViT predictors"), score_predictor.*; "
-        + (method == "asvit" ? "their blocks are AS-ViT's 4, 7, 10 unless @L gives others)" : "the keep ratio RHO is not in the checkpoint; their blocks are 3, 6, 9 unless @L gives others)")
-    }
-    self.trainedFor = trainedFor
+    self.trainedFor = Self.trainedFor(file)
     var assumptions: [String] = []
     if settings.imageSize == nil {
       // 1024 patches are 32x32, but also 16x64: only the training config can tell.

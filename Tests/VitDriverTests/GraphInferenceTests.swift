@@ -92,4 +92,28 @@ import VitIR
       #expect("\(error)" == "variant.safetensors: error: cannot write a graph: \(message)")
     }
   }
+
+  /// An LV-ViT checkpoint (the tiny LV-ViT's tensors, TokenLabeling's names): the same ops as
+  /// the graph tools/make_lvvit_graphs.py writes, with the defaults named.
+  @Test func lvvitCheckpointGivesTheTemplatesGraph() throws {
+    let sample = try GraphLoader.load(path: repositoryPath("Tests/Fixtures/lvvit/tiny.graph"))
+    let weights = RandomWeights.generate(for: sample, seed: 3)
+    let file = try SafetensorsFile(bytes: SafetensorsWriter.encode(weights.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }), path: "lvvit-tiny.safetensors")
+    var settings = GraphInference.Settings()
+    settings.heads = 2
+    settings.name = "lvvit_tiny"
+    let inferred = try GraphInference(file: file, settings: settings, stem: "x")
+    #expect(inferred.assumptions.contains { $0.hasPrefix("skip_lam: 2") } && inferred.assumptions.contains { $0.hasPrefix("image: 128x128") })
+    let mine = try GraphLoader.parse(inferred.text, file: "inferred.graph")
+    func body(_ graph: Graph) -> [String] {
+      Printer.print(graph, header: "").split(separator: "\n").map(String.init).filter { !$0.contains("preprocess") }
+    }
+    #expect(body(mine) == body(sample))
+    #expect(mine.imageTransform.cropFraction == 0.9)
+    // A stem that is not LV-ViT's is named.
+    var broken = weights
+    broken["patch_embed.conv2.weight"] = Tensor(shape: [16, 16, 5, 5], scalars: [Float](repeating: 0, count: 16 * 16 * 25))
+    let bad = try SafetensorsFile(bytes: SafetensorsWriter.encode(broken.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }), path: "bad.safetensors")
+    #expect { try GraphInference(file: bad, settings: settings, stem: "x") } throws: { "\($0)".contains("'patch_embed.conv2.weight' has shape [16, 16, 5, 5]") }
+  }
 }
