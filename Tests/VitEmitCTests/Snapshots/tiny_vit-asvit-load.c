@@ -738,7 +738,8 @@ static double vit_seconds(void) {
 /*
  * The 155 tensors the model reads, sorted by name (the loader finds them by binary search):
  * name, rank (-1: any shape of one element), declared shape, GEMM packing (n, k, panel width),
- * whether it is quantized to an int8 block (vit_qgemm.h), and where the values go.
+ * the format it is stored in (0 float32, 1 an int8 block of vit_qgemm.h, 2 bf16 panels of
+ * vit_bf16.h), and where the values go.
  */
 static const struct vit_tensor_spec vit_tensors[155] = {
   {"blocks.0.attn.proj.bias", 1, {64, 0, 0, 0}, 0, 0, 0, 0, vit_tiny_vit_weights + 78592}, /* f32[64], as stored */
