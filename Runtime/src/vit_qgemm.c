@@ -49,6 +49,13 @@
 #define VIT_NO_CONTRACT_BODY _Pragma("STDC FP_CONTRACT OFF")
 #endif
 
+/* aarch64's NEON is IEEE (no flush to zero unless FPCR asks), so the quantization and the
+   dequantization may run on vectors there with the same bits; armv7's NEON flushes
+   subnormals to zero, so there they stay scalar (VFP). */
+#if (defined(VIT_QKERNEL_SDOT) || defined(VIT_QKERNEL_NEON)) && defined(__aarch64__)
+#define VIT_QNEON64 1
+#endif
+
 #define VIT_QNR 16 /* columns per panel */
 #define VIT_QGROUP 64 /* bytes per 4-k group of a panel: 16 columns x 4 */
 
@@ -80,6 +87,19 @@ static float vit_row_amax(const float *v, int k, int *finite) {
     float lanes[8];
     _mm256_storeu_ps(lanes, mx);
     for (int l = 0; l < 8; l++) amax = lanes[l] > amax ? lanes[l] : amax;
+  }
+#elif defined(VIT_QNEON64)
+  if (k >= 4) {
+    const float32x4_t big = vdupq_n_f32(FLT_MAX);
+    float32x4_t mx = vdupq_n_f32(0.0f);
+    uint32x4_t fine = vdupq_n_u32(0xffffffffu); /* lanes where every |v| <= FLT_MAX so far */
+    for (; kk + 4 <= k; kk += 4) {
+      const float32x4_t a = vabsq_f32(vld1q_f32(v + kk));
+      fine = vandq_u32(fine, vcleq_f32(a, big));
+      mx = vmaxq_f32(mx, a);
+    }
+    ok = vminvq_u32(fine) != 0;
+    amax = vmaxvq_f32(mx);
   }
 #endif
   for (; kk < k; kk++) {
@@ -131,6 +151,22 @@ static float vit_quantize_row(const float *v, int k, int8_t *q, int panel, int32
     int32_t lanes[8];
     _mm256_storeu_si256((__m256i *)(void *)lanes, sum8);
     for (int l = 0; l < 8; l++) s += lanes[l];
+  }
+#elif defined(VIT_QNEON64)
+  if (!panel && inv <= FLT_MAX) { /* 16 at a time; vrndnq_f32 rounds to nearest even */
+    const float32x4_t iv = vdupq_n_f32(inv), lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+    int32x4_t sum4 = vdupq_n_s32(0);
+#define VIT_QCVT(o) \
+  vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(vld1q_f32(v + kk + (o)), iv)), lo), hi))
+    for (; kk + 16 <= k; kk += 16) {
+      const int32x4_t i0 = VIT_QCVT(0), i1 = VIT_QCVT(4), i2 = VIT_QCVT(8), i3 = VIT_QCVT(12);
+      sum4 = vaddq_s32(sum4, vaddq_s32(vaddq_s32(i0, i1), vaddq_s32(i2, i3)));
+      const int16x8_t h0 = vcombine_s16(vmovn_s32(i0), vmovn_s32(i1));
+      const int16x8_t h1 = vcombine_s16(vmovn_s32(i2), vmovn_s32(i3));
+      vst1q_s8(q + kk, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+    }
+#undef VIT_QCVT
+    s = vaddvq_s32(sum4);
   }
 #endif
   for (; kk < k; kk++) {
@@ -191,6 +227,16 @@ VIT_NO_CONTRACT void vit_qdequant(const int32_t *acc, int mr, int ncols, const f
       if (bias) t = _mm256_add_ps(t, _mm256_loadu_ps(bias + j));
       if (res) t = _mm256_add_ps(t, _mm256_loadu_ps(res + j));
       _mm256_storeu_ps(o + j, t);
+    }
+#elif defined(VIT_QNEON64) /* 4 at a time, the same IEEE operations */
+    const float32x4_t xv = vdupq_n_f32(xsr);
+    for (; j + 4 <= ncols; j += 4) {
+      float32x4_t t = vcvtq_f32_s32(vld1q_s32(a + j));
+      const float32x4_t sv = vmulq_f32(xv, vld1q_f32(scale + j));
+      t = vmulq_f32(t, sv);
+      if (bias) t = vaddq_f32(t, vld1q_f32(bias + j));
+      if (res) t = vaddq_f32(t, vld1q_f32(res + j));
+      vst1q_f32(o + j, t);
     }
 #endif
     for (; j < ncols; j++) {
