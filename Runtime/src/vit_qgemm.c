@@ -9,11 +9,11 @@
  *           x with w's sign as s8 (vpabsb, vpsignb), vpmaddubsw, then vpmaddwd by 1s into
  *           int32. Exact: |x| <= 127 and |w| <= 128, so a vpmaddubsw pair sum is at most
  *           2*128*127 = 32512 < 32767 and never saturates.
- *   SDOT    aarch64 +dotprod: 4 rows x 16 columns, vdotq_s32 of a 16-byte weight vector
- *           (4 columns x 4 k) with the row's 4 k values broadcast.
- *   NEON    aarch64 (2 rows) and armv7 (1 row) x 16 columns: vmull_s8 of 8 weights (2
- *           columns x 4 k) with x, vmlal_s8 of the next k group (two products of |x| <= 127,
- *           |w| <= 128: at most 32512 in an int16 lane), vpadalq_s16 into int32.
+ *   SDOT    aarch64 +dotprod: 4 rows x 16 columns, vdotq_laneq_s32 of a 16-byte weight
+ *           vector (4 columns x 4 k) with lane g%4 of 16 bytes of the row (4 groups per load).
+ *   NEON    aarch64: 2 rows x 16 columns; armv7: 2 rows x 8 columns, twice. vmull_s8 of 8
+ *           weights (2 columns x 4 k) with x, vmlal_s8 of the next k group (two products of
+ *           |x| <= 127, |w| <= 128: at most 32512 in an int16 lane), vpadalq_s16 into int32.
  *   scalar  portable C, 4 rows x 16 columns.
  * Integer sums are exact in any order, so every kernel gives the same acc; the dequantization
  * is one plain C function shared by all, compiled without contraction (see VIT_NO_CONTRACT).

@@ -7,6 +7,7 @@
  *   cc -std=c11 -O2 -Wall -Wextra -Werror [ISA flags] -IRuntime/include \
  *      Runtime/tests/test_qgemm.c Runtime/src/vit_threads.c Runtime/src/vit_math.c \
  *      Runtime/src/vit_qgemm.c -lm -lpthread
+ * -DVIT_TEST_QUICK leaves out the 197-row shapes (for slow emulators; the checksum then differs).
  * Prints one line per failure, a checksum of fixed results (run_tests.sh checks it is the same
  * in every configuration: ISA, compiler, threads) and "N passed, N failed" last; exits 1 on
  * any failure.
@@ -319,6 +320,9 @@ int main(void) {
       for (size_t c = 0; c < sizeof ks / sizeof *ks; c++, combo++) {
         const int m = ms[a], n = ns[b], k = ks[c];
         if (m == 197 && (n == 15 || n == 48 || k == 3 || k == 64)) continue; /* keep it short */
+#ifdef VIT_TEST_QUICK
+        if (m == 197) continue;
+#endif
         float *x = rand_array((size_t)m * k, -2, 2);
         float *w = rand_array((size_t)n * k, -0.5f, 0.5f);
         float *bias = rand_array((size_t)n, -1, 1);
@@ -337,6 +341,9 @@ int main(void) {
   static const int shapes[][3] = {{7, 17, 5}, {13, 40, 27}, {197, 48, 383}, {197, 192, 384}, {29, 33, 1536}};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
     const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+#ifdef VIT_TEST_QUICK
+    if (m == 197) continue;
+#endif
     float *x = rand_array((size_t)m * k, -2, 2);
     float *w = rand_array((size_t)n * k, -0.5f, 0.5f);
     float *bias = rand_array((size_t)n, -1, 1);
