@@ -9,11 +9,11 @@
  *           x with w's sign as s8 (vpabsb, vpsignb), vpmaddubsw, then vpmaddwd by 1s into
  *           int32. Exact: |x| <= 127 and |w| <= 128, so a vpmaddubsw pair sum is at most
  *           2*128*127 = 32512 < 32767 and never saturates.
- *   SDOT    aarch64 +dotprod: 4 rows x 16 columns, vdotq_s32 of a 16-byte weight vector
- *           (4 columns x 4 k) with the row's 4 k values broadcast.
- *   NEON    aarch64 (2 rows) and armv7 (1 row) x 16 columns: vmull_s8 of 8 weights (2
- *           columns x 4 k) with x, vmlal_s8 of the next k group (two products of |x| <= 127,
- *           |w| <= 128: at most 32512 in an int16 lane), vpadalq_s16 into int32.
+ *   SDOT    aarch64 +dotprod: 4 rows x 16 columns, vdotq_laneq_s32 of a 16-byte weight
+ *           vector (4 columns x 4 k) with lane g%4 of 16 bytes of the row (4 groups per load).
+ *   NEON    aarch64: 2 rows x 16 columns; armv7: 2 rows x 8 columns, twice. vmull_s8 of 8
+ *           weights (2 columns x 4 k) with x, vmlal_s8 of the next k group (two products of
+ *           |x| <= 127, |w| <= 128: at most 32512 in an int16 lane), vpadalq_s16 into int32.
  *   scalar  portable C, 4 rows x 16 columns.
  * Integer sums are exact in any order, so every kernel gives the same acc; the dequantization
  * is one plain C function shared by all, compiled without contraction (see VIT_NO_CONTRACT).
@@ -49,6 +49,13 @@
 #define VIT_NO_CONTRACT_BODY _Pragma("STDC FP_CONTRACT OFF")
 #endif
 
+/* aarch64's NEON is IEEE (no flush to zero unless FPCR asks), so the quantization and the
+   dequantization may run on vectors there with the same bits; armv7's NEON flushes
+   subnormals to zero, so there they stay scalar (VFP). */
+#if (defined(VIT_QKERNEL_SDOT) || defined(VIT_QKERNEL_NEON)) && defined(__aarch64__)
+#define VIT_QNEON64 1
+#endif
+
 #define VIT_QNR 16 /* columns per panel */
 #define VIT_QGROUP 64 /* bytes per 4-k group of a panel: 16 columns x 4 */
 
@@ -80,6 +87,19 @@ static float vit_row_amax(const float *v, int k, int *finite) {
     float lanes[8];
     _mm256_storeu_ps(lanes, mx);
     for (int l = 0; l < 8; l++) amax = lanes[l] > amax ? lanes[l] : amax;
+  }
+#elif defined(VIT_QNEON64)
+  if (k >= 4) {
+    const float32x4_t big = vdupq_n_f32(FLT_MAX);
+    float32x4_t mx = vdupq_n_f32(0.0f);
+    uint32x4_t fine = vdupq_n_u32(0xffffffffu); /* lanes where every |v| <= FLT_MAX so far */
+    for (; kk + 4 <= k; kk += 4) {
+      const float32x4_t a = vabsq_f32(vld1q_f32(v + kk));
+      fine = vandq_u32(fine, vcleq_f32(a, big));
+      mx = vmaxq_f32(mx, a);
+    }
+    ok = vminvq_u32(fine) != 0;
+    amax = vmaxvq_f32(mx);
   }
 #endif
   for (; kk < k; kk++) {
@@ -131,6 +151,22 @@ static float vit_quantize_row(const float *v, int k, int8_t *q, int panel, int32
     int32_t lanes[8];
     _mm256_storeu_si256((__m256i *)(void *)lanes, sum8);
     for (int l = 0; l < 8; l++) s += lanes[l];
+  }
+#elif defined(VIT_QNEON64)
+  if (!panel && inv <= FLT_MAX) { /* 16 at a time; vrndnq_f32 rounds to nearest even */
+    const float32x4_t iv = vdupq_n_f32(inv), lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+    int32x4_t sum4 = vdupq_n_s32(0);
+#define VIT_QCVT(o) \
+  vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(vld1q_f32(v + kk + (o)), iv)), lo), hi))
+    for (; kk + 16 <= k; kk += 16) {
+      const int32x4_t i0 = VIT_QCVT(0), i1 = VIT_QCVT(4), i2 = VIT_QCVT(8), i3 = VIT_QCVT(12);
+      sum4 = vaddq_s32(sum4, vaddq_s32(vaddq_s32(i0, i1), vaddq_s32(i2, i3)));
+      const int16x8_t h0 = vcombine_s16(vmovn_s32(i0), vmovn_s32(i1));
+      const int16x8_t h1 = vcombine_s16(vmovn_s32(i2), vmovn_s32(i3));
+      vst1q_s8(q + kk, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+    }
+#undef VIT_QCVT
+    s = vaddvq_s32(sum4);
   }
 #endif
   for (; kk < k; kk++) {
@@ -191,6 +227,16 @@ VIT_NO_CONTRACT void vit_qdequant(const int32_t *acc, int mr, int ncols, const f
       if (bias) t = _mm256_add_ps(t, _mm256_loadu_ps(bias + j));
       if (res) t = _mm256_add_ps(t, _mm256_loadu_ps(res + j));
       _mm256_storeu_ps(o + j, t);
+    }
+#elif defined(VIT_QNEON64) /* 4 at a time, the same IEEE operations */
+    const float32x4_t xv = vdupq_n_f32(xsr);
+    for (; j + 4 <= ncols; j += 4) {
+      float32x4_t t = vcvtq_f32_s32(vld1q_s32(a + j));
+      const float32x4_t sv = vmulq_f32(xv, vld1q_f32(scale + j));
+      t = vmulq_f32(t, sv);
+      if (bias) t = vaddq_f32(t, vld1q_f32(bias + j));
+      if (res) t = vaddq_f32(t, vld1q_f32(res + j));
+      vst1q_f32(o + j, t);
     }
 #endif
     for (; j < ncols; j++) {
@@ -278,6 +324,9 @@ VIT_ALWAYS_INLINE void vit_qtile(const int MR, int groups, const int8_t *x, size
 
 #define VIT_QMR 4
 
+/* c<r><v> (v = 0..3) holds columns 4v .. 4v+3 of row r. The main loop takes 4 groups at a
+   time: 16 bytes of each row (one load) and vdotq_laneq_s32 on lane l for group g+l, so no
+   broadcast is needed; the last groups % 4 broadcast their 4 bytes (ld1r). */
 VIT_ALWAYS_INLINE void vit_qtile(const int MR, int groups, const int8_t *x, size_t ldx,
                                  const int8_t *w, int32_t *acc) {
 #define VIT_QDECL(r)                                                                     \
@@ -285,7 +334,30 @@ VIT_ALWAYS_INLINE void vit_qtile(const int MR, int groups, const int8_t *x, size
   const int8_t *x##r = x + (MR > r ? r : 0) * ldx;
   VIT_QROWS(VIT_QDECL)
 #undef VIT_QDECL
-  for (int g = 0; g < groups; g++) {
+  int g = 0;
+  for (; g + 4 <= groups; g += 4) {
+#define VIT_QLOADX(r) const int8x16_t xv##r = vld1q_s8(x##r + 4 * g);
+    VIT_QROWS(VIT_QLOADX)
+#undef VIT_QLOADX
+#define VIT_QLANE(r, l)                                      \
+  if (MR > r) {                                              \
+    c##r##0 = vdotq_laneq_s32(c##r##0, w0, xv##r, l);        \
+    c##r##1 = vdotq_laneq_s32(c##r##1, w1, xv##r, l);        \
+    c##r##2 = vdotq_laneq_s32(c##r##2, w2, xv##r, l);        \
+    c##r##3 = vdotq_laneq_s32(c##r##3, w3, xv##r, l);        \
+  }
+#define VIT_QGROUP_L(l)                                                               \
+  {                                                                                   \
+    const int8_t *wg = w + (g + (l)) * VIT_QGROUP;                                    \
+    const int8x16_t w0 = vld1q_s8(wg), w1 = vld1q_s8(wg + 16);                        \
+    const int8x16_t w2 = vld1q_s8(wg + 32), w3 = vld1q_s8(wg + 48);                   \
+    VIT_QLANE(0, l) VIT_QLANE(1, l) VIT_QLANE(2, l) VIT_QLANE(3, l)                   \
+  }
+    VIT_QGROUP_L(0) VIT_QGROUP_L(1) VIT_QGROUP_L(2) VIT_QGROUP_L(3)
+#undef VIT_QGROUP_L
+#undef VIT_QLANE
+  }
+  for (; g < groups; g++) {
     const int8_t *wg = w + g * VIT_QGROUP;
     const int8x16_t w0 = vld1q_s8(wg), w1 = vld1q_s8(wg + 16);
     const int8x16_t w2 = vld1q_s8(wg + 32), w3 = vld1q_s8(wg + 48);
@@ -313,46 +385,80 @@ VIT_ALWAYS_INLINE void vit_qtile(const int MR, int groups, const int8_t *x, size
 
 #elif defined(VIT_QKERNEL_NEON)
 
+/* c<r>_<q> holds columns 2q and 2q+1 of row r (of the current half on armv7), two partial sums
+   each (lanes 0,1 and 2,3). aarch64: 2 rows x all 16 columns (16 accumulators of 32
+   registers). armv7 has 16 q registers: 2 rows, and the 16 columns in two passes of 8 (8
+   accumulators; with 16, or 8 for 1 row of 16 columns, gcc spilled). Written out with macros, not arrays and loops, so that
+   gcc keeps the accumulators in registers. Two groups at a time: vmull_s8 of one, vmlal_s8 of
+   the next into the same int16 lanes, then vpadalq_s16. */
 #if defined(__aarch64__)
 #define VIT_QMR 2
+#define VIT_QHALVES 1
+#define VIT_QN(X, r) X(r, 0) X(r, 1) X(r, 2) X(r, 3) X(r, 4) X(r, 5) X(r, 6) X(r, 7)
+#define VIT_QPAIRS(X, r) X(r, 0, 1) X(r, 2, 3) X(r, 4, 5) X(r, 6, 7)
 #else
-#define VIT_QMR 1 /* armv7: 16 q registers; 8 int32x4 accumulators per row */
+#define VIT_QMR 2
+#define VIT_QHALVES 2
+#define VIT_QN(X, r) X(r, 0) X(r, 1) X(r, 2) X(r, 3)
+#define VIT_QPAIRS(X, r) X(r, 0, 1) X(r, 2, 3)
 #endif
 
-/* c[r][q] (q = 0..7) holds columns 2q and 2q+1, two partial sums each: lanes 0,1 and 2,3. */
+/* Pairwise sums of two accumulators: (a0+a1, a2+a3, b0+b1, b2+b3). */
+VIT_ALWAYS_INLINE int32x4_t vit_qpair(int32x4_t a, int32x4_t b) {
+#if defined(__aarch64__)
+  return vpaddq_s32(a, b);
+#else
+  return vcombine_s32(vpadd_s32(vget_low_s32(a), vget_high_s32(a)),
+                      vpadd_s32(vget_low_s32(b), vget_high_s32(b)));
+#endif
+}
+
 VIT_ALWAYS_INLINE void vit_qtile(const int MR, int groups, const int8_t *x, size_t ldx,
                                  const int8_t *w, int32_t *acc) {
-  int32x4_t c[VIT_QMR][8];
-  for (int r = 0; r < MR; r++)
-    for (int q = 0; q < 8; q++) c[r][q] = vdupq_n_s32(0);
-  int g = 0;
-  for (; g + 2 <= groups; g += 2) {
-    const int8_t *wg = w + g * VIT_QGROUP;
-    int8x8_t xa[VIT_QMR], xb[VIT_QMR];
-    for (int r = 0; r < MR; r++) {
-      xa[r] = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x + r * ldx + 4 * g)));
-      xb[r] = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x + r * ldx + 4 * g + 4)));
-    }
-    for (int q = 0; q < 8; q++) {
-      const int8x8_t wa = vld1_s8(wg + 8 * q), wb = vld1_s8(wg + VIT_QGROUP + 8 * q);
-      for (int r = 0; r < MR; r++)
-        c[r][q] = vpadalq_s16(c[r][q], vmlal_s8(vmull_s8(wa, xa[r]), wb, xb[r]));
-    }
+  const int8_t *x0 = x, *x1 = x + (MR > 1 ? ldx : 0);
+  for (int h = 0; h < VIT_QHALVES; h++) {
+    const int8_t *wh = w + h * (VIT_QGROUP / VIT_QHALVES);
+#define VIT_QDECL(r, q) int32x4_t c##r##_##q = vdupq_n_s32(0);
+    VIT_QN(VIT_QDECL, 0)
+    VIT_QN(VIT_QDECL, 1)
+#undef VIT_QDECL
+    int g = 0;
+    for (; g + 2 <= groups; g += 2) {
+      const int8_t *wg = wh + g * VIT_QGROUP;
+      const int8x8_t xa0 = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x0 + 4 * g)));
+      const int8x8_t xb0 = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x0 + 4 * g + 4)));
+      int8x8_t xa1 = xa0, xb1 = xb0;
+      if (MR > 1) {
+        xa1 = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x1 + 4 * g)));
+        xb1 = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x1 + 4 * g + 4)));
+      }
+#define VIT_QSTEP(r_, q)                                                                 \
+  {                                                                                      \
+    const int8x8_t wa = vld1_s8(wg + 8 * (q)), wb = vld1_s8(wg + VIT_QGROUP + 8 * (q));   \
+    c0_##q = vpadalq_s16(c0_##q, vmlal_s8(vmull_s8(wa, xa0), wb, xb0));                 \
+    if (MR > 1) c1_##q = vpadalq_s16(c1_##q, vmlal_s8(vmull_s8(wa, xa1), wb, xb1));     \
   }
-  if (g < groups) {
-    const int8_t *wg = w + g * VIT_QGROUP;
-    int8x8_t xa[VIT_QMR];
-    for (int r = 0; r < MR; r++)
-      xa[r] = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x + r * ldx + 4 * g)));
-    for (int q = 0; q < 8; q++) {
-      const int8x8_t wa = vld1_s8(wg + 8 * q);
-      for (int r = 0; r < MR; r++) c[r][q] = vpadalq_s16(c[r][q], vmull_s8(wa, xa[r]));
+      VIT_QN(VIT_QSTEP, 0)
+#undef VIT_QSTEP
     }
+    if (g < groups) {
+      const int8_t *wg = wh + g * VIT_QGROUP;
+      const int8x8_t xa0 = vreinterpret_s8_s32(vdup_n_s32(vit_load4(x0 + 4 * g)));
+      const int8x8_t xa1 = MR > 1 ? vreinterpret_s8_s32(vdup_n_s32(vit_load4(x1 + 4 * g))) : xa0;
+#define VIT_QSTEP(r_, q)                                         \
+  {                                                              \
+    const int8x8_t wa = vld1_s8(wg + 8 * (q));                   \
+    c0_##q = vpadalq_s16(c0_##q, vmull_s8(wa, xa0));             \
+    if (MR > 1) c1_##q = vpadalq_s16(c1_##q, vmull_s8(wa, xa1)); \
   }
-  for (int r = 0; r < MR; r++) {
-    int32_t t[32];
-    for (int q = 0; q < 8; q++) vst1q_s32(t + 4 * q, c[r][q]);
-    for (int j = 0; j < VIT_QNR; j++) acc[r * VIT_QNR + j] = t[2 * j] + t[2 * j + 1];
+      VIT_QN(VIT_QSTEP, 0)
+#undef VIT_QSTEP
+    }
+#define VIT_QOUT(r, qa, qb) \
+  vst1q_s32(acc + (r) * VIT_QNR + h * (VIT_QNR / VIT_QHALVES) + 2 * (qa), vit_qpair(c##r##_##qa, c##r##_##qb));
+    VIT_QPAIRS(VIT_QOUT, 0)
+    if (MR > 1) { VIT_QPAIRS(VIT_QOUT, 1) }
+#undef VIT_QOUT
   }
 }
 

@@ -219,6 +219,8 @@ if [ "${RUNTIME_TESTS_CROSS:-1}" != 0 ]; then
     run_kq "armv7-gcc neon-vfpv4" "$q32" arm-linux-gnueabihf-gcc -mfpu=neon-vfpv4
     run_kq "armv7-gcc neon (vmlaq) vecmath" "$q32" arm-linux-gnueabihf-gcc -mfpu=neon -DVIT_VECTOR_MATH
     run_q "armv7-gcc -march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard" "$q32" arm-linux-gnueabihf-gcc -march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard
+    # gcc then uses VFP vmla.f32 in the dequantization: a multiply rounded before the add
+    run_q "armv7-gcc -std=gnu11 -O3 (VFP vmla)" "$q32" arm-linux-gnueabihf-gcc -std=gnu11 -O3 -mfpu=neon-vfpv4
   else
     echo "skip armv7: needs arm-linux-gnueabihf-gcc and qemu-arm"
     skip=$((skip + 1))

@@ -7,6 +7,7 @@
  *   cc -std=c11 -O2 -Wall -Wextra -Werror [ISA flags] -IRuntime/include \
  *      Runtime/tests/test_qgemm.c Runtime/src/vit_threads.c Runtime/src/vit_math.c \
  *      Runtime/src/vit_qgemm.c -lm -lpthread
+ * -DVIT_TEST_QUICK leaves out the 197-row shapes (for slow emulators; the checksum then differs).
  * Prints one line per failure, a checksum of fixed results (run_tests.sh checks it is the same
  * in every configuration: ISA, compiler, threads) and "N passed, N failed" last; exits 1 on
  * any failure.
@@ -254,7 +255,7 @@ int main(void) {
   {
     enum { K = 75 };
     float v[K];
-    int8_t q[K], want[K];
+    int8_t q[VIT_QK(K)], want[K]; /* xq rows are VIT_QK(k) long, padding included */
     float s;
     for (int kk = 0; kk < K; kk++) {
       v[kk] = (float)(kk % 2 ? kk - 37 : 37 - kk) + 0.5f; /* -36.5 .. 37.5, signs mixed */
@@ -319,6 +320,9 @@ int main(void) {
       for (size_t c = 0; c < sizeof ks / sizeof *ks; c++, combo++) {
         const int m = ms[a], n = ns[b], k = ks[c];
         if (m == 197 && (n == 15 || n == 48 || k == 3 || k == 64)) continue; /* keep it short */
+#ifdef VIT_TEST_QUICK
+        if (m == 197) continue;
+#endif
         float *x = rand_array((size_t)m * k, -2, 2);
         float *w = rand_array((size_t)n * k, -0.5f, 0.5f);
         float *bias = rand_array((size_t)n, -1, 1);
@@ -334,9 +338,12 @@ int main(void) {
         free(bias);
       }
   /* every epilogue x bias x alias on a few shapes, and the thread counts */
-  static const int shapes[][3] = {{7, 17, 5}, {197, 48, 383}, {197, 192, 384}, {29, 33, 1536}};
+  static const int shapes[][3] = {{7, 17, 5}, {13, 40, 27}, {197, 48, 383}, {197, 192, 384}, {29, 33, 1536}};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
     const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+#ifdef VIT_TEST_QUICK
+    if (m == 197) continue;
+#endif
     float *x = rand_array((size_t)m * k, -2, 2);
     float *w = rand_array((size_t)n * k, -0.5f, 0.5f);
     float *bias = rand_array((size_t)n, -1, 1);
@@ -347,7 +354,7 @@ int main(void) {
           for (int t = 1; t <= 3; t++) {
             rng_state = 0x1234567ull + s; /* the same residual at every thread count */
             fused += run_case("sweep", m, n, k, x, w, b ? bias : NULL, (enum vit_epilogue)epi,
-                              alias, t, s == 1 && epi != VIT_EPI_GELU && t == 1);
+                              alias, t, s == 2 && epi != VIT_EPI_GELU && t == 1);
           }
     free(x);
     free(w);

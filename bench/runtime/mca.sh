@@ -41,14 +41,20 @@ targets=(
   "armv7 cortex-a7 code on the A57 model|armv7a-linux-gnueabihf|cortex-a7|cortex-a57|-mfpu=neon-vfpv4 -mfloat-abi=hard|vit_microtile_2|arm-linux-gnueabihf-gcc"
 )
 
-# loop FILE FUNCTION: prints the instructions of the innermost loop in FUNCTION with the most
-# multiply-adds (a label, then the lines up to a branch back to that label).
+# loop FILE FUNCTION [MNEMONICS]: prints the instructions of the innermost loop in FUNCTION with
+# the most multiply-adds (a label, then the lines up to a branch back to that label); MNEMONICS,
+# a regex, says what counts as one (default: the float multiply-adds).
 extract_loop() {
-  python3 - "$1" "$2" <<'EOF'
+  python3 - "$1" "$2" "${3:-fmla|fmadd|vfma|vmla}" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read().splitlines()
 fn = sys.argv[2]
-start = next(i for i, l in enumerate(text) if re.match(rf"^{re.escape(fn)}:", l))
+ops = sys.argv[3]
+# FUNCTION may list alternatives, a,b: the first one the assembly defines (gcc inlines
+# armv7's only int8 tile, vit_qtile_1, into vit_qpanels)
+start = next((i for f in fn.split(",") for i, l in enumerate(text) if re.match(rf"^{re.escape(f)}:", l)), None)
+if start is None:
+    sys.exit(f"none of {fn} in the assembly")
 body = []
 for l in text[start + 1:]:
     if re.match(r"^[A-Za-z_][\w.]*:", l) and not l.startswith("."):  # next function
@@ -60,7 +66,7 @@ for i, l in enumerate(body):
     if m:
         labels[m.group(1)] = i
 best = None
-fma = re.compile(r"^\s*(fmla|fmadd|vfma|vmla)\b")
+fma = re.compile(rf"^\s*({ops})\b")
 for j, l in enumerate(body):
     m = re.match(r"^\s*(b\.\w+|b\w*|bne|blt|bgt|cbnz|cbz|tbnz|tbz)\s+(?:.*,\s*)?(\.?L[\w.$]+)\s*$", l.split("//")[0].split("@")[0])
     if not m or m.group(2) not in labels or labels[m.group(2)] >= j:
@@ -136,6 +142,89 @@ for t in "${targets[@]}"; do
     awk -v n="$name" -v cc="$("${cc/gcc/$gcc}" --version | head -n 1 | sed 's/ (.*)//; s/ version//')" \
       -v f="$fmas" -v l="$loads" -v c="$c" -v p="$peak" 'BEGIN {
         printf "| %s | %s | %d / %d | %.2f | %.2f | %.2f | %.0f %% |\n", n, cc, f, l, c, 8 * f / c, p, 100 * (8 * f / c) / p }'
+  done
+done
+echo
+echo "llvm-mca: $("$mca" --version | grep -m1 -i 'llvm version' | sed 's/^ *//'); $iters iterations of each loop."
+
+# ---- the int8 kernels (src/vit_qgemm.c) -------------------------------------------------------
+# The k loop of the full-size int8 microtile: SDOT (vit_qtile_4, 4 rows x 16 columns, 16 sdot of
+# 16 MACs per 4-k group) where the core has the dot product (-mcpu=cortex-a76, cortex-a55), and
+# the NEON fallback (vit_qtile_2, 2 x 16, on aarch64 and armv7) built with +nodotprod
+# or for a core without it. MACs per iteration: 16 per sdot, 8 per smull/smlal(2) or
+# vmull.s8/vmlal.s8 (the sadalp/vpadal that widen them add none). The peak is what the same
+# model gives 12 independent sdot (cores with the dot product) or smlal/vmlal.s8 (the others).
+qtargets=(
+  "aarch64 cortex-a76, SDOT|aarch64-linux-gnu|cortex-a76|cortex-a76||vit_qtile_4|aarch64-linux-gnu-gcc|sdot"
+  "aarch64 cortex-a76 +nodotprod, NEON|aarch64-linux-gnu|cortex-a76+nodotprod|cortex-a76||vit_qtile_2|aarch64-linux-gnu-gcc|sdot"
+  "aarch64 cortex-a72, NEON|aarch64-linux-gnu|cortex-a72|cortex-a72||vit_qtile_2|aarch64-linux-gnu-gcc|smlal"
+  "aarch64 cortex-a55, SDOT|aarch64-linux-gnu|cortex-a55|cortex-a55||vit_qtile_4|aarch64-linux-gnu-gcc|sdot"
+  "aarch64 cortex-a55 +nodotprod, NEON|aarch64-linux-gnu|cortex-a55+nodotprod|cortex-a55||vit_qtile_2|aarch64-linux-gnu-gcc|sdot"
+  "armv7 (code for the A7) on the 32-bit A57 model, NEON|armv7a-linux-gnueabihf|cortex-a7|cortex-a57|-mfpu=neon-vfpv4 -mfloat-abi=hard|vit_qtile_2|arm-linux-gnueabihf-gcc|vmlal"
+)
+qops='sdot|smull2?|smlal2?|sadalp|vmull\.s8|vmlal\.s8|vpadal\.s16'
+
+qpeak_loop() { # FAMILY PEAK-OP -> a loop of 12 independent int8 multiply-adds
+  local fam=$1 op=$2
+  echo "# LLVM-MCA-BEGIN qpeak"
+  for i in $(seq 0 11); do
+    case "$fam/$op" in
+    aarch64/sdot) echo "  sdot v$((i + 2)).4s, v0.16b, v1.16b" ;;
+    aarch64/smlal) echo "  smlal v$((i + 2)).8h, v0.8b, v1.8b" ;;
+    *) echo "  vmlal.s8 q$((i % 12 + 2)), d0, d1" ;;
+    esac
+  done
+  if [ "$fam" = aarch64 ]; then
+    printf '  subs x0, x0, #1\n  b.ne .Lqpeak\n'
+  else
+    printf '  subs r0, r0, #1\n  bne .Lqpeak\n'
+  fi
+  echo "# LLVM-MCA-END"
+}
+
+echo
+echo "int8 microkernels (src/vit_qgemm.c):"
+echo
+echo "| core, kernel | compiler | loop: int8 multiply instructions / loads | MACs / iteration | cycles / iteration | MACs / cycle | model's peak MACs / cycle | % of peak |"
+echo "|---|---|---|---:|---:|---:|---:|---:|"
+for t in "${qtargets[@]}"; do
+  IFS='|' read -r name triple cpu model extra fn gcc peakop <<<"$t"
+  read -r -a fl <<<"$extra"
+  fam=${triple%%-*}
+  [ "$fam" = aarch64 ] || fam=armv7
+  qpeak_loop "$fam" "$peakop" | sed '1i .Lqpeak:' >"$work/qpeak.s"
+  pc=$("$mca" -mtriple="$triple" -mcpu="$model" -mattr=+dotprod -iterations=$iters "$work/qpeak.s" 2>/dev/null |
+    awk -v n=$iters '/^Total Cycles:/ { printf "%.2f", $3 / n }' || true)
+  [ "$fam" = armv7 ] && pc=$(mca_cycles "$triple" "$model" "$work/qpeak.s")
+  if [ -z "$pc" ]; then
+    echo "| $name | – | – | – | – | – | – | no scheduling model for $model in this llvm-mca |"
+    continue
+  fi
+  per=16
+  [ "$peakop" = sdot ] || per=8
+  peak=$(awk -v c="$pc" -v p="$per" 'BEGIN { printf "%.2f", 12 * p / c }')
+  for cc in clang gcc; do
+    s="$work/q-$cc-$cpu-$fam.s"
+    if [ "$cc" = clang ]; then
+      clang --target="$triple" -mcpu="$cpu" "${fl[@]}" -O2 -std=c11 -I"$root/Runtime/include" \
+        -S "$root/Runtime/src/vit_qgemm.c" -o "$s"
+    else
+      command -v "$gcc" >/dev/null || continue
+      "$gcc" -mcpu="$cpu" "${fl[@]}" -O2 -std=c11 -I"$root/Runtime/include" \
+        -S "$root/Runtime/src/vit_qgemm.c" -o "$s"
+    fi
+    { echo "# LLVM-MCA-BEGIN loop"; extract_loop "$s" "$fn" "$qops"; echo "# LLVM-MCA-END"; } >"$s.loop"
+    sd=$(grep -cE '^\s*sdot' "$s.loop" || true)
+    ml=$(grep -cE '^\s*(smull2?|smlal2?|vmull\.s8|vmlal\.s8)\b' "$s.loop" || true)
+    pa=$(grep -cE '^\s*(sadalp|vpadal\.s16)\b' "$s.loop" || true)
+    loads=$(grep -cE '^\s*(ld|vld)' "$s.loop" || true)
+    c=$("$mca" -mtriple="$triple" -mcpu="$model" -mattr=+dotprod -iterations=$iters "$s.loop" 2>/dev/null |
+      awk -v n=$iters '/^Total Cycles:/ { printf "%.2f", $3 / n }' || true)
+    [ "$fam" = armv7 ] && c=$(mca_cycles "$triple" "$model" "$s.loop")
+    if [ "$sd" -gt 0 ]; then what="$sd sdot / $loads"; else what="$ml mull/mlal + $pa padal / $loads"; fi
+    awk -v n="$name" -v cc="$("${cc/gcc/$gcc}" --version | head -n 1 | sed 's/ (.*)//; s/ version//')" \
+      -v w="$what" -v macs=$((16 * sd + 8 * ml)) -v c="$c" -v p="$peak" 'BEGIN {
+        printf "| %s | %s | %s | %d | %.2f | %.2f | %.2f | %.0f %% |\n", n, cc, w, macs, c, macs / c, p, 100 * (macs / c) / p }'
   done
 done
 echo

@@ -10,6 +10,8 @@
 # ISA's FMA peak per core (1 thread, and 2 threads at once), then prints a second table: each
 # cell as a percentage of the peak of its ISA at that thread count (OpenBLAS against the widest
 # ISA's peak), with the CPU model.
+# Last, the int8 linear (vit_linear_s8) beside vit_linear_f32 in the same process, 1 thread
+# (bench/runtime/qgemm_bench.c), for the widest ISA and the portable C build.
 # Usage: bench/runtime/run_bench.sh [repeats per shape, default 51] [raw output file]
 set -eu
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -126,3 +128,19 @@ echo
 echo "The same cells as a percentage of the FMA peak per core of their ISA at that thread count" \
   "(for 2 threads: of 2 x the per-core peak; OpenBLAS against the $widest peak):"
 table percent
+
+echo
+echo "int8 vit_linear_s8 (GOP/s, quantization of x included) beside fp32 vit_linear_f32 (GFLOP/s)," \
+  "timed in alternation in one process, 1 thread, median of $repeats (bench/runtime/qgemm_bench.c):"
+qconfigs=()
+if has_flag avx2 && has_flag fma; then qconfigs+=("avx2:-mavx2 -mfma -DVIT_VECTOR_MATH"); fi
+qconfigs+=("generic:-DVIT_GENERIC -DVIT_VECTOR_MATH")
+for c in "${qconfigs[@]}"; do
+  name="${c%%:*}"
+  read -r -a fl <<<"${c#*:}"
+  gcc -std=c11 -O2 -Wall -Wextra "${fl[@]}" -I"$root/Runtime/include" "$here/qgemm_bench.c" \
+    "$root/Runtime/src/vit_threads.c" "$root/Runtime/src/vit_math.c" "$root/Runtime/src/vit_gemm.c" \
+    "$root/Runtime/src/vit_qgemm.c" -o "$work/qgemm-$name" -lm -lpthread
+  echo
+  "$work/qgemm-$name" "$repeats" 1 | sed 's/^# /gcc -O2 '"${c#*:}"': /'
+done
