@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vit_quant.h"
 #include "vit_simd.h"
 #include "vit_threads.h"
 
@@ -64,10 +65,8 @@
 
 /* ---- quantization ----------------------------------------------------------------------- */
 
-/* clamp(r, -127, 127) for r = rintf(v * inv); NaN (0 * inf) gives 0. */
-static inline int8_t vit_q_clamp(float r) {
-  return r >= 127.0f ? (int8_t)127 : r <= -127.0f ? (int8_t)-127 : r == r ? (int8_t)r : (int8_t)0;
-}
+/* The scalar formula is vit_quant.h's (vit_quant_inverse, vit_quant_value, vit_quant_scale),
+   which the weights loader inlines too; the vector loops below compute the same operations. */
 
 /* amax = max |v[kk]| over k floats; 0 in *finite when one is inf or NaN. */
 static float vit_row_amax(const float *v, int k, int *finite) {
@@ -125,7 +124,7 @@ static float vit_quantize_row(const float *v, int k, int8_t *q, int panel, int32
     for (int kk = 0; kk < k; kk++) q[VIT_QIDX(kk, panel)] = 0;
     return finite ? 0.0f : NAN;
   }
-  const float inv = 127.0f / amax;
+  const float inv = vit_quant_inverse(amax);
   int32_t s = 0;
   int kk = 0;
 #if defined(VIT_QKERNEL_AVX2)
@@ -170,12 +169,12 @@ static float vit_quantize_row(const float *v, int k, int8_t *q, int panel, int32
   }
 #endif
   for (; kk < k; kk++) {
-    const int8_t qv = vit_q_clamp(rintf(v[kk] * inv));
+    const int8_t qv = vit_quant_value(v[kk], inv);
     q[VIT_QIDX(kk, panel)] = qv;
     s += qv;
   }
   *sum = s;
-  return amax / 127.0f;
+  return vit_quant_scale(amax);
 }
 
 void vit_quantize_rows_s8(const float *x, size_t ldx, int m, int k, int8_t *xq, float *xscale) {

@@ -4,6 +4,8 @@
 # x {libm exp/erf, -DVIT_VECTOR_MATH}, plus -DVIT_BLAS_OPENBLAS when cblas.h and libopenblas are
 # there, plus NEON (aarch64, armv7) under qemu when the cross compilers and qemu-user are there
 # (RUNTIME_TESTS_CROSS=0 skips them). ISA configurations the CPU lacks are skipped.
+# Builds Runtime/tests/test_bf16.c (the bf16 linear, bitwise the float GEMM of the rounded
+# operands) beside test_qgemm.c in each of its configurations but the extra ones below.
 # Builds Runtime/tests/test_qgemm.c (the int8 linear, src/vit_qgemm.c) in every configuration
 # test_kernels.c runs in, plus aarch64 +dotprod (SDOT), -std=gnu11 (gcc's -ffp-contract=fast) and
 # gcc -fsanitize=thread, and checks that it prints the same checksum of its fixed results in
@@ -26,6 +28,8 @@ kernels=("$rt/src/vit_threads.c" "$rt/src/vit_math.c" "$rt/src/vit_gemm.c" "$rt/
 sources=("$here/test_kernels.c" "${kernels[@]}")
 # the int8 linear's harness and the files it needs
 qsources=("$here/test_qgemm.c" "$rt/src/vit_threads.c" "$rt/src/vit_math.c" "$rt/src/vit_qgemm.c")
+# the bf16 linear's harness and the files it needs
+bsources=("$here/test_bf16.c" "$rt/src/vit_threads.c" "$rt/src/vit_math.c" "$rt/src/vit_gemm.c" "$rt/src/vit_bf16.c")
 libs=()
 last_log=""
 checksums="$work/checksums" # lines "CHECKSUM configuration"
@@ -100,10 +104,19 @@ run_q() {
     echo "$(grep -m1 '^checksum ' "$last_log" | cut -d' ' -f2) $1" >>"$checksums"
   fi
 }
-# run_kq NAME RUNNER CC FLAGS... : test_kernels.c, then test_qgemm.c, in one configuration
+# run_b NAME RUNNER CC FLAGS... : run test_bf16.c (src/vit_bf16.c) in that configuration
+run_b() {
+  local saved=("${sources[@]}")
+  sources=("${bsources[@]}")
+  run "bf16 $1" "$2" "${@:3}"
+  sources=("${saved[@]}")
+}
+# run_kq NAME RUNNER CC FLAGS... : test_kernels.c, then test_qgemm.c and test_bf16.c, in one
+# configuration
 run_kq() {
   run "$@"
   run_q "$@"
+  run_b "$@"
 }
 
 isas=()

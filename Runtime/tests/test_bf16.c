@@ -1,4 +1,5 @@
-/* test_bf16.c: vit_linear_bf16 (src/vit_bf16.c) against vit_linear_f32 on operands rounded to
+/* test_bf16.c: vit_linear_bf16 (src/vit_bf16.c) against the float GEMM's panel kernel
+   (vit_gemm_panels_f32, the one it runs, also in the OpenBLAS build) on operands rounded to
    bf16 by hand, bitwise: the bf16 linear is the float GEMM of the rounded operands, so every
    epilogue, odd shapes and every thread count must give exactly the float GEMM's bits. Also
    the rounding itself (vit_quant.h's vit_bf16_round): ties to even, NaN, overflow.
@@ -49,8 +50,7 @@ static void test_linear(int m, int k, int n, enum vit_epilogue epi, int threads)
   for (int i = 0; i < m * n; i++) residual[i] = next_value();
   vit_pack_panels_f32(w, (size_t)k, 1, n, k, 0, panels, packed);
   for (size_t i = 0; i < (size_t)panels * VIT_NR * k; i++) bpacked[i] = vit_bf16_round(packed[i]);
-  vit_set_threads(1);
-  vit_linear_f32(xr, m, k, packed, bias, n, epi, residual, want);
+  vit_gemm_panels_f32(xr, (size_t)k, m, k, packed, n, 0, panels, bias, epi, residual, (size_t)n, want, (size_t)n);
   vit_set_threads(threads);
   vit_linear_bf16(x, m, k, bpacked, bias, n, epi, residual, got, scratch);
   int same = 1;
@@ -61,8 +61,7 @@ static void test_linear(int m, int k, int n, enum vit_epilogue epi, int threads)
   /* The residual may be y itself. */
   memcpy(got, residual, sizeof(float) * (size_t)m * n);
   vit_linear_bf16(x, m, k, bpacked, bias, n, VIT_EPI_RESIDUAL, got, got, scratch);
-  vit_set_threads(1);
-  vit_linear_f32(xr, m, k, packed, bias, n, VIT_EPI_RESIDUAL, residual, want);
+  vit_gemm_panels_f32(xr, (size_t)k, m, k, packed, n, 0, panels, bias, VIT_EPI_RESIDUAL, residual, (size_t)n, want, (size_t)n);
   same = 1;
   for (int i = 0; i < m * n; i++) same &= memcmp(&want[i], &got[i], 4) == 0;
   check(same, "bf16 m=%d k=%d n=%d, residual = y, %d threads: not the float GEMM's bits", m, k, n, threads);
