@@ -24,6 +24,7 @@ tensors = [
     ("a.bias", [5], [0.5, -1, 2, 3.25, 0]),
     ("fc.weight", [2, 3], [1, 2, 3, 4, 5, 6]),
     ("patch.weight", [2, 1, 2, 2], [0.125 * i for i in range(8)]),
+    ("q.weight", [3, 5], [0.5, -1, 0.25, 3, -0.125, 0, 0, 0, 0, 0, 1e-3, -2e-3, 7, 0.5, -7]),
     ("score_predictor.0.keep_threshold", [], [0.01]),
 ]
 for dtype in ["F32", "F16", "BF16"]:

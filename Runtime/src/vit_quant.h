@@ -23,9 +23,11 @@ static inline float vit_quant_inverse(float amax) { return amax > 0.0f ? 127.0f 
 /* The scale of that row: what one step of q is worth. */
 static inline float vit_quant_scale(float amax) { return amax / 127.0f; }
 
-/* One value quantized with the row's multiplier. */
+/* One value quantized with the row's multiplier. A NaN (a row that holds one, whose scale is
+   then NaN too) quantizes to 0 rather than to an undefined conversion. */
 static inline int8_t vit_quant_value(float v, float inv) {
   float q = rintf(v * inv);
+  if (q != q) return 0;
   q = q > 127.0f ? 127.0f : q;
   q = q < -127.0f ? -127.0f : q;
   return (int8_t)q;

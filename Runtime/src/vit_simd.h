@@ -9,6 +9,7 @@
  *   1 vit_threads.c    the thread pool
  *   2 vit_math.c       softmax and GELU over arrays                  uses 0
  *   3 vit_gemm.c       packing, microkernels, vit_linear_f32           uses 0, 1, 2
+ *   3 vit_qgemm.c      int8 linear: quantization, int8 microkernels    uses 0, 1
  *   4 vit_attention.c  attention, layernorm                            uses 1, 2, 3
  *   5 vit_prune.c      the token-pruning kernels                       uses none
  *
@@ -211,6 +212,30 @@ VIT_HELPER float vit_pow2i_scalar(float n) {
   memcpy(&r, &bits, sizeof r);
   return r;
 }
+#endif
+
+/* ---- int8 kernels (vit_qgemm.c) ---------------------------------------------------------- */
+/* Chosen apart from the float kernel, from the predefined macros:
+     __AVX2__                                   AVX2 (also in AVX-512 builds)
+     __aarch64__ && __ARM_FEATURE_DOTPROD       SDOT (vdotq_s32), -march=armv8.2-a+dotprod
+     __ARM_NEON                                 NEON vmull_s8/vpadalq_s16 (aarch64, armv7)
+     otherwise / -DVIT_GENERIC                  portable C
+   Every kernel gives the same exact int32 sums; VIT_QKERNEL_NAME names the one compiled in. */
+#if defined(VIT_GENERIC)
+#define VIT_QKERNEL_SCALAR 1
+#define VIT_QKERNEL_NAME "scalar"
+#elif defined(__AVX2__)
+#define VIT_QKERNEL_AVX2 1
+#define VIT_QKERNEL_NAME "avx2"
+#elif defined(__aarch64__) && defined(__ARM_NEON) && defined(__ARM_FEATURE_DOTPROD)
+#define VIT_QKERNEL_SDOT 1
+#define VIT_QKERNEL_NAME "sdot"
+#elif defined(__ARM_NEON) || defined(__ARM_NEON__)
+#define VIT_QKERNEL_NEON 1
+#define VIT_QKERNEL_NAME "neon"
+#else
+#define VIT_QKERNEL_SCALAR 1
+#define VIT_QKERNEL_NAME "scalar"
 #endif
 
 /* The name of the kernel compiled in: "avx512", "avx2", "neon" or "scalar", then "+vecmath"

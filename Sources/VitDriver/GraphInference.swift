@@ -218,6 +218,11 @@ public struct GraphInference: Sendable {
     }
     self.trainedFor = trainedFor
     var assumptions: [String] = []
+    if settings.imageSize == nil {
+      // 1024 patches are 32x32, but also 16x64: only the training config can tell.
+      assumptions.append(
+        "image: \(imageHeight)x\(imageWidth) (a square grid of the \(patches) patches pos_embed holds; give --config with img_size for another shape)")
+    }
     let heads = settings.heads ?? {
       assumptions.append("heads: \(max(1, width / 64)) (timm's head dimension 64; give --heads or --config)")
       return max(1, width / 64)

@@ -5,6 +5,15 @@ import VitInterpreter
 import VitPasses
 
 extension CompileSession {
+  /// With a precision other than f32: the fvcore multiply-adds of the ops that run in it and of
+  /// all ops, every run-time count at its bound (nil for f32).
+  public func reducedPrecisionMACs() throws -> (reduced: Int, total: Int)? {
+    guard precision != .f32 else { return nil }
+    let graph = try self.graph(at: .quantized)
+    func macs(_ ops: [Op]) -> Int { ops.reduce(0) { $0 + FlopCounter.macs(of: $1, in: graph, convention: .fvcore) } }
+    return (macs(graph.ops.filter { $0.attributes.precision == precision }), macs(graph.ops))
+  }
+
   /// Multiply-adds in both conventions (SEMANTICS.md §7). Without images: of the graph, every
   /// run-time count at its bound. With images (AS-ViT's counts depend on them): the row-wise
   /// mean over the images' runs; `perImage` is told each image's stages.

@@ -34,7 +34,8 @@ extension ModelEmitter {
     if embedding == .load { w.line("#include \"vit_weights.h\"") }
     w.line()
     let packed = graph.parameters.contains { blob.entries[$0].map { $0.packed != nil && !$0.quantized } ?? false }
-    if !packed && !WeightBlob.packedShapes(graph).isEmpty {
+    let floatGEMMWeights = WeightBlob.packedShapes(graph).keys.filter { blob.entries[$0]?.quantized != true }
+    if !packed && !floatGEMMWeights.isEmpty {
       w.line("#ifndef VIT_BLAS_OPENBLAS")
       w.line("#error \"compiled with --blas openblas: the GEMM weights are not packed; build with -DVIT_BLAS_OPENBLAS\"")
       w.line("#endif")

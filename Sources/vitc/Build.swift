@@ -73,7 +73,7 @@ struct Build: ParsableCommand {
       let report = try model.session(prune: pruning.prune, precision: pruning.precision).build(
         output: output, options: options, emit: emit.options, keepSources: keepSources)
       let target = targetOptions.target
-      let kind = target.rawValue + (`static` ? ", static" : "")
+      let kind = target.rawValue + (`static` ? ", static" : "") + (pruning.precision == .f32 ? "" : ", \(pruning.precision.rawValue) linears")
       let code = max(0, report.binaryBytes - report.embeddedWeightBytes)
       print("built \(output) (\(kind)): \(grouped(report.binaryBytes)) bytes (weights \(grouped(report.embeddedWeightBytes)), code and data \(grouped(code))), static memory \(grouped(report.staticBytes)) bytes (arena \(grouped(report.arenaBytes)))")
       if report.loadsWeights {

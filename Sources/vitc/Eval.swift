@@ -34,7 +34,7 @@ struct Eval: ParsableCommand {
       let progress = EvalProgress()
       let summary = try session.evaluate(data: data, limit: limit) { total in progress.step(total: total) }
       progress.finish()
-      print(summary.text(model: session.parsed.name, schedule: session.schedule.spec, data: data, engine: "interpreter"))
+      print(summary.text(model: session.parsed.name, schedule: session.schedule.spec, data: data, engine: pruning.precision == .f32 ? "interpreter" : "interpreter, \(pruning.precision.rawValue)"))
     }
   }
 }

@@ -67,6 +67,10 @@ struct Flops: ParsableCommand {
       }
       print("total                  \(pad(grouped(fvcore.totalMACs), width))  \(pad(grouped(torchprofile.totalMACs), width))")
       print("parameters             \(pad(grouped(fvcore.parameters), width))")
+      if let (reduced, total) = try session.reducedPrecisionMACs() {
+        let percent = total == 0 ? 0 : Double(reduced) * 100 / Double(total)
+        print("\(session.precision.rawValue) (the blocks' linears): \(grouped(reduced)) of fvcore's \(grouped(total)) at the token bounds (\(String(format: "%.1f", percent)) %); the rest in f32")
+      }
     }
   }
 }

@@ -65,7 +65,7 @@ struct Run: ParsableCommand {
       let result = try session.interpret(loaded, input: tensor) { block in progress.update(block: block) }
       progress.finish()
 
-      print("\(loaded.graph.name) on \(image ?? input!): interpreter, \(String(format: "%.2f", result.seconds)) s, --prune \(loaded.schedule.spec)")
+      print("\(loaded.graph.name) on \(image ?? input!): interpreter, \(String(format: "%.2f", result.seconds)) s, --prune \(loaded.schedule.spec)\(pruning.precision == .f32 ? "" : ", --precision \(pruning.precision.rawValue)")")
       for stage in result.stages {
         print("  block \(stage.block): \(stage.tokens) tokens")
       }

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+import VitIR
 
 /// `vitc build --target aarch64|armv7 --static` (cross gcc, NEON kernels) run under qemu-user,
 /// and `--target generic` (portable scalar C, -pedantic) run natively, each held to the host
@@ -44,6 +45,38 @@ import Testing
 
     let generic = try Self.buildAndRun(spec: spec, ["--target", "generic", "--cc", genericCC], in: scratch, name: "generic", input: input)
     Self.compare(generic, to: host, what: "generic with \(genericCC) (\(spec))")
+  }
+
+  /// int8 on the boards: aarch64 (the armv8-a baseline, so NEON without the dot product; the
+  /// SDOT kernel is Runtime/tests' to check, under qemu with +dotprod), armv7 and the generic
+  /// target, each held to the host's int8 build on DeiT-S's shape cut to 3 blocks. Integer
+  /// products are exact everywhere, but the float32 between the linears is blocked differently
+  /// on each instruction set, so quantized values near a rounding boundary can land a step
+  /// apart (docs/precision.md, "Exactness"): the criteria are PruningGoldenTests.compareInt8's.
+  @Test(arguments: ["none", "dyvit:0.5@1,2", "tome:30"])
+  func int8CrossAndGenericBuildsMatchTheHost(spec: String) throws {
+    try Self.requireCrossTools()
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let graph = try deitSCutTo(3, in: scratch)
+    let input = scratch.appendingPathComponent("input.f32")
+    try writeF32(seededInput(3 * 224 * 224, seed: 5), to: input)
+    let int8 = ["--precision", "int8"]
+    let host = try Self.buildAndRun(spec: spec, int8 + ["--target", "host"], in: scratch, name: "host", input: input, graph: graph)
+    var results: [(String, Result)] = []
+    for cross in Self.crossTargets {
+      let binary = try Self.build(spec: spec, int8 + ["--target", cross.target, "--static"], in: scratch, name: cross.target, graph: graph)
+      results.append((cross.target, try Self.run(binary, emulator: cross.emulator, input: input, trace: scratch.appendingPathComponent("\(cross.target).json"))))
+    }
+    results.append(("generic", try Self.buildAndRun(spec: spec, int8 + ["--target", "generic"], in: scratch, name: "generic", input: input, graph: graph)))
+    func stages(_ result: Result) -> [Trace.Stage] {
+      result.stages.map { Trace.Stage(block: $0["block"] as? Int ?? -1, tokens: $0["tokens"] as? Int ?? -1, patches: $0["patches"] as? [[Int]] ?? []) }
+    }
+    for (name, result) in results {
+      #expect(result.stages.count == host.stages.count, "int8 \(name) (\(spec)): \(result.stages.count) stages, host \(host.stages.count)")
+      PruningGoldenTests.compareInt8(
+        stages(result), stages(host), result.logits.map { Float($0) }, host.logits.map { Float($0) }, what: "\(name) against the host (\(spec))")
+    }
   }
 
   /// A cross compiler that is not there: one line on stderr naming the Debian package, exit

@@ -66,7 +66,7 @@ import VitIR
 
   static func build(
     _ graph: String, spec: String, weights: WeightsSource, target: BuildTarget = .host, gemm: GEMMBackend = .builtin,
-    output: URL
+    precision: Precision = .f32, output: URL
   ) throws -> BuildReport {
     var options = BuildOptions()
     options.target = target
@@ -74,8 +74,9 @@ import VitIR
     options.cache = ObjectCache(directory: testObjectCacheDirectory)
     var emit = EmitOptions()
     emit.gemm = gemm
-    return try CompileSession(graph: graphPath(graph), weights: weights, prune: spec)
-      .build(output: output.path, options: options, emit: emit)
+    var session = try CompileSession(graph: graphPath(graph), weights: weights, prune: spec)
+    session.precision = precision
+    return try session.build(output: output.path, options: options, emit: emit)
   }
 
   static func input(for graph: String, in scratch: URL) throws -> URL {
@@ -121,6 +122,24 @@ import VitIR
     _ = try Self.build("tiny", spec: "dyvit:0.7", weights: .file(weights), output: embedded)
     _ = try Self.build("tiny", spec: "dyvit:0.7", weights: .none, output: loading)
     let input = try Self.input(for: "tiny", in: scratch)
+    #expect(try Self.run(loading, weights: weights, input: input, in: scratch) == (try Self.run(embedded, weights: nil, input: input, in: scratch)))
+  }
+
+  /// int8: the loader quantizes each int8 linear's weight at load by the formula vitc embeds
+  /// with (vit_quant.h = Int8Quantization), from F32 and from BF16 files: bit for bit the
+  /// embedded int8 build, on tiny with DynamicViT (whose predictor stays f32) and on fashion.
+  @Test(arguments: [("tiny", "dyvit:0.7", "F32"), ("tiny", "dyvit:0.7", "BF16"), ("fashion", "none", "F32")])
+  func int8WeightsQuantizeAtLoadAsVitcDoes(graph: String, spec: String, dtype: String) throws {
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let weights = try Self.weightsFile(graph: graph, spec: spec, dtype: dtype, in: scratch)
+    let embedded = scratch.appendingPathComponent("embedded"), loading = scratch.appendingPathComponent("loading")
+    let embeddedReport = try Self.build(graph, spec: spec, weights: .file(weights), precision: .int8, output: embedded)
+    let f32Report = try Self.build(graph, spec: spec, weights: .file(weights), output: scratch.appendingPathComponent("f32"))
+    _ = try Self.build(graph, spec: spec, weights: .none, precision: .int8, output: loading)
+    // The blocks' linears hold a quarter of the bytes (plus a scale and a sum per column).
+    #expect(embeddedReport.embeddedWeightBytes < f32Report.embeddedWeightBytes / 2)
+    let input = try Self.input(for: graph, in: scratch)
     #expect(try Self.run(loading, weights: weights, input: input, in: scratch) == (try Self.run(embedded, weights: nil, input: input, in: scratch)))
   }
 

@@ -46,6 +46,18 @@ import VitPasses
     #expect(abs(thresholds[1] / thresholds[0] - 2) < 1e-3 && abs(thresholds[2] / thresholds[0] - 3) < 1e-3)
   }
 
+  /// int8's share of DeiT-S's MACs with dyvit:0.7: qkv, proj, fc1 and fc2 are 384·(1152 + 384
+  /// + 1536) + 1536·384 = 1,769,472 per token and block, over 197, 138, 97 and 68 tokens for
+  /// three blocks each; f32 has none.
+  @Test func int8ShareOfTheMACs() throws {
+    var session = try CompileSession(graph: repositoryPath("samples/deit-s.graph"), weights: .none, prune: "dyvit:0.7")
+    #expect(try session.reducedPrecisionMACs() == nil)
+    session.precision = .int8
+    let share = try #require(try session.reducedPrecisionMACs())
+    #expect(share.reduced == 3 * (197 + 138 + 97 + 68) * 1_769_472)
+    #expect(share.total > share.reduced)
+  }
+
   /// The planned stage is a real stage: its dump places every value, integer ones included.
   @Test func plannedDumpPlacesEveryValue() throws {
     let text = try CompileSession(graph: repositoryPath("samples/tiny.graph"), weights: .none, prune: "dyvit:0.7").dump(stage: .planned)

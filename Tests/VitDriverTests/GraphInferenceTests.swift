@@ -15,7 +15,7 @@ import VitIR
     settings.heads = 2
     settings.name = "tiny_vit"
     let inferred = try GraphInference(file: file, settings: settings, stem: "x")
-    #expect(inferred.assumptions.count == 2)  // eps and the transform; heads were given
+    #expect(inferred.assumptions.count == 3)  // eps, the transform and the image's shape; heads were given
     let mine = try GraphLoader.parse(inferred.text, file: "inferred.graph")
     let sample = try GraphLoader.load(path: repositoryPath("samples/tiny.graph"))
     #expect(Printer.print(mine, header: "") == Printer.print(sample, header: ""))
@@ -34,7 +34,8 @@ import VitIR
     var settings = try GraphInference.settings(config: config.path)
     settings.eps = 1e-6
     let inferred = try GraphInference(file: file, settings: settings, stem: "x")
-    #expect(inferred.assumptions.isEmpty)
+    // The config gives no img_size: only the image's shape is assumed.
+    #expect(inferred.assumptions.count == 1 && inferred.assumptions[0].hasPrefix("image: 224x224"))
     #expect(inferred.text.contains("graph vit_tiny_test(") && inferred.text.contains("preprocess mean=[0.5,0.5,0.5], std=[0.5,0.5,0.5], crop_pct=0.9"))
     #expect(!inferred.text.contains("qkv.bias"))
     let graph = try GraphLoader.parse(inferred.text, file: "x.graph")

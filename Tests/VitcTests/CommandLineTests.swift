@@ -17,6 +17,26 @@ import Testing
     #expect(lines.filter { $0.hasPrefix("block ") }.count == 12)
   }
 
+  /// `--precision int8`: flops states the int8 share; the hex embedding (float32 text) is
+  /// refused in one line with nothing written; an unknown precision names the choices.
+  @Test func precisionOnTheCommandLine() throws {
+    let flops = try vitc(["flops", "samples/deit-s.graph", "--precision", "int8"])
+    #expect(flops.status == 0)
+    // 12 blocks × 197 tokens × 1,769,472 MACs of qkv, proj, fc1 and fc2.
+    #expect(flops.stdout.contains("int8 (the blocks' linears): 4,183,031,808 of fvcore's"), "\(flops.stdout)")
+    let scratch = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("model.c")
+    let hex = try vitc([
+      "compile", "samples/tiny.graph", "--random-weights", "1", "--precision", "int8", "--embed-weights", "hex", "-o", output.path,
+    ])
+    #expect(hex.status == 1)
+    #expect(hex.stderr == "error: --embed-weights hex writes float32 arrays, but this model's int8 weights are bytes: use --embed-weights incbin or file\n")
+    #expect(!FileManager.default.fileExists(atPath: output.path))
+    let bad = try vitc(["flops", "samples/tiny.graph", "--precision", "int4"])
+    #expect(bad.status != 0 && bad.stderr.contains("int4") && bad.stderr.contains("f32") && bad.stderr.contains("int8"), "\(bad.stderr)")
+  }
+
   @Test func dumpOutputIsAGraphThatVitcReadsBack() throws {
     let directory = try scratchDirectory()
     let dumped = directory.appendingPathComponent("tiny.parsed.graph").path

@@ -56,6 +56,8 @@ import VitIR
       let built = try vitc(["build", checkpoint, "--heads", "2", "--prune", spec, "-o", binary.path])
       #expect(built.status == 0, "\(built.output)")
       #expect(built.stderr.contains("\(checkpoint): note: assumed LayerNorm eps: 1e-6"), "\(built.stderr)")
+      // A square count of patches could be another grid (1024 = 32x32 = 16x64): said, not hidden.
+      #expect(built.stderr.contains("\(checkpoint): note: assumed image: 224x224 (a square grid of the 196 patches"), "\(built.stderr)")
       let logits = scratch.appendingPathComponent("\(spec).f32")
       let ran = try run(binary, ["--input", repositoryPath("Tests/Fixtures/timm-tiny/input.f32"), "--out", logits.path])
       #expect(ran.status == 0, "\(ran.output)")
