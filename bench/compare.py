@@ -374,8 +374,11 @@ def prepare_int8(name, work, vitc, cc):
             errors.append(("vitc int8", "vitc fp32", logit_error(outputs["vitc_int8"][0], outputs["vitc_f32"][0]),
                            torch_diff(outputs["vitc_int8"][0]), None))
     if "vitc_dyvit" in outputs and "vitc_dyvit_f32" in outputs:
+        kept8, kept32 = outputs["vitc_dyvit"][1], outputs["vitc_dyvit_f32"][1]
+        # Per stage, the share of fp32's kept patches that int8 also kept; the table shows the lowest.
+        common = min(len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(kept8, kept32)) if kept32 else 1.0
         errors.append((f"vitc int8 {DYVIT}", f"vitc fp32 {DYVIT}", logit_error(outputs["vitc_dyvit"][0], outputs["vitc_dyvit_f32"][0]),
-                       None, outputs["vitc_dyvit"][1] == outputs["vitc_dyvit_f32"][1]))
+                       None, (kept8 == kept32, common)))
     errors.append(("ONNX Runtime int8", "ONNX Runtime fp32", logit_error(ort_int8_logits, ort_f32_logits), torch_diff(ort_int8_logits), None))
     errors.append((f"OpenVINO default ({'/'.join(sorted(ov_precision))})", "OpenVINO f32", logit_error(ov_logits, ov_f32_logits),
                    torch_diff(ov_logits), None))
@@ -394,7 +397,7 @@ def prepare_int8(name, work, vitc, cc):
     for what, reference, e, _, kept in errors:
         log(f"{name}: {what} against {reference}: max |Δlogit| {e['max_diff']:.2e} ({e['relative']:.2%} of max |logit|), "
             f"cosine {e['cosine']:.6f}, top-1 {'same' if e['top1'] else 'DIFFERENT'}, top-5 {e['top5']}"
-            + ("" if kept is None else f", kept patches {'equal' if kept else 'DIFFERENT'}"))
+            + ("" if kept is None else f", kept patches {'equal' if kept[0] else 'DIFFERENT'} ({kept[1]:.1%} in common at the worst stage)"))
     log(f"{name}: OpenVINO's default precision here: {info['ov_precision']}; ORT int8 ops {integer_ops}; "
         f"MACs ratio dense / {DYVIT} {macs_ratio:.3f}")
     prepared = {"builds": builds, "x_path": x_path, "feed": feed, "sessions": sessions, "compiled": compiled}
@@ -449,7 +452,8 @@ def int8_tables(infos, rows):
             f"{r[k + '_p10']:.1f}–{r[k + '_p90']:.1f}" if k in r else "–" for k in INT8_KEYS) + " |")
     out.append("")
     out.append("Logits against the same runtime's fp32 (same seeded weights and input; top-5 \"set\": the same five "
-               "classes in another order):")
+               "classes in another order; kept patches: equal at every stage, or the share of fp32's kept patches int8 kept "
+               "at the worst stage):")
     out.append("")
     out.append("| model | logits of | against | max \\|logit\\| | max \\|Δlogit\\| | relative | cosine | same top-1 | same top-5 | "
                "max \\|Δ\\| against PyTorch fp32 | kept patches equal |")
@@ -458,7 +462,7 @@ def int8_tables(infos, rows):
         for what, reference, e, torch_diff, kept in i["errors"]:
             out.append(f"| {i['name']} | {what} | {reference} | {e['max_ref']:.3f} | {e['max_diff']:.1e} | {e['relative']:.2%} | "
                        f"{e['cosine']:.6f} | {'yes' if e['top1'] else 'NO'} | {e['top5']} | "
-                       f"{'–' if torch_diff is None else f'{torch_diff:.1e}'} | {'–' if kept is None else 'yes' if kept else 'NO'} |")
+                       f"{'–' if torch_diff is None else f'{torch_diff:.1e}'} | {'–' if kept is None else 'yes' if kept[0] else f'no, {kept[1]:.0%}'} |")
     out.append("")
     out.append("Memory and build (vitc's weights are embedded in the binary; peak RSS of one `--input` run, GNU time):")
     out.append("")
