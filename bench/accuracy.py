@@ -20,12 +20,14 @@ With --precision int8, every row is also built with `--precision int8` (docs/acc
 and gets that binary's top-1 and latency from `--eval`, and, from one `BIN CANVAS.ppm --trace`
 run per canvas of each build (`--eval` reports means, not what each image kept), the share of
 canvases whose kept patches equal the fp32 build's at every pruning stage (a token is the sorted
-set of patch ids it stands for, compared as a set per stage) and the share whose class is the fp32
-build's. The canvases are written as 64×64 grey PPMs, which `--image` preprocesses exactly as
+set of patch ids it stands for, compared as a set per stage), the share of the fp32 build's tokens
+the int8 build also has at the stage where that is lowest (the mean over canvases), and the share
+of canvases whose class is the fp32 build's. The canvases are written as 64×64 grey PPMs, which `--image` preprocesses exactly as
 `--eval` does (the trace's top-1 is checked against `--eval`'s). bf16 is not built: its column
 says so.
 """
 import argparse
+import collections
 import json
 import pathlib
 import re
@@ -83,6 +85,16 @@ def per_canvas(binary, paths, threads):
     return results
 
 
+def tokens_in_common(kept, reference):
+    """The share of the reference's tokens (each a tuple of patch ids) that `kept` also has, at the
+    stage where it is lowest (1.0 without stages)."""
+    shares = []
+    for tokens, expected in zip(kept, reference):
+        have = collections.Counter(tokens)
+        shares.append(sum(min(n, have[t]) for t, n in collections.Counter(expected).items()) / max(1, len(expected)))
+    return min(shares, default=1.0)
+
+
 def eval_binary(binary, args):
     out = sh([binary, "--eval", SAMPLE, "--threads", args.threads] + (["--limit", str(args.limit)] if args.limit else []))
     top1 = float(re.search(r"^top-1: ([\d.]+)%", out, re.M).group(1))
@@ -131,13 +143,14 @@ def main():
                 int8_runs = per_canvas(binary, paths, args.threads)
                 same_kept = sum(a[0] == b[0] for a, b in zip(f32_runs, int8_runs)) / len(paths)
                 same_class = sum(a[1] == b[1] for a, b in zip(f32_runs, int8_runs)) / len(paths)
+                common = sum(tokens_in_common(a[0], b[0]) for a, b in zip(int8_runs, f32_runs)) / len(paths)
                 # The per-canvas runs must reproduce --eval (same preprocessing, same model): their top-1 on the same canvases.
                 if len(paths) == images:
                     for what, runs, expected in (("fp32", f32_runs, top1), ("int8", int8_runs, top1_8)):
                         traced = 100 * sum(r[1] == label for r, label in zip(runs, labels)) / len(paths)
                         if abs(traced - expected) > 1e-9 + 0.005:
                             print(f"warning: {name} {what}: per-canvas runs give top-1 {traced:.2f} %, --eval {expected:.2f} %", flush=True)
-                compared.append((top1_8, latency8, same_kept, same_class, len(paths)))
+                compared.append((top1_8, latency8, same_kept, same_class, len(paths), common))
                 print(f"{name} int8: {out8.splitlines()[1]}, {latency8:.3f} ms; kept patches equal to fp32's on "
                       f"{100 * same_kept:.2f} % and class on {100 * same_class:.2f} % of {len(paths)} canvases", flush=True)
     dense = results[0]
@@ -147,22 +160,24 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|")
     else:
         print("| method | `--prune` | top-1 | Δ vs dense | tokens kept per stage (cls incl.) | MACs (fvcore) | MACs / dense | latency (median) | speed-up "
-              "| top-1 int8 | int8 − fp32 | latency int8 | kept patches = fp32's | class = fp32's | top-1 bf16 |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| top-1 int8 | int8 − fp32 | latency int8 | kept patches = fp32's | fp32's tokens int8 kept (worst stage, mean) "
+              "| class = fp32's | top-1 bf16 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row, (name, spec, top1, tokens, macs, latency) in enumerate(results):
         delta = "" if spec == "none" else f"{top1 - dense[2]:+.2f}"
         line = (f"| {name} | `{spec}` | {top1:.2f} % | {delta} | {tokens} | {macs / 1e6:.1f} M | {macs / dense[4]:.3f} | "
                 f"{latency:.3f} ms | {dense[5] / latency:.2f}× |")
         if int8:
-            top1_8, latency8, same_kept, same_class, count = compared[row]
+            top1_8, latency8, same_kept, same_class, count, common = compared[row]
             kept = "– (no selection)" if spec == "none" else f"{100 * same_kept:.2f} %"
-            line += f" {top1_8:.2f} % | {top1_8 - top1:+.2f} | {latency8:.3f} ms | {kept} | {100 * same_class:.2f} % | not built |"
+            common = "–" if spec == "none" else f"{100 * common:.2f} %"
+            line += f" {top1_8:.2f} % | {top1_8 - top1:+.2f} | {latency8:.3f} ms | {kept} | {common} | {100 * same_class:.2f} % | not built |"
         print(line)
     readme = (SAMPLE / "README.md").read_text()
     control = re.search(r"^\| random drop 0\.7 \(dyvit counts\) \| [^|]* \| ([\d.]+) % \|", readme, re.M)
     if control:
         print(f"| random drop 0.7 (control, PyTorch) | — | {float(control.group(1)):.2f} % | "
-              f"{float(control.group(1)) - dense[2]:+.2f} | 45, 32, 22 | as ρ=0.7 | | | |" + (" | | | | | |" if int8 else ""))
+              f"{float(control.group(1)) - dense[2]:+.2f} | 45, 32, 22 | as ρ=0.7 | | | |" + (" | | | | | | |" if int8 else ""))
     if int8:
         print(f"\nkept patches and class compared on {compared[0][4]} canvases (one `BIN CANVAS.ppm --trace` run per canvas and build)")
 
