@@ -29,7 +29,8 @@ backbone, so the dyvit binary and the dense int8 binary share every backbone wei
 ratio is `vitc flops`'s (fvcore). Each one's logits are compared with its own family's fp32
 (vitc int8 with vitc fp32, ORT int8 with ORT fp32, OpenVINO's default with OpenVINO f32): max
 |Δ|, that over max |logit|, cosine, same top-1 and top-5; and with PyTorch. The dyvit row also
-says whether the int8 binary kept the fp32 binary's patches (--trace). A vitc build that fails
+says whether the int8 binary kept the fp32 binary's patches (--trace), and if not, the share of
+them it kept at the worst stage. A vitc build that fails
 (as `--precision int8` does before the C kernel is in Runtime/) is reported and left out.
 
 Prints progress on stderr and, on stdout (and into --out), markdown ready for bench/README.md.
@@ -183,9 +184,9 @@ def prepare(name, work, vitc, cc):
     return info, binary, x_path, feed, sessions, compiled
 
 
-def vitc_sample(binary, x_path, threads, *extra):
+def vitc_sample(binary, x_path, threads):
     """One vitc sample: a fresh process that runs once, warms up 3 times and times 1 run."""
-    out = subprocess.run([str(binary), *extra, "--input", str(x_path), "--bench", "1", "--threads", str(threads)],
+    out = subprocess.run([str(binary), "--input", str(x_path), "--bench", "1", "--threads", str(threads)],
                          check=True, capture_output=True, text=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("bench:"))  # "bench: 1 runs, median X ms, …"
     return float(line.split("median ")[1].split(" ms")[0])
