@@ -4,6 +4,7 @@
 # machine as quiet as you can get, and copy the table into bench/README.md.
 #
 #   bash bench/run.sh [--models deit-s] [--runs 30] [--runs-for deit-b=15] [--vitc PATH] [--out FILE]
+#   bash bench/run.sh --precision int8 [--models deit-s] …   # vitc fp32/int8/int8+dyvit:0.7, ORT int8, OpenVINO default
 #
 # Without --vitc it builds vitc here first (swift build -c release --product vitc) and uses
 # .build/release/vitc; with --vitc PATH it builds nothing and uses that executable.
