@@ -5,7 +5,7 @@ shipped evaluation set (samples/fashion: 2000 canvases), the same images for eve
 
 Needs only Python 3 and a release vitc. Run from the repository root:
 
-    python3 bench/accuracy.py [--vitc .build/release/vitc] [--threads 1] [--limit N] [--precision int8]
+    python3 bench/accuracy.py [--vitc .build/release/vitc] [--threads 1] [--limit N] [--precision int8|bf16]
 
 For each row: `vitc build … --prune SPEC`, then `BIN --eval samples/fashion --threads T`, which
 prints top-1, the mean tokens each stage kept, the mean fvcore MACs per image (read from each
@@ -16,15 +16,15 @@ samples/fashion/asvit-0.65.txt (`vitc calibrate` for a 0.65 budget on training-s
 tools/train_sample.py). The random-drop control is PyTorch's, from samples/fashion/README.md
 (the training script; vitc has no random method). Prints a markdown table.
 
-With --precision int8, every row is also built with `--precision int8` (docs/accuracy.md, "int8")
+With --precision int8 (or bf16), every row is also built with that precision (docs/accuracy.md)
 and gets that binary's top-1 and latency from `--eval`, and, from one `BIN CANVAS.ppm --trace`
 run per canvas of each build (`--eval` reports means, not what each image kept), the share of
 canvases whose kept patches equal the fp32 build's at every pruning stage (a token is the sorted
 set of patch ids it stands for, compared as a set per stage), the share of the fp32 build's tokens
 the int8 build also has at the stage where that is lowest (the mean over canvases), and the share
 of canvases whose class is the fp32 build's. The canvases are written as 64×64 grey PPMs, which `--image` preprocesses exactly as
-`--eval` does (the trace's top-1 is checked against `--eval`'s). bf16 is not built: its column
-says so.
+`--eval` does (the trace's top-1 is checked against `--eval`'s). The columns say "int8" for
+either reduced precision's build.
 """
 import argparse
 import collections
@@ -108,12 +108,13 @@ def main():
     parser.add_argument("--threads", default="1")
     parser.add_argument("--limit", type=int, help="only the first N canvases (a quick look; the table uses all)")
     parser.add_argument("--tome", default="tome:4", help="the ToMe row (tome:4 is the r nearest dyvit:0.7's MACs)")
-    parser.add_argument("--precision", choices=("f32", "int8"), default="f32",
-                        help="int8: also build every row with --precision int8 and compare it with the fp32 build")
+    parser.add_argument("--precision", choices=("f32", "int8", "bf16"), default="f32",
+                        help="int8 or bf16: also build every row with that --precision and compare it with the fp32 build")
     parser.add_argument("--kept-limit", type=int,
-                        help="with --precision int8: compare kept patches on the first N canvases (default: as --eval)")
+                        help="with --precision int8 or bf16: compare kept patches on the first N canvases (default: as --eval)")
     args = parser.parse_args()
-    int8 = args.precision == "int8"
+    int8 = args.precision != "f32"  # a reduced precision: int8 or bf16
+    p = args.precision
     asvit = (SAMPLE / "asvit-0.65.txt").read_text().strip()
     rows = [
         ("dense", "none"), ("DynamicViT ρ=0.9", "dyvit:0.9"), ("DynamicViT ρ=0.7", "dyvit:0.7"),
@@ -138,7 +139,7 @@ def main():
             if int8:
                 f32_runs = per_canvas(binary, paths, args.threads)
                 sh([args.vitc, "build", "samples/fashion.graph", "--weights", SAMPLE / "weights.safetensors", "--labels",
-                    SAMPLE / "classes.txt", "--prune", spec, "--precision", "int8", "-o", binary])
+                    SAMPLE / "classes.txt", "--prune", spec, "--precision", p, "-o", binary])
                 out8, top1_8, latency8 = eval_binary(binary, args)
                 int8_runs = per_canvas(binary, paths, args.threads)
                 same_kept = sum(a[0] == b[0] for a, b in zip(f32_runs, int8_runs)) / len(paths)
@@ -146,12 +147,12 @@ def main():
                 common = sum(tokens_in_common(a[0], b[0]) for a, b in zip(int8_runs, f32_runs)) / len(paths)
                 # The per-canvas runs must reproduce --eval (same preprocessing, same model): their top-1 on the same canvases.
                 if len(paths) == images:
-                    for what, runs, expected in (("fp32", f32_runs, top1), ("int8", int8_runs, top1_8)):
+                    for what, runs, expected in (("fp32", f32_runs, top1), (p, int8_runs, top1_8)):
                         traced = 100 * sum(r[1] == label for r, label in zip(runs, labels)) / len(paths)
                         if abs(traced - expected) > 1e-9 + 0.005:
                             print(f"warning: {name} {what}: per-canvas runs give top-1 {traced:.2f} %, --eval {expected:.2f} %", flush=True)
                 compared.append((top1_8, latency8, same_kept, same_class, len(paths), common))
-                print(f"{name} int8: {out8.splitlines()[1]}, {latency8:.3f} ms; kept patches equal to fp32's on "
+                print(f"{name} {p}: {out8.splitlines()[1]}, {latency8:.3f} ms; kept patches equal to fp32's on "
                       f"{100 * same_kept:.2f} % and class on {100 * same_class:.2f} % of {len(paths)} canvases", flush=True)
     dense = results[0]
     print(f"\n{images} canvases, {args.threads} thread(s), vitc binaries (`--eval`)\n")
@@ -160,9 +161,9 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|")
     else:
         print("| method | `--prune` | top-1 | Δ vs dense | tokens kept per stage (cls incl.) | MACs (fvcore) | MACs / dense | latency (median) | speed-up "
-              "| top-1 int8 | int8 − fp32 | latency int8 | kept patches = fp32's | fp32's tokens int8 kept (worst stage, mean) "
-              "| class = fp32's | top-1 bf16 |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              f"| top-1 {p} | {p} − fp32 | latency {p} | kept patches = fp32's | fp32's tokens {p} kept (worst stage, mean) "
+              "| class = fp32's |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row, (name, spec, top1, tokens, macs, latency) in enumerate(results):
         delta = "" if spec == "none" else f"{top1 - dense[2]:+.2f}"
         line = (f"| {name} | `{spec}` | {top1:.2f} % | {delta} | {tokens} | {macs / 1e6:.1f} M | {macs / dense[4]:.3f} | "
@@ -171,13 +172,13 @@ def main():
             top1_8, latency8, same_kept, same_class, count, common = compared[row]
             kept = "– (no selection)" if spec == "none" else f"{100 * same_kept:.2f} %"
             common = "–" if spec == "none" else f"{100 * common:.2f} %"
-            line += f" {top1_8:.2f} % | {top1_8 - top1:+.2f} | {latency8:.3f} ms | {kept} | {common} | {100 * same_class:.2f} % | not built |"
+            line += f" {top1_8:.2f} % | {top1_8 - top1:+.2f} | {latency8:.3f} ms | {kept} | {common} | {100 * same_class:.2f} % |"
         print(line)
     readme = (SAMPLE / "README.md").read_text()
     control = re.search(r"^\| random drop 0\.7 \(dyvit counts\) \| [^|]* \| ([\d.]+) % \|", readme, re.M)
     if control:
         print(f"| random drop 0.7 (control, PyTorch) | — | {float(control.group(1)):.2f} % | "
-              f"{float(control.group(1)) - dense[2]:+.2f} | 45, 32, 22 | as ρ=0.7 | | | |" + (" | | | | | | |" if int8 else ""))
+              f"{float(control.group(1)) - dense[2]:+.2f} | 45, 32, 22 | as ρ=0.7 | | | |" + (" | | | | | |" if int8 else ""))
     if int8:
         print(f"\nkept patches and class compared on {compared[0][4]} canvases (one `BIN CANVAS.ppm --trace` run per canvas and build)")
 

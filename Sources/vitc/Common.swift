@@ -77,7 +77,7 @@ struct PruneOptions: ParsableArguments {
 
   @Option(
     help: ArgumentHelp(
-      "The blocks' linear layers' arithmetic: f32; int8 (weights per output channel, activations per token, int32 sums); or bf16 (both operands rounded to bfloat16, float32 sums; half the weight bytes, about f32's speed on CPUs without bf16 products). The patch embedding, the head and token selection stay f32 (docs/precision.md).",
+      "The blocks' linear layers' arithmetic: f32; int8 (weights per output channel, activations per token, int32 sums); or bf16 (both operands rounded to bfloat16, float32 sums; half the weight bytes; on CPUs without bf16 products a little slower than f32). The patch embedding, the head and token selection stay f32 (docs/precision.md).",
       valueName: "precision"))
   var precision: Precision = .f32
 }
