@@ -65,6 +65,23 @@ public struct GraphInference: Sendable {
         : method == "asvit" ? "their blocks are AS-ViT's 4, 7, 10 unless @L gives others)" : "their blocks are 3, 6, 9 unless @L gives others)")
   }
 
+  /// The graph's name, a C identifier: `settings.name` or the file's stem, other characters as
+  /// `_`, led by a letter.
+  static func graphName(_ settings: Settings, stem: String) -> String {
+    let name = String((settings.name ?? stem).map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
+    return name.first?.isLetter == true ? name : "model_" + name
+  }
+
+  /// The image transform the user gave (config.json), as the `preprocess` statement's parts.
+  static func transformParts(_ settings: Settings) -> [String] {
+    func list(_ values: [Double]) -> String { values.count == 1 ? formatReal(values[0]) : "[" + values.map(formatReal).joined(separator: ",") + "]" }
+    var parts: [String] = []
+    if let mean = settings.mean { parts.append("mean=" + list(mean)) }
+    if let std = settings.std { parts.append("std=" + list(std)) }
+    if let crop = settings.cropPct { parts.append("crop_pct=" + formatReal(crop)) }
+    return parts
+  }
+
   /// Whether a path names a weights file rather than a `.graph` (by its extension).
   public static func isWeightsFile(_ path: String) -> Bool {
     ["pth", "pt", "bin", "ckpt", "safetensors"].contains(URL(fileURLWithPath: path).pathExtension.lowercased())
@@ -246,16 +263,10 @@ public struct GraphInference: Sendable {
     let d = width / heads
     let scale = pow(Double(d), -0.5)
     let imageText = imageHeight == imageWidth ? "\(imageHeight)" : "\(imageHeight)x\(imageWidth)"
-    var name = String((settings.name ?? stem).map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
-    if name.first?.isLetter != true { name = "model_" + name }
+    let name = Self.graphName(settings, stem: stem)
     var preprocess = ""
-    if settings.mean != nil || settings.std != nil || settings.cropPct != nil {
-      func list(_ values: [Double]) -> String { values.count == 1 ? formatReal(values[0]) : "[" + values.map(formatReal).joined(separator: ",") + "]" }
-      var parts: [String] = []
-      if let mean = settings.mean { parts.append("mean=" + list(mean)) }
-      if let std = settings.std { parts.append("std=" + list(std)) }
-      if let crop = settings.cropPct { parts.append("crop_pct=" + formatReal(crop)) }
-      preprocess = "\n  preprocess " + parts.joined(separator: ", ")
+    if !Self.transformParts(settings).isEmpty {
+      preprocess = "\n  preprocess " + Self.transformParts(settings).joined(separator: ", ")
     } else {
       assumptions.append("preprocessing: DeiT's (ImageNet mean and std, crop_pct 0.875; give --config)")
     }

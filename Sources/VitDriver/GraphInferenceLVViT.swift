@@ -67,18 +67,12 @@ extension GraphInference {
     } else if settings.imageSize! != [side, side] {
       throw Failure.shape(path: path, tensor: "pos_embed", reason: "holds \(patches) patches, not those of a \(settings.imageSize![0])x\(settings.imageSize![1]) image")
     }
-    var transform: [String] = []
-    func list(_ values: [Double]) -> String { values.count == 1 ? formatReal(values[0]) : "[" + values.map(formatReal).joined(separator: ",") + "]" }
-    if let mean = settings.mean { transform.append("mean=" + list(mean)) }
-    if let std = settings.std { transform.append("std=" + list(std)) }
-    if let crop = settings.cropPct {
-      transform.append("crop_pct=" + formatReal(crop))
-    } else {
+    var transform = transformParts(settings)
+    if settings.cropPct == nil {
       assumptions.append("preprocessing: crop_pct 0.9 (lvvit_s's evaluation; lvvit_m's is 1.0; give --config)")
       transform.append("crop_pct=0.9")
     }
-    var name = String((settings.name ?? stem).map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
-    if name.first?.isLetter != true { name = "model_" + name }
+    let name = graphName(settings, stem: stem)
     let (e, c, n, d) = (channels, width, patches + 1, width / heads)
     let (h2, epsText, scale) = (side / 2, formatReal(eps), formatReal(pow(Double(d), -0.5)))
     func bn(_ index: Int) -> String {

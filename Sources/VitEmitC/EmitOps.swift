@@ -217,16 +217,14 @@ extension ModelEmitter {
     let x = pointer(op.operands[0])
     let (m, n) = (rows(op.operands[0]), width(op.results[0]))
     let weight = pointer(op.operands[1])
+    let bound = graph.type(of: op.operands[0]).dims.dropLast().reduce(1) { $0 * $1.bound }  // the rows the scratch holds
     switch op.attributes.precision {
     case .f32:
       return "vit_linear_f32(\(x), \(m), \(k), \(weight), \(bias), \(n), \(epilogue), \(residual), \(y))"
     case .int8:
-      let bound = graph.type(of: op.operands[0]).dims.dropLast().reduce(1) { $0 * $1.bound }
-      let need = ScratchNeed.int8Rows(m: bound, k: k)
-      scratchNeeds.append(need)
+      scratchNeeds.append(.int8Rows(m: bound, k: k))
       return "vit_linear_s8(\(x), \(m), \(k), \(weight), \(bias), \(n), \(epilogue), \(residual), \(y), (int8_t *)(vit_scratch + \(ScratchNeed.int8RowsOffset(m: bound))), vit_scratch)"
     case .bf16:
-      let bound = graph.type(of: op.operands[0]).dims.dropLast().reduce(1) { $0 * $1.bound }
       scratchNeeds.append(.bf16Rows(m: bound, k: k))
       return "vit_linear_bf16(\(x), \(m), \(k), \(weight), \(bias), \(n), \(epilogue), \(residual), \(y), vit_scratch)"
     }

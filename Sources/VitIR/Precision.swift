@@ -1,16 +1,12 @@
 /// The arithmetic of a model's linear layers (`vitc … --precision`). Stored on each linear op
 /// that the Quantize pass converts (`OpAttributes.precision`), so dumps show it.
-public enum Precision: String, Sendable, CaseIterable, Comparable {
+public enum Precision: String, Sendable, CaseIterable {
   /// IEEE float32 throughout: the default.
   case f32
   /// Weights and activations of the linears rounded to bfloat16 (BFloat16), float32 sums.
   case bf16
   /// Weights and activations of the linears in 8-bit integers (Int8Quantization), int32 sums.
   case int8
-
-  public static func < (a: Precision, b: Precision) -> Bool {
-    allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-  }
 }
 
 /// The int8 arithmetic of a linear layer, bit for bit what the C runtime computes
